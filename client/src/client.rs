@@ -1,0 +1,531 @@
+//! [`FtpClient`]: one blocking control connection and the passive data connections it opens.
+//!
+//! This module owns the conversation with the server: sending command lines, reading replies through the size-capped
+//! [`ReplyParser`], checking each reply against the codes its command accepts, negotiating passive data connections
+//! (EPSV first, PASV once the server has refused EPSV) and moving file and listing bytes over them. Every socket has
+//! a connect timeout and read and write timeouts, and reading one reply has an overall deadline, so no call can hang
+//! forever. After an I/O or framing failure on the control connection its replies can no longer be matched to
+//! commands, so the connection is closed and every later call fails with [`FtpError::Closed`].
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use ftp_common::hostport::{parse_epsv_reply, parse_pasv_reply};
+use ftp_common::{Reply, ReplyParser};
+use log::debug;
+
+use crate::FtpError;
+
+/// Size of the buffer that file and listing data move through.
+pub const DATA_BUFFER: usize = 64 * 1024;
+
+/// Most 120 ("service ready in n minutes") replies accepted before the 220 greeting.
+const MAX_DELAY_REPLIES: usize = 8;
+
+/// Codes that end a successful transfer.
+const TRANSFER_DONE: &[u16] = &[226, 250];
+
+/// Codes that start a transfer.
+const TRANSFER_STARTED: &[u16] = &[125, 150];
+
+/// A logged-in (or about to be) FTP session over one control connection.
+#[derive(Debug)]
+pub struct FtpClient {
+    control: TcpStream,
+    parser: ReplyParser,
+    greeting: Reply,
+    peer: SocketAddr,
+    timeout: Duration,
+    epsv_refused: bool,
+    trust_pasv_host: bool,
+    closed: bool,
+}
+
+impl FtpClient {
+    /// Connects to `host:port` and reads the server's 220 greeting. `host` may be a name or an IPv4 or IPv6 literal
+    /// (with or without brackets). `timeout` bounds connecting, each read and write, and the wait for each reply.
+    pub fn connect(host: &str, port: u16, timeout: Duration) -> Result<FtpClient, FtpError> {
+        if timeout.is_zero() {
+            return Err(FtpError::Io(io::Error::new(io::ErrorKind::InvalidInput, "the timeout must be positive")));
+        }
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        let target = match host.parse::<IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, port).to_string(),
+            Err(_) => format!("{host}:{port}"),
+        };
+        let addrs: Vec<SocketAddr> =
+            (host, port).to_socket_addrs().map_err(|e| FtpError::io(format!("resolving {host}"), e))?.collect();
+        let mut last_error = None;
+        let mut control = None;
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, timeout) {
+                Ok(stream) => {
+                    control = Some(stream);
+                    break;
+                }
+                Err(e) => last_error = Some(FtpError::io(format!("connecting to {addr}"), e)),
+            }
+        }
+        let Some(control) = control else {
+            return Err(last_error.unwrap_or_else(|| {
+                FtpError::Io(io::Error::new(io::ErrorKind::NotFound, format!("resolving {host}: no address")))
+            }));
+        };
+        let setup = |e| FtpError::io(format!("setting up the connection to {target}"), e);
+        control.set_nodelay(true).map_err(setup)?;
+        control.set_read_timeout(Some(timeout)).map_err(setup)?;
+        control.set_write_timeout(Some(timeout)).map_err(setup)?;
+        let peer = control.peer_addr().map_err(setup)?;
+        debug!("connected to {peer}");
+        let mut client = FtpClient {
+            control,
+            parser: ReplyParser::default(),
+            greeting: Reply { code: 0, lines: vec![String::new()] },
+            peer,
+            timeout,
+            epsv_refused: false,
+            trust_pasv_host: false,
+            closed: false,
+        };
+        let label = format!("greeting from {target}");
+        let mut greeting = client.read_reply_for(&label)?;
+        for _ in 0..MAX_DELAY_REPLIES {
+            if greeting.code != 120 {
+                break;
+            }
+            greeting = client.read_reply_for(&label)?;
+        }
+        client.greeting = expect(&label, greeting, &[220])?;
+        Ok(client)
+    }
+
+    /// The server's 220 greeting.
+    pub fn greeting(&self) -> &Reply {
+        &self.greeting
+    }
+
+    /// The address of the server's end of the control connection; passive data connections go to this IP.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// True once the control connection is closed; every call then fails with [`FtpError::Closed`].
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Whether to connect to the host named in a 227 reply instead of the control connection's peer. Off by
+    /// default, which defeats PASV bounce and works behind NAT; an unspecified host (0.0.0.0) is never used.
+    pub fn set_trust_pasv_host(&mut self, trust: bool) {
+        self.trust_pasv_host = trust;
+    }
+
+    /// Logs in: USER, then PASS if the server asks for it (331), then TYPE I so transfers are byte-exact.
+    pub fn login(&mut self, user: &str, pass: &str) -> Result<(), FtpError> {
+        let line = format!("USER {user}");
+        self.send(&line)?;
+        let reply = self.read_reply_for(&line)?;
+        match reply.code {
+            230 => {}
+            331 => {
+                self.command(&format!("PASS {pass}"), &[230, 202])?;
+            }
+            _ => return Err(FtpError::Unexpected { command: line, reply }),
+        }
+        self.command("TYPE I", &[200])?;
+        Ok(())
+    }
+
+    /// The current remote directory (PWD, 257).
+    pub fn pwd(&mut self) -> Result<String, FtpError> {
+        let reply = self.command("PWD", &[257])?;
+        parse_quoted_path(&reply.lines[0]).ok_or_else(|| FtpError::Protocol(format!("PWD: no quoted path in {reply}")))
+    }
+
+    /// Changes the remote directory (CWD, 250).
+    pub fn cwd(&mut self, path: &str) -> Result<(), FtpError> {
+        self.command(&format!("CWD {path}"), &[250]).map(drop)
+    }
+
+    /// Changes to the parent of the remote directory (CDUP, 200 or 250).
+    pub fn cdup(&mut self) -> Result<(), FtpError> {
+        self.command("CDUP", &[200, 250]).map(drop)
+    }
+
+    /// The server's long listing of `path` (or of the current directory), as sent.
+    pub fn list(&mut self, path: Option<&str>) -> Result<String, FtpError> {
+        let mut out = Vec::new();
+        self.download(&with_optional_arg("LIST", path), &mut out)?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// The names in `path` (or in the current directory), one per line of the NLST data.
+    pub fn nlst(&mut self, path: Option<&str>) -> Result<Vec<String>, FtpError> {
+        let mut out = Vec::new();
+        self.download(&with_optional_arg("NLST", path), &mut out)?;
+        Ok(split_name_list(&String::from_utf8_lossy(&out)))
+    }
+
+    /// The size of a remote file in bytes (SIZE, 213).
+    pub fn size(&mut self, path: &str) -> Result<u64, FtpError> {
+        let line = format!("SIZE {path}");
+        let reply = self.command(&line, &[213])?;
+        reply.lines[0].trim().parse().map_err(|_| FtpError::Protocol(format!("{line}: not a size: {reply}")))
+    }
+
+    /// Downloads a remote file into `out`; returns the number of bytes written. If writing to `out` fails the
+    /// transfer is abandoned (the data connection is closed and the server's final reply is still read, so the
+    /// session stays usable) and the write error is returned.
+    pub fn retr(&mut self, path: &str, out: &mut dyn Write) -> Result<u64, FtpError> {
+        self.download(&format!("RETR {path}"), out)
+    }
+
+    /// Uploads everything `input` yields to a remote file; returns the number of bytes sent.
+    pub fn stor(&mut self, path: &str, input: &mut dyn Read) -> Result<u64, FtpError> {
+        self.upload(&format!("STOR {path}"), input)
+    }
+
+    /// Creates a remote directory (MKD, 257); returns the path the server reports, or `path` if it quotes none.
+    pub fn mkdir(&mut self, path: &str) -> Result<String, FtpError> {
+        let reply = self.command(&format!("MKD {path}"), &[257])?;
+        Ok(parse_quoted_path(&reply.lines[0]).unwrap_or_else(|| path.to_string()))
+    }
+
+    /// Removes an empty remote directory (RMD, 250).
+    pub fn rmdir(&mut self, path: &str) -> Result<(), FtpError> {
+        self.command(&format!("RMD {path}"), &[250]).map(drop)
+    }
+
+    /// Deletes a remote file (DELE, 250).
+    pub fn delete(&mut self, path: &str) -> Result<(), FtpError> {
+        self.command(&format!("DELE {path}"), &[250]).map(drop)
+    }
+
+    /// Renames a remote file or directory (RNFR 350, then RNTO 250).
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<(), FtpError> {
+        self.command(&format!("RNFR {from}"), &[350])?;
+        self.command(&format!("RNTO {to}"), &[250]).map(drop)
+    }
+
+    /// NOOP, 200.
+    pub fn noop(&mut self) -> Result<(), FtpError> {
+        self.command("NOOP", &[200]).map(drop)
+    }
+
+    /// Sends one command line and returns the first reply to it, whatever its code: nothing is skipped, so a
+    /// preliminary 1xx reply is returned as is and the reply that follows it is read with [`Self::read_reply`].
+    pub fn raw(&mut self, line: &str) -> Result<Reply, FtpError> {
+        self.send(line)?;
+        self.read_reply_for(&mask_password(line))
+    }
+
+    /// Reads the next reply without sending anything.
+    pub fn read_reply(&mut self) -> Result<Reply, FtpError> {
+        self.read_reply_for("reading a reply")
+    }
+
+    /// Negotiates a passive data connection and connects it: EPSV, or PASV once the server has refused EPSV with
+    /// 500, 501 or 502. The connection goes to the control connection's peer IP.
+    pub fn open_data_connection(&mut self) -> Result<TcpStream, FtpError> {
+        let addr = self.passive_address()?;
+        let data = TcpStream::connect_timeout(&addr, self.timeout)
+            .map_err(|e| FtpError::io(format!("opening the data connection to {addr}"), e))?;
+        let setup = |e| FtpError::io(format!("setting up the data connection to {addr}"), e);
+        data.set_read_timeout(Some(self.timeout)).map_err(setup)?;
+        data.set_write_timeout(Some(self.timeout)).map_err(setup)?;
+        debug!("data connection to {addr}");
+        Ok(data)
+    }
+
+    /// Says goodbye (QUIT, 221) and closes the control connection.
+    pub fn quit(mut self) -> Result<(), FtpError> {
+        let result = self.command("QUIT", &[221]).map(drop);
+        self.close();
+        result
+    }
+
+    /// The address to open the next data connection to.
+    fn passive_address(&mut self) -> Result<SocketAddr, FtpError> {
+        if !self.epsv_refused {
+            self.send("EPSV")?;
+            let reply = self.read_reply_for("EPSV")?;
+            match reply.code {
+                229 => {
+                    let port = parse_epsv_reply(&reply.text())
+                        .ok_or_else(|| FtpError::Protocol(format!("EPSV: no port in {reply}")))?;
+                    return Ok(SocketAddr::new(self.peer.ip(), port));
+                }
+                500..=502 => {
+                    debug!("EPSV refused ({reply}); using PASV from now on");
+                    self.epsv_refused = true;
+                }
+                _ => return Err(FtpError::Unexpected { command: "EPSV".into(), reply }),
+            }
+        }
+        let reply = self.command("PASV", &[227])?;
+        let addr = parse_pasv_reply(&reply.text())
+            .filter(|a| a.port() != 0)
+            .ok_or_else(|| FtpError::Protocol(format!("PASV: no address in {reply}")))?;
+        let ip =
+            if self.trust_pasv_host && !addr.ip().is_unspecified() { IpAddr::V4(*addr.ip()) } else { self.peer.ip() };
+        Ok(SocketAddr::new(ip, addr.port()))
+    }
+
+    /// Opens a data connection, sends `line` and waits for the 125/150 that starts the transfer.
+    fn start_transfer(&mut self, line: &str) -> Result<TcpStream, FtpError> {
+        let data = self.open_data_connection()?;
+        self.send(line)?;
+        let reply = self.read_reply_for(line)?;
+        expect(line, reply, TRANSFER_STARTED)?;
+        Ok(data)
+    }
+
+    /// Runs a transfer from the server (RETR, LIST, NLST) into `out`.
+    fn download(&mut self, line: &str, out: &mut dyn Write) -> Result<u64, FtpError> {
+        let mut data = self.start_transfer(line)?;
+        let mut buf = vec![0u8; DATA_BUFFER];
+        let mut total = 0u64;
+        let failure = loop {
+            let n = match data.read(&mut buf) {
+                Ok(0) => break out.flush().err().map(|e| Failure::Local(FtpError::io(format!("{line}: writing"), e))),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Some(Failure::Remote(FtpError::io(format!("{line}: receiving data"), e))),
+            };
+            if let Err(e) = out.write_all(&buf[..n]) {
+                break Some(Failure::Local(FtpError::io(format!("{line}: writing"), e)));
+            }
+            total += n as u64;
+        };
+        // Closing the data connection first tells the server that an abandoned transfer is over.
+        drop(data);
+        self.finish_transfer(line, failure).map(|()| total)
+    }
+
+    /// Runs a transfer to the server (STOR) from `input`.
+    fn upload(&mut self, line: &str, input: &mut dyn Read) -> Result<u64, FtpError> {
+        let mut data = self.start_transfer(line)?;
+        let mut buf = vec![0u8; DATA_BUFFER];
+        let mut total = 0u64;
+        let failure = loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Some(Failure::Local(FtpError::io(format!("{line}: reading"), e))),
+            };
+            if let Err(e) = data.write_all(&buf[..n]) {
+                break Some(Failure::Remote(FtpError::io(format!("{line}: sending data"), e)));
+            }
+            total += n as u64;
+        };
+        // End of file on the data connection is what tells the server the upload is complete.
+        let failure = match failure {
+            None => data
+                .shutdown(Shutdown::Write)
+                .err()
+                .map(|e| Failure::Remote(FtpError::io(format!("{line}: closing"), e))),
+            some => some,
+        };
+        drop(data);
+        self.finish_transfer(line, failure).map(|()| total)
+    }
+
+    /// Reads the reply that ends a transfer. A local failure wins over whatever the server says; after a network
+    /// failure the server's refusal (426, 451, 552 ...) is the better explanation when there is one.
+    fn finish_transfer(&mut self, line: &str, failure: Option<Failure>) -> Result<(), FtpError> {
+        let reply = self.read_reply_for(line);
+        match failure {
+            None => expect(line, reply?, TRANSFER_DONE).map(drop),
+            Some(Failure::Local(e)) => Err(e),
+            Some(Failure::Remote(e)) => match reply {
+                Ok(reply) if !TRANSFER_DONE.contains(&reply.code) => {
+                    Err(FtpError::Unexpected { command: line.to_string(), reply })
+                }
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// Sends `line` and reads its reply, which must have one of the `accepted` codes.
+    fn command(&mut self, line: &str, accepted: &[u16]) -> Result<Reply, FtpError> {
+        self.send(line)?;
+        let label = mask_password(line);
+        let reply = self.read_reply_for(&label)?;
+        expect(&label, reply, accepted)
+    }
+
+    /// Writes one command line. A line break inside it would smuggle in a second command, so it is refused.
+    fn send(&mut self, line: &str) -> Result<(), FtpError> {
+        if self.closed {
+            return Err(FtpError::Closed);
+        }
+        let label = mask_password(line);
+        if line.contains(['\r', '\n']) {
+            return Err(FtpError::Protocol(format!("{label:?}: a command cannot contain a line break")));
+        }
+        debug!("> {label}");
+        let mut bytes = Vec::with_capacity(line.len() + 2);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
+        if let Err(e) = self.control.write_all(&bytes) {
+            self.close();
+            return Err(FtpError::io(format!("sending {label}"), e));
+        }
+        Ok(())
+    }
+
+    /// Reads one complete reply, waiting at most the timeout in all.
+    fn read_reply_for(&mut self, label: &str) -> Result<Reply, FtpError> {
+        if self.closed {
+            return Err(FtpError::Closed);
+        }
+        let deadline = Instant::now() + self.timeout;
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.parser.pop() {
+                Some(Ok(reply)) => {
+                    debug!("< {reply}");
+                    return Ok(reply);
+                }
+                Some(Err(e)) => {
+                    self.close();
+                    return Err(FtpError::Protocol(format!("{label}: {e}")));
+                }
+                None => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.close();
+                let e = io::Error::new(io::ErrorKind::TimedOut, "no complete reply in time");
+                return Err(FtpError::io(format!("waiting for the reply to {label}"), e));
+            }
+            let read = match self.control.set_read_timeout(Some(left.max(Duration::from_millis(1)))) {
+                Ok(()) => self.control.read(&mut buf),
+                Err(e) => Err(e),
+            };
+            match read {
+                Ok(0) => {
+                    self.close();
+                    return Err(FtpError::Closed);
+                }
+                Ok(n) => self.parser.push(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.close();
+                    return Err(FtpError::io(format!("waiting for the reply to {label}"), e));
+                }
+            }
+        }
+    }
+
+    /// Closes the control connection for good.
+    fn close(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            // The peer may already be gone; there is nothing left to report.
+            let _ = self.control.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// Why a transfer stopped early: on our side (the caller's reader or writer) or on the network.
+enum Failure {
+    Local(FtpError),
+    Remote(FtpError),
+}
+
+/// `reply` if its code is one of `accepted`.
+fn expect(command: &str, reply: Reply, accepted: &[u16]) -> Result<Reply, FtpError> {
+    if accepted.contains(&reply.code) {
+        Ok(reply)
+    } else {
+        Err(FtpError::Unexpected { command: command.to_string(), reply })
+    }
+}
+
+/// The command line as it may be shown: the argument of PASS is hidden.
+fn mask_password(line: &str) -> String {
+    let verb = line.split(' ').next().unwrap_or_default();
+    if verb.eq_ignore_ascii_case("PASS") {
+        "PASS ****".to_string()
+    } else {
+        line.to_string()
+    }
+}
+
+fn with_optional_arg(verb: &str, arg: Option<&str>) -> String {
+    match arg {
+        Some(arg) => format!("{verb} {arg}"),
+        None => verb.to_string(),
+    }
+}
+
+/// The lines of NLST data: CRLF or LF separated, blank lines dropped.
+fn split_name_list(data: &str) -> Vec<String> {
+    data.lines().map(|l| l.strip_suffix('\r').unwrap_or(l)).filter(|l| !l.is_empty()).map(str::to_string).collect()
+}
+
+/// The path in a 257 reply: the text between the first double quote and the next lone one, with each doubled
+/// quote inside standing for one quote (RFC 959 appendix II). `None` if there is no complete quoted path.
+pub fn parse_quoted_path(text: &str) -> Option<String> {
+    let start = text.find('"')? + 1;
+    let mut path = String::new();
+    let mut chars = text[start..].chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            path.push(c);
+        } else if chars.peek() == Some(&'"') {
+            chars.next();
+            path.push('"');
+        } else {
+            return Some(path);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RFC 959 appendix II: the path is quoted, and a quote inside it is doubled.
+    #[test]
+    fn quoted_path_forms() {
+        assert_eq!(parse_quoted_path("\"/\" is the current directory").as_deref(), Some("/"));
+        assert_eq!(parse_quoted_path("\"/a \"\"b\"\" c\" created").as_deref(), Some("/a \"b\" c"));
+        assert_eq!(parse_quoted_path("\"\"\"\"").as_deref(), Some("\""));
+        assert_eq!(parse_quoted_path("\"\" empty").as_deref(), Some(""));
+        assert_eq!(parse_quoted_path("current directory is /home"), None);
+        assert_eq!(parse_quoted_path("\"/unterminated"), None);
+        assert_eq!(parse_quoted_path("MKD ok \"/x y\"").as_deref(), Some("/x y"));
+    }
+
+    #[test]
+    fn password_is_masked_whatever_the_case() {
+        assert_eq!(mask_password("PASS secret"), "PASS ****");
+        assert_eq!(mask_password("pass secret"), "PASS ****");
+        assert_eq!(mask_password("PASSX y"), "PASSX y");
+        assert_eq!(mask_password("USER bob"), "USER bob");
+    }
+
+    #[test]
+    fn name_list_accepts_crlf_and_lf() {
+        assert_eq!(split_name_list("a\r\nb c\r\n\r\nd\n"), vec!["a", "b c", "d"]);
+        assert!(split_name_list("").is_empty());
+    }
+
+    #[test]
+    fn expected_codes() {
+        let ok = Reply { code: 250, lines: vec!["ok".into()] };
+        assert!(expect("CWD x", ok.clone(), &[250]).is_ok());
+        match expect("CWD x", ok, &[257]) {
+            Err(FtpError::Unexpected { command, reply }) => {
+                assert_eq!(command, "CWD x");
+                assert_eq!(reply.code, 250);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

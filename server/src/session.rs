@@ -1,0 +1,912 @@
+//! One client's control session as a pure state machine: no sockets, no clock, no poll.
+//!
+//! Inputs are [`Session::handle_line`], [`Session::handle_outcome`] (what the loop's I/O achieved),
+//! [`Session::handle_timeout`] and [`Session::handle_shutdown`]; outputs are [`Session::poll_reply`],
+//! [`Session::poll_action`] and [`Session::poll_timeout`]. The current time is always passed in. Files are reached
+//! only through [`Root`], which confines every path. Every reply about a transfer (150, 226, 425, 426, 451, 452) is
+//! decided here; the data side only reports how its I/O went.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+use ftp_common::{hostport, Command, EpsvArg, Line, ParseError, Reply, ReplyCode, TransferType};
+use log::{debug, info, trace, warn};
+
+use crate::fs::{Root, VPath};
+use crate::listing::{ListFormat, Listing};
+use crate::transfer::{Source, Transfer, TransferError};
+
+/// Commands queued while a transfer runs (RFC 959 lets the server answer them after it). Past this the loop
+/// stops reading from the client, so a pipelining client cannot make the session hold more.
+pub const MAX_DEFERRED: usize = 16;
+
+/// How long a closing session waits for its last replies to drain before the connection is cut.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
+/// The instant the loop observed, both monotonic (timers) and wall-clock (listings, logs).
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    pub mono: Instant,
+    pub wall: SystemTime,
+}
+
+impl Now {
+    pub fn from_system() -> Now {
+        Now { mono: Instant::now(), wall: SystemTime::now() }
+    }
+}
+
+/// Settings every session shares.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Bytes per chunk (`--chunk-size`).
+    pub chunk_size: usize,
+    /// Chunks per transfer per loop turn (`--quantum`).
+    pub quantum: usize,
+    /// A session with no command for this long gets 421 and is closed.
+    pub idle_timeout: Duration,
+    /// How long a passive listener waits for the client's data connection.
+    pub data_timeout: Duration,
+    /// Whether `anonymous`/`ftp` may log in.
+    pub anonymous: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            chunk_size: 1024,
+            quantum: 16,
+            idle_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(30),
+            anonymous: true,
+        }
+    }
+}
+
+/// I/O the session asks the loop to carry out.
+pub enum Action {
+    /// Open a passive listener; answer with [`Outcome::PassiveReady`] or [`Outcome::PassiveFailed`].
+    ListenPassive,
+    /// Run this transfer on the (connected) data connection; answer with a transfer outcome.
+    StartTransfer(Box<Transfer>),
+    /// Drop the passive listener, the data connection and any transfer on it. No outcome follows.
+    CloseData,
+    /// Send the queued replies, then close the control connection.
+    Close,
+}
+
+impl std::fmt::Debug for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::ListenPassive => write!(f, "ListenPassive"),
+            Action::StartTransfer(t) => write!(f, "StartTransfer(upload={})", t.is_upload()),
+            Action::CloseData => write!(f, "CloseData"),
+            Action::Close => write!(f, "Close"),
+        }
+    }
+}
+
+/// What the loop's I/O achieved.
+#[derive(Debug)]
+pub enum Outcome {
+    PassiveReady(SocketAddr),
+    PassiveFailed(io::Error),
+    /// The client connected to the passive listener.
+    DataConnected,
+    TransferDone {
+        bytes: u64,
+    },
+    TransferFailed {
+        bytes: u64,
+        error: TransferError,
+    },
+}
+
+#[derive(Debug)]
+enum Login {
+    AwaitingUser,
+    AwaitingPass { user: String },
+    LoggedIn { user: String, cwd: VPath },
+}
+
+impl Login {
+    fn name(&self) -> &'static str {
+        match self {
+            Login::AwaitingUser => "AwaitingUser",
+            Login::AwaitingPass { .. } => "AwaitingPass",
+            Login::LoggedIn { .. } => "LoggedIn",
+        }
+    }
+}
+
+/// A transfer prepared by a command, waiting for or running on the data connection.
+struct Job {
+    verb: &'static str,
+    path: VPath,
+    /// For uploads: the temporary file that becomes `path` once complete.
+    temp: Option<VPath>,
+}
+
+enum Data {
+    None,
+    /// The loop is opening a passive listener; `extended` says whether to answer 229 (EPSV) or 227 (PASV).
+    Binding {
+        extended: bool,
+    },
+    /// Listening; `pending` is a transfer command waiting for the client to connect.
+    Listening {
+        since: Instant,
+        pending: Option<(Job, Box<Transfer>)>,
+    },
+    /// Connected with no transfer yet.
+    Connected {
+        since: Instant,
+    },
+    Transferring {
+        job: Job,
+        started: Instant,
+    },
+}
+
+impl Data {
+    fn name(&self) -> &'static str {
+        match self {
+            Data::None => "None",
+            Data::Binding { .. } => "Binding",
+            Data::Listening { pending: None, .. } => "Listening",
+            Data::Listening { pending: Some(_), .. } => "Listening(pending)",
+            Data::Connected { .. } => "Connected",
+            Data::Transferring { .. } => "Transferring",
+        }
+    }
+}
+
+/// One client's control session.
+pub struct Session {
+    id: u64,
+    peer: SocketAddr,
+    local: SocketAddr,
+    root: Rc<Root>,
+    config: Rc<SessionConfig>,
+    login: Login,
+    data: Data,
+    ascii: bool,
+    epsv_all: bool,
+    replies: VecDeque<Reply>,
+    actions: VecDeque<Action>,
+    deferred: VecDeque<Line>,
+    last_activity: Instant,
+    closing: Option<Instant>,
+    shutting_down: bool,
+    upload_seq: u32,
+}
+
+impl Session {
+    /// A new session; the 220 greeting is queued.
+    pub fn new(
+        id: u64,
+        peer: SocketAddr,
+        local: SocketAddr,
+        root: Rc<Root>,
+        config: Rc<SessionConfig>,
+        now: Now,
+    ) -> Session {
+        let mut s = Session {
+            id,
+            peer,
+            local,
+            root,
+            config,
+            login: Login::AwaitingUser,
+            data: Data::None,
+            ascii: false,
+            epsv_all: false,
+            replies: VecDeque::new(),
+            actions: VecDeque::new(),
+            deferred: VecDeque::new(),
+            last_activity: now.mono,
+            closing: None,
+            shutting_down: false,
+            upload_seq: 0,
+        };
+        s.reply(ReplyCode::ServiceReady, "FTP server ready.");
+        s
+    }
+
+    // ---- getters -------------------------------------------------------------------------------------------
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Whether the loop should feed more lines. False while closing or when enough commands wait behind a
+    /// running transfer.
+    pub fn wants_input(&self) -> bool {
+        self.closing.is_none() && self.deferred.len() < MAX_DEFERRED
+    }
+
+    /// A transfer is running or waiting for its data connection: the session is not idle.
+    pub fn is_busy(&self) -> bool {
+        matches!(self.data, Data::Transferring { .. } | Data::Listening { pending: Some(_), .. })
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.is_some()
+    }
+
+    fn user(&self) -> &str {
+        match &self.login {
+            Login::LoggedIn { user, .. } | Login::AwaitingPass { user } => user,
+            Login::AwaitingUser => "-",
+        }
+    }
+
+    // ---- outputs -------------------------------------------------------------------------------------------
+
+    pub fn poll_reply(&mut self) -> Option<Reply> {
+        self.replies.pop_front()
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next instant at which [`Session::handle_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if let Some(at) = self.closing {
+            return Some(at + CLOSE_GRACE);
+        }
+        let data = match &self.data {
+            Data::Listening { since, .. } | Data::Connected { since } => Some(*since + self.config.data_timeout),
+            _ => None,
+        };
+        // A running transfer keeps the session alive; its own stalls are the data side's business.
+        let idle = (!self.is_busy()).then(|| self.last_activity + self.config.idle_timeout);
+        match (data, idle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ---- inputs --------------------------------------------------------------------------------------------
+
+    /// A line from the control connection.
+    pub fn handle_line(&mut self, now: Now, line: Line) {
+        if self.closing.is_some() {
+            return;
+        }
+        self.last_activity = now.mono;
+        if self.is_busy() || !self.deferred.is_empty() {
+            // Only ABOR, STAT and NOOP are answered while a transfer runs; the rest wait their turn.
+            let urgent = match &line {
+                Line::Text(t) => matches!(Command::parse(t), Ok(Command::Abor | Command::Stat(None) | Command::Noop)),
+                Line::TooLong => false,
+            };
+            if !urgent {
+                self.deferred.push_back(line);
+                return;
+            }
+        }
+        self.run_line(now, line);
+    }
+
+    /// The result of an action the loop carried out.
+    pub fn handle_outcome(&mut self, now: Now, outcome: Outcome) {
+        trace!("session {}: outcome {:?}", self.id, outcome);
+        match outcome {
+            Outcome::PassiveReady(addr) => self.passive_ready(now, addr),
+            Outcome::PassiveFailed(e) => {
+                if matches!(self.data, Data::Binding { .. }) {
+                    warn!("session {}: cannot open passive listener: {e}", self.id);
+                    self.set_data(Data::None);
+                    self.reply(ReplyCode::CantOpenDataConnection, "Cannot open passive connection.");
+                }
+            }
+            Outcome::DataConnected => match std::mem::replace(&mut self.data, Data::None) {
+                Data::Listening { pending: Some((job, transfer)), .. } => self.start(now, job, transfer),
+                Data::Listening { pending: None, .. } => self.set_data(Data::Connected { since: now.mono }),
+                other => {
+                    // Not expecting a connection: keep the state, drop the connection.
+                    self.data = other;
+                    self.actions.push_back(Action::CloseData);
+                }
+            },
+            Outcome::TransferDone { bytes } => self.finish(now, bytes, None),
+            Outcome::TransferFailed { bytes, error } => self.finish(now, bytes, Some(error)),
+        }
+        self.run_deferred(now);
+    }
+
+    /// Called when [`Session::poll_timeout`]'s instant has passed.
+    pub fn handle_timeout(&mut self, now: Now) {
+        if let Some(at) = self.closing {
+            if now.mono >= at + CLOSE_GRACE {
+                self.actions.push_back(Action::Close);
+            }
+            return;
+        }
+        let data_expired = match &self.data {
+            Data::Listening { since, .. } | Data::Connected { since } => now.mono >= *since + self.config.data_timeout,
+            _ => false,
+        };
+        if data_expired {
+            let old = std::mem::replace(&mut self.data, Data::None);
+            self.set_data(Data::None);
+            self.actions.push_back(Action::CloseData);
+            if let Data::Listening { pending: Some((job, _)), .. } = old {
+                self.discard_temp(&job);
+                self.reply(ReplyCode::CantOpenDataConnection, "Data connection not established in time.");
+                self.run_deferred(now);
+            }
+        }
+        if !self.is_busy() && now.mono >= self.last_activity + self.config.idle_timeout {
+            debug!("session {}: idle timeout", self.id);
+            self.reply(ReplyCode::ServiceNotAvailable, "Idle timeout, closing control connection.");
+            self.close(now);
+        }
+    }
+
+    /// The server is shutting down: idle sessions are told so now, busy ones after their transfer.
+    pub fn handle_shutdown(&mut self, now: Now) {
+        self.shutting_down = true;
+        if self.closing.is_none() && !self.is_busy() {
+            self.reply(ReplyCode::ServiceNotAvailable, "Server shutting down.");
+            self.close(now);
+        }
+    }
+
+    /// The control connection is gone (EOF, reset, or the loop cut it): release everything.
+    pub fn handle_disconnect(&mut self) {
+        match std::mem::replace(&mut self.data, Data::None) {
+            Data::Transferring { job, .. } => {
+                info!(
+                    "{} {} {} {} aborted: control connection closed",
+                    self.peer.ip(),
+                    self.user(),
+                    job.verb,
+                    job.path
+                );
+                self.discard_temp(&job);
+            }
+            Data::Listening { pending: Some((job, _)), .. } => self.discard_temp(&job),
+            _ => {}
+        }
+        self.deferred.clear();
+    }
+
+    // ---- internals -----------------------------------------------------------------------------------------
+
+    fn set_data(&mut self, new: Data) {
+        trace!("session {}: data {} => {}", self.id, self.data.name(), new.name());
+        self.data = new;
+    }
+
+    fn set_login(&mut self, new: Login) {
+        trace!("session {}: login {} => {}", self.id, self.login.name(), new.name());
+        self.login = new;
+    }
+
+    fn reply(&mut self, code: ReplyCode, text: impl Into<String>) {
+        self.replies.push_back(Reply::new(code, text));
+    }
+
+    fn close(&mut self, now: Now) {
+        if self.closing.is_none() {
+            self.closing = Some(now.mono);
+            self.handle_disconnect();
+            self.actions.push_back(Action::CloseData);
+            self.actions.push_back(Action::Close);
+        }
+    }
+
+    fn run_deferred(&mut self, now: Now) {
+        while !self.is_busy() && self.closing.is_none() {
+            let Some(line) = self.deferred.pop_front() else { break };
+            self.run_line(now, line);
+        }
+    }
+
+    fn run_line(&mut self, now: Now, line: Line) {
+        let text = match line {
+            Line::Text(t) => t,
+            Line::TooLong => {
+                self.reply(ReplyCode::SyntaxError, "Command line too long.");
+                return;
+            }
+        };
+        let logged_in = matches!(self.login, Login::LoggedIn { .. });
+        match Command::parse(&text) {
+            Ok(cmd) => {
+                if matches!(cmd, Command::Pass(_)) {
+                    debug!("session {} <- PASS ****", self.id);
+                } else {
+                    debug!("session {} <- {}", self.id, String::from_utf8_lossy(&text));
+                }
+                if cmd.info().is_some_and(|i| i.needs_login) && !logged_in {
+                    self.reply(ReplyCode::NotLoggedIn, "Please log in with USER and PASS first.");
+                    return;
+                }
+                self.dispatch(now, cmd);
+            }
+            Err(e) => {
+                debug!("session {} <- unparsable line: {e}", self.id);
+                let (code, text) = match &e {
+                    _ if e.verb().is_some_and(|v| v.needs_login) && !logged_in => {
+                        (ReplyCode::NotLoggedIn, "Please log in with USER and PASS first.".to_string())
+                    }
+                    ParseError::Empty | ParseError::BadVerb => (ReplyCode::SyntaxError, e.to_string()),
+                    _ => (ReplyCode::ArgumentSyntaxError, e.to_string()),
+                };
+                self.reply(code, text);
+            }
+        }
+    }
+
+    fn dispatch(&mut self, now: Now, cmd: Command) {
+        match cmd {
+            Command::User(name) => self.cmd_user(name),
+            Command::Pass(pass) => self.cmd_pass(pass),
+            Command::Acct(_) => self.reply(ReplyCode::CommandSuperfluous, "ACCT not needed."),
+            Command::Allo(_) => self.reply(ReplyCode::CommandSuperfluous, "ALLO not needed."),
+            Command::Quit => {
+                self.reply(ReplyCode::ClosingControlConnection, "Goodbye.");
+                self.close(now);
+            }
+            Command::Noop => self.reply(ReplyCode::CommandOk, "NOOP ok."),
+            Command::Syst => self.reply(ReplyCode::SystemType, "UNIX Type: L8"),
+            Command::Feat => {
+                let lines = ["Features:", " EPSV", " PASV", " SIZE", " UTF8", "End"];
+                self.replies.push_back(Reply::multi(ReplyCode::SystemStatus, lines.map(String::from).to_vec()));
+            }
+            Command::Opts(opt) => {
+                let words: Vec<String> = opt.split_whitespace().map(str::to_ascii_uppercase).collect();
+                match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                    ["UTF8"] | ["UTF8", "ON"] => self.reply(ReplyCode::CommandOk, "Always in UTF8 mode."),
+                    _ => self.reply(ReplyCode::ArgumentSyntaxError, "Option not understood."),
+                }
+            }
+            Command::Help(_) => self.cmd_help(),
+            Command::Stat(None) => self.cmd_stat(),
+            Command::Stat(Some(_)) => {
+                self.reply(ReplyCode::ParameterNotImplemented, "STAT with a path is not supported.")
+            }
+            Command::Pwd => {
+                let cwd = self.cwd().as_str().replace('"', "\"\"");
+                self.reply(ReplyCode::PathCreated, format!("\"{cwd}\" is the current directory."));
+            }
+            Command::Cwd(path) => {
+                let p = self.cwd().join(&path);
+                match self.root.open_dir(&p) {
+                    Ok(_) => {
+                        self.reply(ReplyCode::FileActionOk, format!("Directory changed to {p}."));
+                        self.set_cwd(p);
+                    }
+                    Err(e) => self.fs_error(&path, &e),
+                }
+            }
+            Command::Cdup => {
+                let p = self.cwd().parent();
+                self.reply(ReplyCode::CommandOk, format!("Directory changed to {p}."));
+                self.set_cwd(p);
+            }
+            Command::Type(t) => match t {
+                TransferType::Ascii => {
+                    self.ascii = true;
+                    self.reply(ReplyCode::CommandOk, "Switching to ASCII mode.");
+                }
+                TransferType::Image => {
+                    self.ascii = false;
+                    self.reply(ReplyCode::CommandOk, "Switching to Binary mode.");
+                }
+                TransferType::Unsupported(_) => {
+                    self.reply(ReplyCode::ParameterNotImplemented, "Only TYPE A and TYPE I are supported.")
+                }
+            },
+            Command::Mode(m) if m.eq_ignore_ascii_case("S") => self.reply(ReplyCode::CommandOk, "Mode set to S."),
+            Command::Mode(_) => self.reply(ReplyCode::ParameterNotImplemented, "Only MODE S is supported."),
+            Command::Stru(s) if s.eq_ignore_ascii_case("F") => self.reply(ReplyCode::CommandOk, "Structure set to F."),
+            Command::Stru(_) => self.reply(ReplyCode::ParameterNotImplemented, "Only STRU F is supported."),
+            Command::Pasv => self.cmd_passive(false),
+            Command::Epsv(None) => self.cmd_passive(true),
+            Command::Epsv(Some(EpsvArg::All)) => {
+                self.epsv_all = true;
+                self.reply(ReplyCode::CommandOk, "EPSV ALL ok.");
+            }
+            Command::Epsv(Some(EpsvArg::Protocol(p))) => {
+                let ours = if self.local.is_ipv4() || ipv4_of(self.local.ip()).is_some() { 1 } else { 2 };
+                if p == ours {
+                    self.cmd_passive(true);
+                } else {
+                    self.reply(
+                        ReplyCode::NetworkProtocolNotSupported,
+                        format!("Network protocol not supported, use ({ours})."),
+                    );
+                }
+            }
+            Command::Retr(path) => self.cmd_retr(now, &path),
+            Command::Stor(path) => self.cmd_stor(now, &path),
+            Command::List(arg) => self.cmd_list(now, arg.as_deref(), ListFormat::Long),
+            Command::Nlst(arg) => self.cmd_list(now, arg.as_deref(), ListFormat::Names),
+            Command::Size(path) => {
+                let p = self.cwd().join(&path);
+                match self.root.metadata(&p) {
+                    Ok(m) if m.is_file() => self.reply(ReplyCode::FileStatus, m.len().to_string()),
+                    Ok(_) => self.reply(ReplyCode::FileUnavailable, format!("{path}: not a regular file.")),
+                    Err(e) => self.fs_error(&path, &e),
+                }
+            }
+            Command::Dele(path) => {
+                let p = self.cwd().join(&path);
+                match self.root.remove_file(&p) {
+                    Ok(()) => self.reply(ReplyCode::FileActionOk, format!("Deleted {p}.")),
+                    Err(e) => self.fs_error(&path, &e),
+                }
+            }
+            Command::Mkd(path) => {
+                let p = self.cwd().join(&path);
+                match self.root.create_dir(&p) {
+                    Ok(()) => {
+                        let quoted = p.as_str().replace('"', "\"\"");
+                        self.reply(ReplyCode::PathCreated, format!("\"{quoted}\" created."));
+                    }
+                    Err(e) => self.fs_error(&path, &e),
+                }
+            }
+            Command::Rmd(path) => {
+                let p = self.cwd().join(&path);
+                match self.root.remove_dir(&p) {
+                    Ok(()) => self.reply(ReplyCode::FileActionOk, format!("Removed {p}.")),
+                    Err(e) => self.fs_error(&path, &e),
+                }
+            }
+            Command::Abor => self.cmd_abor(now),
+            Command::Unknown(verb) => {
+                let verb: String = verb.chars().take(16).collect();
+                self.reply(ReplyCode::SyntaxError, format!("Unknown command {verb}."))
+            }
+            Command::Rein
+            | Command::Port(_)
+            | Command::Eprt(_)
+            | Command::Rest(_)
+            | Command::Appe(_)
+            | Command::Stou(_)
+            | Command::Mlsd(_)
+            | Command::Mlst(_)
+            | Command::Mdtm(_)
+            | Command::Hash(_)
+            | Command::Rnfr(_)
+            | Command::Rnto(_)
+            | Command::Mfmt { .. }
+            | Command::Auth(_)
+            | Command::Pbsz(_)
+            | Command::Prot(_) => self.reply(ReplyCode::CommandNotImplemented, "Command not implemented."),
+        }
+    }
+
+    fn cwd(&self) -> VPath {
+        match &self.login {
+            Login::LoggedIn { cwd, .. } => cwd.clone(),
+            _ => VPath::root(),
+        }
+    }
+
+    fn set_cwd(&mut self, p: VPath) {
+        if let Login::LoggedIn { cwd, .. } = &mut self.login {
+            *cwd = p;
+        }
+    }
+
+    fn cmd_user(&mut self, name: String) {
+        if matches!(self.login, Login::LoggedIn { .. }) {
+            self.reply(ReplyCode::BadSequence, "Already logged in.");
+            return;
+        }
+        // Every name gets 331, so replies never tell which accounts exist.
+        self.set_login(Login::AwaitingPass { user: name });
+        self.reply(ReplyCode::NeedPassword, "Please specify the password.");
+    }
+
+    fn cmd_pass(&mut self, _pass: String) {
+        match std::mem::replace(&mut self.login, Login::AwaitingUser) {
+            Login::AwaitingPass { user } => {
+                let anonymous = user.eq_ignore_ascii_case("anonymous") || user.eq_ignore_ascii_case("ftp");
+                if anonymous && self.config.anonymous {
+                    info!("{} logged in as {user}", self.peer.ip());
+                    self.set_login(Login::LoggedIn { user, cwd: VPath::root() });
+                    self.reply(ReplyCode::UserLoggedIn, "Login successful.");
+                } else {
+                    info!("{} failed login as {user:?}", self.peer.ip());
+                    self.set_login(Login::AwaitingUser);
+                    self.reply(ReplyCode::NotLoggedIn, "Login incorrect.");
+                }
+            }
+            Login::AwaitingUser => self.reply(ReplyCode::BadSequence, "Login with USER first."),
+            logged_in @ Login::LoggedIn { .. } => {
+                self.login = logged_in;
+                self.reply(ReplyCode::UserLoggedIn, "Already logged in.");
+            }
+        }
+    }
+
+    fn cmd_help(&mut self) {
+        let lines = vec![
+            "The following commands are recognized:".to_string(),
+            " ABOR CDUP CWD DELE EPSV FEAT HELP LIST MKD MODE NLST NOOP OPTS PASS".to_string(),
+            " PASV PWD QUIT RETR RMD SIZE STAT STOR STRU SYST TYPE USER XCUP XCWD".to_string(),
+            " XMKD XPWD XRMD ACCT ALLO".to_string(),
+            "Help OK.".to_string(),
+        ];
+        self.replies.push_back(Reply::multi(ReplyCode::HelpMessage, lines));
+    }
+
+    fn cmd_stat(&mut self) {
+        let mut lines = vec![
+            "FTP server status:".to_string(),
+            format!(" Connected to {}", self.peer.ip()),
+            format!(" Logged in as {}", self.user()),
+            format!(" TYPE: {}", if self.ascii { "ASCII" } else { "BINARY" }),
+        ];
+        if let Data::Transferring { job, .. } | Data::Listening { pending: Some((job, _)), .. } = &self.data {
+            lines.push(format!(" Transfer in progress: {} {}", job.verb, job.path));
+        } else {
+            lines.push(" No data connection".to_string());
+        }
+        lines.push("End of status".to_string());
+        self.replies.push_back(Reply::multi(ReplyCode::SystemStatus, lines));
+    }
+
+    fn cmd_passive(&mut self, extended: bool) {
+        if self.epsv_all && !extended {
+            self.reply(ReplyCode::BadSequence, "EPSV ALL in effect; use EPSV.");
+            return;
+        }
+        if !extended && ipv4_of(self.local.ip()).is_none() {
+            self.reply(ReplyCode::CantOpenDataConnection, "PASV needs IPv4; use EPSV.");
+            return;
+        }
+        if !matches!(self.data, Data::None) {
+            // A new PASV replaces the previous listener or idle connection.
+            self.actions.push_back(Action::CloseData);
+        }
+        self.set_data(Data::Binding { extended });
+        self.actions.push_back(Action::ListenPassive);
+    }
+
+    fn passive_ready(&mut self, now: Now, addr: SocketAddr) {
+        let Data::Binding { extended } = self.data else { return };
+        self.set_data(Data::Listening { since: now.mono, pending: None });
+        if extended {
+            self.reply(
+                ReplyCode::EnteringExtendedPassiveMode,
+                format!("Entering Extended Passive Mode {}.", hostport::format_epsv(addr.port())),
+            );
+        } else {
+            // Checked before the listener was asked for.
+            let ip = ipv4_of(addr.ip()).unwrap_or(std::net::Ipv4Addr::LOCALHOST);
+            let hp = hostport::format_host_port(SocketAddrV4::new(ip, addr.port()));
+            self.reply(ReplyCode::EnteringPassiveMode, format!("Entering Passive Mode ({hp})."));
+        }
+    }
+
+    /// The common start of every transfer command: without a data connection set up, 425 at once.
+    fn has_data_channel(&mut self) -> bool {
+        if matches!(self.data, Data::None | Data::Binding { .. }) {
+            self.reply(ReplyCode::CantOpenDataConnection, "Use PASV or EPSV first.");
+            return false;
+        }
+        true
+    }
+
+    fn cmd_retr(&mut self, now: Now, path: &str) {
+        if !self.has_data_channel() {
+            return;
+        }
+        let p = self.cwd().join(path);
+        match self.root.open_read(&p) {
+            Ok(file) => {
+                let t = Transfer::send(Source::File(file), self.ascii, self.config.chunk_size, self.config.quantum);
+                self.begin(now, Job { verb: "RETR", path: p, temp: None }, t);
+            }
+            Err(e) => self.fs_error(path, &e),
+        }
+    }
+
+    fn cmd_stor(&mut self, now: Now, path: &str) {
+        if !self.has_data_channel() {
+            return;
+        }
+        let target = self.cwd().join(path);
+        if target.is_root() {
+            self.reply(ReplyCode::FileNameNotAllowed, "Not a file name.");
+            return;
+        }
+        if self.root.metadata(&target).is_ok_and(|m| m.is_dir()) {
+            self.reply(ReplyCode::FileUnavailable, format!("{path}: is a directory."));
+            return;
+        }
+        // The upload lands under a temporary name beside its target and is renamed only when complete, so the
+        // final name never holds a partial file.
+        self.upload_seq = self.upload_seq.wrapping_add(1);
+        let temp = target.parent().join(&format!(".ftpupload.{}.{}.part", self.id, self.upload_seq));
+        match self.root.create_new(&temp) {
+            Ok(file) => {
+                let t = Transfer::receive(file, self.ascii, self.config.chunk_size, self.config.quantum);
+                self.begin(now, Job { verb: "STOR", path: target, temp: Some(temp) }, t);
+            }
+            Err(e) => self.fs_error(path, &e),
+        }
+    }
+
+    fn cmd_list(&mut self, now: Now, arg: Option<&str>, format: ListFormat) {
+        if !self.has_data_channel() {
+            return;
+        }
+        // `LIST -la dir`: ls-style flags are accepted and ignored (clients send them out of habit).
+        let path = arg
+            .map(|a| {
+                let mut rest = a.trim_start();
+                while rest.starts_with('-') {
+                    rest = rest.split_once(' ').map_or("", |(_, r)| r).trim_start();
+                }
+                rest
+            })
+            .filter(|p| !p.is_empty());
+        let p = path.map_or_else(|| self.cwd(), |path| self.cwd().join(path));
+        let listing = match self.root.metadata(&p) {
+            Ok(m) if m.is_dir() => self.root.open_dir(&p).and_then(|d| Listing::directory(d, format, now.wall)),
+            Ok(m) => Ok(Listing::single(p.file_name().unwrap_or("/").to_string(), m, format, now.wall)),
+            Err(e) => Err(e),
+        };
+        match listing {
+            Ok(l) => {
+                // Listing lines carry their own CRLF; they are never converted again.
+                let t =
+                    Transfer::send(Source::Listing(Box::new(l)), false, self.config.chunk_size, self.config.quantum);
+                let verb = if format == ListFormat::Long { "LIST" } else { "NLST" };
+                self.begin(now, Job { verb, path: p, temp: None }, t);
+            }
+            Err(e) => self.fs_error(path.unwrap_or("."), &e),
+        }
+    }
+
+    /// Starts `transfer` if the data connection is there, or parks it until the client connects.
+    fn begin(&mut self, now: Now, job: Job, transfer: Transfer) {
+        match std::mem::replace(&mut self.data, Data::None) {
+            Data::Connected { .. } => self.start(now, job, Box::new(transfer)),
+            Data::Listening { since, pending: None } => {
+                self.data = Data::Listening { since, pending: Some((job, Box::new(transfer))) };
+                trace!("session {}: data Listening => Listening(pending)", self.id);
+            }
+            other => {
+                // Unreachable by construction (has_data_channel and deferral); refuse rather than lose the file.
+                self.data = other;
+                self.discard_temp(&job);
+                self.reply(ReplyCode::CantOpenDataConnection, "Data connection busy.");
+            }
+        }
+    }
+
+    fn start(&mut self, now: Now, job: Job, transfer: Box<Transfer>) {
+        let mode = if self.ascii && job.verb != "LIST" && job.verb != "NLST" { "ASCII" } else { "BINARY" };
+        self.reply(ReplyCode::FileStatusOk, format!("Opening {mode} mode data connection for {}.", job.path));
+        self.actions.push_back(Action::StartTransfer(transfer));
+        self.set_data(Data::Transferring { job, started: now.mono });
+    }
+
+    fn finish(&mut self, now: Now, bytes: u64, error: Option<TransferError>) {
+        let Data::Transferring { job, started } = std::mem::replace(&mut self.data, Data::None) else {
+            return;
+        };
+        self.set_data(Data::None);
+        let secs = now.mono.saturating_duration_since(started).as_secs_f64();
+        let mut error = error;
+        if error.is_none() {
+            if let Some(temp) = &job.temp {
+                if let Err(e) = self.root.rename(temp, &job.path) {
+                    error = Some(TransferError::Local(e));
+                }
+            }
+        }
+        let (code, text, result) = match &error {
+            None => (ReplyCode::ClosingDataConnection, "Transfer complete.".to_string(), "ok".to_string()),
+            Some(TransferError::Network(e)) => (
+                ReplyCode::TransferAborted,
+                "Connection closed; transfer aborted.".to_string(),
+                format!("aborted: data connection: {e}"),
+            ),
+            Some(TransferError::Local(e)) if is_disk_full(e) => {
+                (ReplyCode::InsufficientStorage, "Insufficient storage space.".to_string(), format!("failed: {e}"))
+            }
+            Some(TransferError::Local(e)) => {
+                (ReplyCode::LocalError, format!("Local error: {e}."), format!("failed: {e}"))
+            }
+        };
+        if error.is_some() {
+            self.discard_temp(&job);
+        }
+        info!("{} {} {} {} {} bytes {:.3} s {}", self.peer.ip(), self.user(), job.verb, job.path, bytes, secs, result);
+        self.reply(code, text);
+        if self.shutting_down {
+            self.reply(ReplyCode::ServiceNotAvailable, "Server shutting down.");
+            self.close(now);
+        }
+    }
+
+    fn cmd_abor(&mut self, now: Now) {
+        match std::mem::replace(&mut self.data, Data::None) {
+            Data::Transferring { job, started } => {
+                self.set_data(Data::None);
+                self.actions.push_back(Action::CloseData);
+                self.discard_temp(&job);
+                let secs = now.mono.saturating_duration_since(started).as_secs_f64();
+                info!("{} {} {} {} {:.3} s aborted: ABOR", self.peer.ip(), self.user(), job.verb, job.path, secs);
+                self.reply(ReplyCode::TransferAborted, "Transfer aborted.");
+                self.reply(ReplyCode::ClosingDataConnection, "ABOR successful.");
+            }
+            Data::Listening { pending: Some((job, _)), .. } => {
+                self.set_data(Data::None);
+                self.actions.push_back(Action::CloseData);
+                self.discard_temp(&job);
+                self.reply(ReplyCode::TransferAborted, "Transfer aborted.");
+                self.reply(ReplyCode::ClosingDataConnection, "ABOR successful.");
+            }
+            Data::None => self.reply(ReplyCode::DataConnectionOpenNoTransfer, "No transfer to abort."),
+            _ => {
+                self.set_data(Data::None);
+                self.actions.push_back(Action::CloseData);
+                self.reply(ReplyCode::DataConnectionOpenNoTransfer, "No transfer to abort.");
+            }
+        }
+    }
+
+    fn discard_temp(&self, job: &Job) {
+        if let Some(temp) = &job.temp {
+            if let Err(e) = self.root.remove_file(temp) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    warn!("session {}: cannot remove {temp}: {e}", self.id);
+                }
+            }
+        }
+    }
+
+    /// Maps a filesystem error to its reply: 550 for what is missing or refused, 452 for a full disk, 451 else.
+    fn fs_error(&mut self, path: &str, e: &io::Error) {
+        let shown: String = path.chars().take(256).collect();
+        let (code, why) = match e.kind() {
+            io::ErrorKind::NotFound => (ReplyCode::FileUnavailable, "no such file or directory"),
+            io::ErrorKind::PermissionDenied => (ReplyCode::FileUnavailable, "permission denied"),
+            io::ErrorKind::AlreadyExists => (ReplyCode::FileUnavailable, "already exists"),
+            io::ErrorKind::IsADirectory => (ReplyCode::FileUnavailable, "is a directory"),
+            io::ErrorKind::NotADirectory => (ReplyCode::FileUnavailable, "not a directory"),
+            io::ErrorKind::DirectoryNotEmpty => (ReplyCode::FileUnavailable, "directory not empty"),
+            io::ErrorKind::InvalidFilename => (ReplyCode::FileNameNotAllowed, "file name not allowed"),
+            _ if is_disk_full(e) => (ReplyCode::InsufficientStorage, "insufficient storage space"),
+            _ if e.raw_os_error() == Some(40) => (ReplyCode::FileUnavailable, "too many symbolic links"),
+            _ => {
+                debug!("session {}: {path}: {e}", self.id);
+                (ReplyCode::FileUnavailable, "not available")
+            }
+        };
+        self.reply(code, format!("{shown}: {why}."));
+    }
+}
+
+/// The IPv4 address behind `ip` (plain or IPv4-mapped IPv6), for PASV replies.
+fn ipv4_of(ip: IpAddr) -> Option<std::net::Ipv4Addr> {
+    match ip {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped(),
+    }
+}
+
+fn is_disk_full(e: &io::Error) -> bool {
+    // ENOSPC and EDQUOT (quota exceeded).
+    e.kind() == io::ErrorKind::StorageFull || e.kind() == io::ErrorKind::QuotaExceeded || e.raw_os_error() == Some(28)
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

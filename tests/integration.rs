@@ -1,0 +1,1 @@
+//! Integration tests: real server, real sockets, real peer clients.
