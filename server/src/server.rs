@@ -65,6 +65,9 @@ struct Control {
     data: Option<usize>,
     deadline: Option<Instant>,
     closing: bool,
+    /// Reading stopped for back-pressure (replies piling up, or the session's command queue full); resumes
+    /// through the runnable queue once that clears, since no new readiness event may come.
+    paused: bool,
 }
 
 impl Control {
@@ -309,6 +312,7 @@ impl Server {
             data: None,
             deadline: None,
             closing: false,
+            paused: false,
         })));
         self.mark_open(key);
         self.controls += 1;
@@ -446,6 +450,11 @@ impl Server {
             self.close(key);
             return;
         }
+        if c.paused && c.session.wants_input() && c.pending_out() <= REPLY_HIGH_WATER {
+            c.paused = false;
+            self.enqueue(key);
+        }
+        let Some(Conn::Control(c)) = self.conns.get_mut(key) else { return };
         let wanted = c.wanted_interest();
         if wanted != c.interest {
             if let Err(e) = self.poll.registry().reregister(&mut c.stream, Token(key), wanted) {
@@ -471,8 +480,9 @@ impl Server {
 
     fn listen_passive(&mut self, owner: usize, now: Now) {
         let Some(Conn::Control(c)) = self.conns.get(owner) else { return };
+        // On a dual-stack listener an IPv4 client's local address is IPv4-mapped; listen on the plain IPv4 form.
         let ip = match c.stream.local_addr() {
-            Ok(a) => a.ip(),
+            Ok(a) => canonical(a.ip()),
             Err(e) => return self.tell(owner, Outcome::PassiveFailed(e), now),
         };
         let mut listener = match TcpListener::bind(SocketAddr::new(ip, 0)) {
