@@ -538,13 +538,7 @@ impl Session {
                     Err(e) => self.fs_error(&path, &e),
                 }
             }
-            Command::Dele(path) => {
-                let p = self.cwd().join(&path);
-                match self.root.remove_file(&p) {
-                    Ok(()) => self.reply(ReplyCode::FileActionOk, format!("Deleted {p}.")),
-                    Err(e) => self.fs_error(&path, &e),
-                }
-            }
+            Command::Dele(path) => self.remove(&path, "Deleted", Root::remove_file),
             Command::Mkd(path) => {
                 let p = self.cwd().join(&path);
                 match self.root.create_dir(&p) {
@@ -555,13 +549,7 @@ impl Session {
                     Err(e) => self.fs_error(&path, &e),
                 }
             }
-            Command::Rmd(path) => {
-                let p = self.cwd().join(&path);
-                match self.root.remove_dir(&p) {
-                    Ok(()) => self.reply(ReplyCode::FileActionOk, format!("Removed {p}.")),
-                    Err(e) => self.fs_error(&path, &e),
-                }
-            }
+            Command::Rmd(path) => self.remove(&path, "Removed", Root::remove_dir),
             Command::Abor => self.cmd_abor(now),
             Command::Unknown(verb) => {
                 let verb: String = verb.chars().take(16).collect();
@@ -583,6 +571,15 @@ impl Session {
             | Command::Auth(_)
             | Command::Pbsz(_)
             | Command::Prot(_) => self.reply(ReplyCode::CommandNotImplemented, "Command not implemented."),
+        }
+    }
+
+    /// DELE and RMD: 250 when `op` succeeds on the resolved path.
+    fn remove(&mut self, path: &str, done: &str, op: fn(&Root, &VPath) -> io::Result<()>) {
+        let p = self.cwd().join(path);
+        match op(&self.root, &p) {
+            Ok(()) => self.reply(ReplyCode::FileActionOk, format!("{done} {p}.")),
+            Err(e) => self.fs_error(path, &e),
         }
     }
 
