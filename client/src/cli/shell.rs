@@ -1,0 +1,357 @@
+//! Running `ftpclient` commands against a logged-in [`FtpClient`] and reporting each in one line.
+//!
+//! A [`Shell`] takes command lines (from `-c`, a batch file, a pipe or a prompt), runs each and writes the outcome:
+//! results and confirmations to its output, one `error: COMMAND: why` line per failure to its error stream. It
+//! counts failures and keeps going, except when the control connection is gone, when nothing more can work.
+
+use std::io::{BufRead, Write};
+use std::time::Instant;
+
+use log::debug;
+
+use crate::cli::local::{check_target, download_target, open_upload, transfer_summary, upload_name, PartFile};
+use crate::cli::words::{parse_line, Cmd, HELP};
+use crate::{FtpClient, FtpError};
+
+/// What the caller should do after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+/// What a successful command prints.
+enum Output {
+    /// A confirmation, left out in quiet mode.
+    Info(String),
+    /// What the user asked to see; a line end is added if missing.
+    Data(String),
+}
+
+/// Runs commands over one session.
+pub struct Shell<'a> {
+    client: FtpClient,
+    force: bool,
+    quiet: bool,
+    out: &'a mut dyn Write,
+    err: &'a mut dyn Write,
+    failures: usize,
+}
+
+impl<'a> Shell<'a> {
+    /// `force` allows every `get` to overwrite; `quiet` leaves out confirmations.
+    pub fn new(client: FtpClient, force: bool, quiet: bool, out: &'a mut dyn Write, err: &'a mut dyn Write) -> Self {
+        Shell { client, force, quiet, out, err, failures: 0 }
+    }
+
+    /// How many commands have failed so far.
+    pub fn failures(&self) -> usize {
+        self.failures
+    }
+
+    /// Runs one command line.
+    pub fn run_line(&mut self, line: &str) -> Flow {
+        let label = line.trim();
+        let cmd = match parse_line(line) {
+            Ok(None) => return Flow::Continue,
+            Ok(Some(Cmd::Quit)) => return Flow::Stop,
+            Ok(Some(cmd)) => cmd,
+            Err(msg) => {
+                self.fail(label, &msg);
+                return Flow::Continue;
+            }
+        };
+        match self.execute(&cmd) {
+            Ok(Output::Info(text)) if !self.quiet => self.print(&text),
+            Ok(Output::Info(_)) => {}
+            Ok(Output::Data(text)) => self.print(&text),
+            Err(msg) => {
+                self.fail(label, &msg);
+                if self.client.is_closed() {
+                    self.fail("", "the connection to the server is closed; no further commands can run");
+                    return Flow::Stop;
+                }
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Runs every line of `input`; with `prompt`, shows `ftp> ` before each.
+    pub fn run_reader(&mut self, input: &mut dyn BufRead, prompt: bool) -> Flow {
+        let mut line = Vec::new();
+        loop {
+            if prompt {
+                let _ = write!(self.out, "ftp> ");
+                let _ = self.out.flush();
+            }
+            line.clear();
+            match input.read_until(b'\n', &mut line) {
+                Ok(0) => {
+                    if prompt {
+                        let _ = writeln!(self.out);
+                    }
+                    return Flow::Continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.fail("reading commands", &e.to_string());
+                    return Flow::Stop;
+                }
+            }
+            let flow = match std::str::from_utf8(&line) {
+                Ok(text) => self.run_line(text),
+                Err(_) => {
+                    self.fail(String::from_utf8_lossy(&line).trim(), "the command is not valid UTF-8");
+                    Flow::Continue
+                }
+            };
+            if flow == Flow::Stop {
+                return Flow::Stop;
+            }
+        }
+    }
+
+    /// Ends the session politely.
+    pub fn finish(self) {
+        if !self.client.is_closed() {
+            if let Err(e) = self.client.quit() {
+                debug!("QUIT: {e}");
+            }
+        }
+    }
+
+    fn execute(&mut self, cmd: &Cmd) -> Result<Output, String> {
+        match cmd {
+            Cmd::Get { remote, local, force } => self.get(remote, local.as_deref(), *force || self.force),
+            Cmd::Upload { local, remote } => self.upload(local, remote.as_deref()),
+            Cmd::Ls { path } => self.client.list(path.as_deref()).map(Output::Data).map_err(|e| why(&e, "LIST")),
+            Cmd::Cd { path } => {
+                self.client.cwd(path).map_err(|e| why(&e, "CWD"))?;
+                Ok(Output::Info(format!("cd {path}: ok")))
+            }
+            Cmd::Pwd => self.client.pwd().map(Output::Data).map_err(|e| why(&e, "PWD")),
+            Cmd::Mkdir { path } => {
+                let created = self.client.mkdir(path).map_err(|e| why(&e, "MKD"))?;
+                Ok(Output::Info(format!("mkdir {path}: created {created}")))
+            }
+            Cmd::Rmdir { path } => {
+                self.client.rmdir(path).map_err(|e| why(&e, "RMD"))?;
+                Ok(Output::Info(format!("rmdir {path}: removed")))
+            }
+            Cmd::Rm { path } => {
+                self.client.delete(path).map_err(|e| why(&e, "DELE"))?;
+                Ok(Output::Info(format!("rm {path}: deleted")))
+            }
+            Cmd::Rename { from, to } => {
+                self.client.rename(from, to).map_err(|e| e.to_string())?;
+                Ok(Output::Info(format!("rename {from} -> {to}: done")))
+            }
+            Cmd::Size { path } => {
+                let size = self.client.size(path).map_err(|e| why(&e, "SIZE"))?;
+                Ok(Output::Data(format!("{path}: {size} bytes")))
+            }
+            Cmd::Help => Ok(Output::Data(HELP.to_string())),
+            Cmd::Quit => Ok(Output::Info(String::new())),
+        }
+    }
+
+    /// Downloads into a temporary file beside the target, then gives it the target's name.
+    fn get(&mut self, remote: &str, local: Option<&str>, force: bool) -> Result<Output, String> {
+        let target = download_target(remote, local)?;
+        check_target(&target, force)?;
+        let mut part = PartFile::create(&target)
+            .map_err(|e| format!("cannot create a temporary file beside {}: {e}", target.display()))?;
+        let start = Instant::now();
+        // On failure `part` is dropped here, which removes the temporary file.
+        let bytes = self.client.retr(remote, part.file()).map_err(|e| why(&e, "RETR"))?;
+        let elapsed = start.elapsed();
+        part.persist(&target, force).map_err(|e| format!("saving {}: {e}", target.display()))?;
+        Ok(Output::Info(transfer_summary("get", remote, &target.display().to_string(), bytes, elapsed)))
+    }
+
+    fn upload(&mut self, local: &str, remote: Option<&str>) -> Result<Output, String> {
+        let remote = match remote {
+            Some(remote) => remote.to_string(),
+            None => upload_name(local)?,
+        };
+        let mut file = open_upload(local)?;
+        let start = Instant::now();
+        let bytes = self.client.stor(&remote, &mut file).map_err(|e| why(&e, "STOR"))?;
+        Ok(Output::Info(transfer_summary("upload", local, &remote, bytes, start.elapsed())))
+    }
+
+    fn print(&mut self, text: &str) {
+        // A closed stdout (a pipe whose reader left) is no reason to stop the session.
+        let _ = self.out.write_all(text.as_bytes());
+        if !text.ends_with('\n') {
+            let _ = self.out.write_all(b"\n");
+        }
+        let _ = self.out.flush();
+    }
+
+    fn fail(&mut self, label: &str, msg: &str) {
+        if !label.is_empty() {
+            self.failures += 1;
+            let _ = writeln!(self.err, "error: {label}: {msg}");
+        } else {
+            let _ = writeln!(self.err, "error: {msg}");
+        }
+        let _ = self.err.flush();
+    }
+}
+
+/// The error message for a command that maps onto the FTP verb `verb`: a refusal of that verb is told as
+/// `server replied ...`; any other failure names the FTP command it happened in.
+fn why(err: &FtpError, verb: &str) -> String {
+    match err {
+        FtpError::Unexpected { command, .. }
+            if command.split(' ').next().is_some_and(|c| c.eq_ignore_ascii_case(verb)) =>
+        {
+            err.reason()
+        }
+        _ => err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_server::{accept, FakeServer, Peer};
+    use std::time::Duration;
+
+    /// Runs `lines` through a shell whose server runs `script`; returns (stdout, stderr, failures).
+    fn run(lines: &[&str], force: bool, script: impl FnOnce(&mut Peer) + Send + 'static) -> (String, String, usize) {
+        let server = FakeServer::start("220 ready", script);
+        let client = FtpClient::connect("127.0.0.1", server.addr.port(), Duration::from_secs(5)).expect("connect");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut shell = Shell::new(client, force, false, &mut out, &mut err);
+        for line in lines {
+            if shell.run_line(line) == Flow::Stop {
+                break;
+            }
+        }
+        let failures = shell.failures();
+        shell.finish();
+        server.join();
+        (String::from_utf8(out).expect("utf-8"), String::from_utf8(err).expect("utf-8"), failures)
+    }
+
+    fn quit(peer: &mut Peer) {
+        peer.exchange("QUIT", "221 Bye");
+    }
+
+    #[test]
+    fn refusal_is_told_without_the_ftp_command() {
+        let (out, err, failures) = run(&["cd nowhere", "pwd"], false, |peer| {
+            peer.exchange("CWD nowhere", "550 No such directory");
+            peer.exchange("PWD", "257 \"/\" is current");
+            quit(peer);
+        });
+        assert_eq!(err, "error: cd nowhere: server replied 550 No such directory\n");
+        assert_eq!(out, "/\n");
+        assert_eq!(failures, 1);
+    }
+
+    #[test]
+    fn unknown_and_malformed_commands_count_as_failures() {
+        let (_, err, failures) = run(&["fetch x", "get", "# comment", "", "size \"open"], false, quit);
+        assert_eq!(failures, 3);
+        assert!(err.contains("error: fetch x: unknown command"), "{err}");
+        assert!(err.contains("error: get: usage: get [-f] REMOTE [LOCAL]"), "{err}");
+        assert!(err.contains("error: size \"open: unterminated quote"), "{err}");
+    }
+
+    #[test]
+    fn quit_stops_the_remaining_commands() {
+        let (out, _, failures) = run(&["pwd", "quit", "pwd"], false, |peer| {
+            peer.exchange("PWD", "257 \"/x\"");
+            quit(peer);
+        });
+        assert_eq!(out, "/x\n");
+        assert_eq!(failures, 0);
+    }
+
+    // `get` does not even send RETR when the local file exists and overwriting was not asked for.
+    #[test]
+    fn get_refuses_to_overwrite_without_force() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("a.txt");
+        std::fs::write(&target, b"mine").expect("write");
+        let cmd = format!("get a.txt \"{}\"", target.display());
+        let (_, err, failures) = run(&[&cmd], false, quit);
+        assert_eq!(failures, 1);
+        assert!(err.ends_with("exists (use get -f or --force to overwrite)\n"), "{err}");
+        assert_eq!(std::fs::read(&target).expect("read"), b"mine");
+    }
+
+    // A failed download leaves neither the target nor the temporary file behind.
+    #[test]
+    fn failed_get_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cmd = format!("get gone.txt \"{}\"", dir.path().display());
+        let (_, err, failures) = run(&[&cmd], false, |peer| {
+            let listener = peer.epsv();
+            peer.exchange("RETR gone.txt", "550 No such file");
+            drop(accept(&listener));
+            quit(peer);
+        });
+        assert_eq!(failures, 1);
+        assert!(err.ends_with(": server replied 550 No such file\n"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
+    }
+
+    #[test]
+    fn get_with_force_replaces_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("a.txt");
+        std::fs::write(&target, b"old").expect("write");
+        let cmd = format!("get -f a.txt \"{}\"", target.display());
+        let (out, _, failures) = run(&[&cmd], false, |peer| {
+            let listener = peer.epsv();
+            peer.expect("RETR a.txt");
+            let mut conn = accept(&listener);
+            peer.send("150 Opening");
+            conn.write_all(b"fresh").expect("send");
+            drop(conn);
+            peer.send("226 Done");
+            quit(peer);
+        });
+        assert_eq!(failures, 0);
+        assert!(out.starts_with(&format!("get a.txt -> {}: 5 bytes in ", target.display())), "{out}");
+        assert_eq!(std::fs::read(&target).expect("read"), b"fresh");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
+    }
+
+    // Uploading a missing file fails before anything is sent.
+    #[test]
+    fn upload_of_missing_file_sends_nothing() {
+        let (_, err, failures) = run(&["upload /nonexistent/x.bin"], false, quit);
+        assert_eq!(failures, 1);
+        assert!(err.starts_with("error: upload /nonexistent/x.bin: local file /nonexistent/x.bin: "), "{err}");
+    }
+
+    // Once the control connection is gone the remaining commands are not attempted.
+    #[test]
+    fn lost_connection_stops_the_session() {
+        let (_, err, failures) = run(&["pwd", "pwd", "pwd"], false, |peer| peer.expect("PWD"));
+        assert_eq!(failures, 1);
+        assert!(err.contains("no further commands can run"), "{err}");
+    }
+
+    #[test]
+    fn commands_from_a_reader_with_prompt() {
+        let server = FakeServer::start("220 ready", |peer| {
+            peer.exchange("PWD", "257 \"/\"");
+            quit(peer);
+        });
+        let client = FtpClient::connect("127.0.0.1", server.addr.port(), Duration::from_secs(5)).expect("connect");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut shell = Shell::new(client, false, false, &mut out, &mut err);
+        let flow = shell.run_reader(&mut &b"pwd\n\nbogus\n"[..], true);
+        assert_eq!(flow, Flow::Continue);
+        assert_eq!(shell.failures(), 1);
+        shell.finish();
+        server.join();
+        assert_eq!(String::from_utf8(out).expect("utf-8"), "ftp> /\nftp> ftp> ftp> \n");
+    }
+}
