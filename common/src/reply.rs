@@ -52,6 +52,8 @@ pub enum ReplyCode {
     FileUnavailable = 550,
     ExceededStorage = 552,
     FileNameNotAllowed = 553,
+    /// RFC 3659 §5.4: a REST offset the next transfer cannot use.
+    InvalidRestart = 554,
 }
 
 impl ReplyCode {

@@ -116,6 +116,31 @@ impl Root {
         Ok(self.dir.open_with(p.rel(), &opts)?.into_std())
     }
 
+    /// Opens a file for writing in place: appending (APPE, created if missing) or from a REST offset (must exist).
+    pub fn open_write(&self, p: &VPath, append: bool) -> io::Result<std::fs::File> {
+        let mut opts = OpenOptions::new();
+        if append {
+            opts.append(true).create(true);
+        } else {
+            opts.write(true);
+        }
+        let file = self.dir.open_with(p.rel(), &opts)?;
+        if file.metadata()?.is_dir() {
+            return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"));
+        }
+        Ok(file.into_std())
+    }
+
+    /// Gives `from` a second name `to`, failing if `to` exists: an atomic "rename unless taken".
+    pub fn link_new(&self, from: &VPath, to: &VPath) -> io::Result<()> {
+        self.dir.hard_link(from.rel(), &self.dir, to.rel())
+    }
+
+    /// Sets a file's or directory's modification time (MFMT).
+    pub fn set_modified(&self, p: &VPath, t: std::time::SystemTime) -> io::Result<()> {
+        self.dir.open(p.rel())?.into_std().set_modified(t)
+    }
+
     pub fn rename(&self, from: &VPath, to: &VPath) -> io::Result<()> {
         if from.is_root() || to.is_root() {
             return Err(io::Error::new(io::ErrorKind::PermissionDenied, "cannot rename the root"));

@@ -6,6 +6,7 @@
 //! [`server::Config`].
 
 pub mod cli;
+pub mod facts;
 pub mod fs;
 pub mod listing;
 pub mod server;

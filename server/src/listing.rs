@@ -10,6 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cap_std::fs::{Dir, Metadata, MetadataExt, ReadDir};
 
+use crate::facts::Facts;
+
 /// Which listing a client asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListFormat {
@@ -17,6 +19,8 @@ pub enum ListFormat {
     Long,
     /// NLST: one name per line.
     Names,
+    /// MLSD: RFC 3659 facts per entry.
+    Machine { facts: Facts, writable: bool },
 }
 
 enum Entries {
@@ -74,6 +78,7 @@ impl Listing {
                 self.line.extend_from_slice(name.as_bytes());
             }
             ListFormat::Long => format_long(&mut self.line, &name, &meta, self.now),
+            ListFormat::Machine { facts, writable } => facts.format(&mut self.line, &name, &meta, None, writable),
         }
         self.line.extend_from_slice(b"\r\n");
         Ok(true)

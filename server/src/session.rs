@@ -15,13 +15,20 @@ use std::time::{Duration, Instant, SystemTime};
 use ftp_common::{hostport, Command, EpsvArg, Line, ParseError, Reply, ReplyCode, TransferType};
 use log::{debug, info, trace, warn};
 
+use crate::facts::Facts;
 use crate::fs::{Root, VPath};
-use crate::listing::{ListFormat, Listing};
-use crate::transfer::{Source, Transfer, TransferError};
+use crate::listing::ListFormat;
+use crate::transfer::{Transfer, TransferError};
+
+mod file_cmds;
+mod transfer_cmds;
 
 /// Commands queued while a transfer runs (RFC 959 lets the server answer them after it). Past this the loop
 /// stops reading from the client, so a pipelining client cannot make the session hold more.
 pub const MAX_DEFERRED: usize = 16;
+
+/// Verbs the parser knows that this server answers with 502 (see the last arm of `dispatch`).
+const NOT_IMPLEMENTED: &[&str] = &["REIN", "PORT", "EPRT", "HASH", "AUTH", "PBSZ", "PROT"];
 
 /// How long a closing session waits for its last replies to drain before the connection is cut.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
@@ -128,6 +135,14 @@ struct Job {
     path: VPath,
     /// For uploads: the temporary file that becomes `path` once complete.
     temp: Option<VPath>,
+    /// STOU: `path` must not be replaced; if it was taken meanwhile, the next free name is used.
+    unique: bool,
+}
+
+impl Job {
+    fn new(verb: &'static str, path: VPath) -> Job {
+        Job { verb, path, temp: None, unique: false }
+    }
 }
 
 enum Data {
@@ -182,6 +197,12 @@ pub struct Session {
     closing: Option<Instant>,
     shutting_down: bool,
     upload_seq: u32,
+    /// REST offset for the next RETR/STOR.
+    rest: u64,
+    /// RNFR's path; any command but RNTO clears it.
+    rename_from: Option<VPath>,
+    /// Facts chosen with OPTS MLST.
+    facts: Facts,
 }
 
 impl Session {
@@ -211,6 +232,9 @@ impl Session {
             closing: None,
             shutting_down: false,
             upload_seq: 0,
+            rest: 0,
+            rename_from: None,
+            facts: Facts::default(),
         };
         s.reply(ReplyCode::ServiceReady, "FTP server ready.");
         s
@@ -446,6 +470,8 @@ impl Session {
     }
 
     fn dispatch(&mut self, now: Now, cmd: Command) {
+        // RNFR's path survives exactly one command: RNTO takes it, anything else drops it.
+        let rename_from = self.rename_from.take();
         match cmd {
             Command::User(name) => self.cmd_user(name),
             Command::Pass(pass) => self.cmd_pass(pass),
@@ -457,22 +483,11 @@ impl Session {
             }
             Command::Noop => self.reply(ReplyCode::CommandOk, "NOOP ok."),
             Command::Syst => self.reply(ReplyCode::SystemType, "UNIX Type: L8"),
-            Command::Feat => {
-                let lines = ["Features:", " EPSV", " PASV", " SIZE", " UTF8", "End"];
-                self.replies.push_back(Reply::multi(ReplyCode::SystemStatus, lines.map(String::from).to_vec()));
-            }
-            Command::Opts(opt) => {
-                let words: Vec<String> = opt.split_whitespace().map(str::to_ascii_uppercase).collect();
-                match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-                    ["UTF8"] | ["UTF8", "ON"] => self.reply(ReplyCode::CommandOk, "Always in UTF8 mode."),
-                    _ => self.reply(ReplyCode::ArgumentSyntaxError, "Option not understood."),
-                }
-            }
+            Command::Feat => self.cmd_feat(),
+            Command::Opts(opt) => self.cmd_opts(&opt),
             Command::Help(_) => self.cmd_help(),
             Command::Stat(None) => self.cmd_stat(),
-            Command::Stat(Some(_)) => {
-                self.reply(ReplyCode::ParameterNotImplemented, "STAT with a path is not supported.")
-            }
+            Command::Stat(Some(path)) => self.cmd_stat_path(now, &path),
             Command::Pwd => {
                 let cwd = self.cwd().as_str().replace('"', "\"\"");
                 self.reply(ReplyCode::PathCreated, format!("\"{cwd}\" is the current directory."));
@@ -516,40 +531,37 @@ impl Session {
                 self.reply(ReplyCode::CommandOk, "EPSV ALL ok.");
             }
             Command::Epsv(Some(EpsvArg::Protocol(p))) => {
-                let ours = if self.local.is_ipv4() || ipv4_of(self.local.ip()).is_some() { 1 } else { 2 };
+                let ours = if ipv4_of(self.local.ip()).is_some() { 1 } else { 2 };
                 if p == ours {
                     self.cmd_passive(true);
                 } else {
-                    self.reply(
-                        ReplyCode::NetworkProtocolNotSupported,
-                        format!("Network protocol not supported, use ({ours})."),
-                    );
+                    let text = format!("Network protocol not supported, use ({ours}).");
+                    self.reply(ReplyCode::NetworkProtocolNotSupported, text);
                 }
+            }
+            Command::Rest(offset) => {
+                self.rest = offset;
+                self.reply(ReplyCode::FileActionPending, format!("Restarting at {offset}. Send RETR or STOR."));
             }
             Command::Retr(path) => self.cmd_retr(now, &path),
             Command::Stor(path) => self.cmd_stor(now, &path),
+            Command::Appe(path) => self.cmd_appe(now, &path),
+            Command::Stou(base) => self.cmd_stou(now, base.as_deref()),
             Command::List(arg) => self.cmd_list(now, arg.as_deref(), ListFormat::Long),
             Command::Nlst(arg) => self.cmd_list(now, arg.as_deref(), ListFormat::Names),
-            Command::Size(path) => {
-                let p = self.cwd().join(&path);
-                match self.root.metadata(&p) {
-                    Ok(m) if m.is_file() => self.reply(ReplyCode::FileStatus, m.len().to_string()),
-                    Ok(_) => self.reply(ReplyCode::FileUnavailable, format!("{path}: not a regular file.")),
-                    Err(e) => self.fs_error(&path, &e),
-                }
+            Command::Mlsd(arg) => {
+                let format = ListFormat::Machine { facts: self.facts, writable: true };
+                self.cmd_list(now, arg.as_deref(), format)
             }
+            Command::Mlst(arg) => self.cmd_mlst(arg.as_deref()),
+            Command::Size(path) => self.cmd_size(&path),
+            Command::Mdtm(path) => self.cmd_mdtm(&path),
+            Command::Mfmt { time, path } => self.cmd_mfmt(&time, &path),
             Command::Dele(path) => self.remove(&path, "Deleted", Root::remove_file),
-            Command::Mkd(path) => {
-                let p = self.cwd().join(&path);
-                match self.root.create_dir(&p) {
-                    Ok(()) => {
-                        let quoted = p.as_str().replace('"', "\"\"");
-                        self.reply(ReplyCode::PathCreated, format!("\"{quoted}\" created."));
-                    }
-                    Err(e) => self.fs_error(&path, &e),
-                }
-            }
+            Command::Mkd(path) => self.cmd_mkd(&path),
             Command::Rmd(path) => self.remove(&path, "Removed", Root::remove_dir),
+            Command::Rnfr(path) => self.cmd_rnfr(&path),
+            Command::Rnto(path) => self.cmd_rnto(rename_from, &path),
             Command::Abor => self.cmd_abor(now),
             Command::Unknown(verb) => {
                 let verb: String = verb.chars().take(16).collect();
@@ -558,28 +570,36 @@ impl Session {
             Command::Rein
             | Command::Port(_)
             | Command::Eprt(_)
-            | Command::Rest(_)
-            | Command::Appe(_)
-            | Command::Stou(_)
-            | Command::Mlsd(_)
-            | Command::Mlst(_)
-            | Command::Mdtm(_)
             | Command::Hash(_)
-            | Command::Rnfr(_)
-            | Command::Rnto(_)
-            | Command::Mfmt { .. }
             | Command::Auth(_)
             | Command::Pbsz(_)
             | Command::Prot(_) => self.reply(ReplyCode::CommandNotImplemented, "Command not implemented."),
         }
     }
 
-    /// DELE and RMD: 250 when `op` succeeds on the resolved path.
-    fn remove(&mut self, path: &str, done: &str, op: fn(&Root, &VPath) -> io::Result<()>) {
-        let p = self.cwd().join(path);
-        match op(&self.root, &p) {
-            Ok(()) => self.reply(ReplyCode::FileActionOk, format!("{done} {p}.")),
-            Err(e) => self.fs_error(path, &e),
+    /// FEAT lists exactly the extensions that work (RFC 2389).
+    fn cmd_feat(&mut self) {
+        let mut lines = vec!["Features:".to_string()];
+        for f in [" EPSV", " MDTM", " MFMT", " PASV", " REST STREAM", " SIZE", " TVFS", " UTF8"] {
+            lines.push(f.to_string());
+        }
+        lines.push(self.facts.feat_line());
+        lines[1..].sort();
+        lines.push("End".to_string());
+        self.replies.push_back(Reply::multi(ReplyCode::SystemStatus, lines));
+    }
+
+    fn cmd_opts(&mut self, opt: &str) {
+        let (name, value) = opt.trim().split_once(' ').unwrap_or((opt.trim(), ""));
+        match name.to_ascii_uppercase().as_str() {
+            "UTF8" if value.is_empty() || value.eq_ignore_ascii_case("ON") => {
+                self.reply(ReplyCode::CommandOk, "Always in UTF8 mode.")
+            }
+            "MLST" => {
+                self.facts = Facts::parse(value);
+                self.reply(ReplyCode::CommandOk, format!("MLST OPTS {}", self.facts.selected()));
+            }
+            _ => self.reply(ReplyCode::ArgumentSyntaxError, "Option not understood."),
         }
     }
 
@@ -628,14 +648,13 @@ impl Session {
         }
     }
 
+    /// HELP lists the verbs this server implements, from the same table the parser uses.
     fn cmd_help(&mut self) {
-        let lines = vec![
-            "The following commands are recognized:".to_string(),
-            " ABOR CDUP CWD DELE EPSV FEAT HELP LIST MKD MODE NLST NOOP OPTS PASS".to_string(),
-            " PASV PWD QUIT RETR RMD SIZE STAT STOR STRU SYST TYPE USER XCUP XCWD".to_string(),
-            " XMKD XPWD XRMD ACCT ALLO".to_string(),
-            "Help OK.".to_string(),
-        ];
+        let verbs: Vec<&str> =
+            ftp_common::command::VERBS.iter().map(|v| v.name).filter(|v| !NOT_IMPLEMENTED.contains(v)).collect();
+        let mut lines = vec!["The following commands are recognized:".to_string()];
+        lines.extend(verbs.chunks(12).map(|c| format!(" {}", c.join(" "))));
+        lines.push("Help OK.".to_string());
         self.replies.push_back(Reply::multi(ReplyCode::HelpMessage, lines));
     }
 
@@ -697,78 +716,6 @@ impl Session {
         true
     }
 
-    fn cmd_retr(&mut self, now: Now, path: &str) {
-        if !self.has_data_channel() {
-            return;
-        }
-        let p = self.cwd().join(path);
-        match self.root.open_read(&p) {
-            Ok(file) => {
-                let t = Transfer::send(Source::File(file), self.ascii, self.config.chunk_size, self.config.quantum);
-                self.begin(now, Job { verb: "RETR", path: p, temp: None }, t);
-            }
-            Err(e) => self.fs_error(path, &e),
-        }
-    }
-
-    fn cmd_stor(&mut self, now: Now, path: &str) {
-        if !self.has_data_channel() {
-            return;
-        }
-        let target = self.cwd().join(path);
-        if target.is_root() {
-            self.reply(ReplyCode::FileNameNotAllowed, "Not a file name.");
-            return;
-        }
-        if self.root.metadata(&target).is_ok_and(|m| m.is_dir()) {
-            self.reply(ReplyCode::FileUnavailable, format!("{path}: is a directory."));
-            return;
-        }
-        // The upload lands under a temporary name beside its target and is renamed only when complete, so the
-        // final name never holds a partial file.
-        self.upload_seq = self.upload_seq.wrapping_add(1);
-        let temp = target.parent().join(&format!(".ftpupload.{}.{}.part", self.id, self.upload_seq));
-        match self.root.create_new(&temp) {
-            Ok(file) => {
-                let t = Transfer::receive(file, self.ascii, self.config.chunk_size, self.config.quantum);
-                self.begin(now, Job { verb: "STOR", path: target, temp: Some(temp) }, t);
-            }
-            Err(e) => self.fs_error(path, &e),
-        }
-    }
-
-    fn cmd_list(&mut self, now: Now, arg: Option<&str>, format: ListFormat) {
-        if !self.has_data_channel() {
-            return;
-        }
-        // `LIST -la dir`: ls-style flags are accepted and ignored (clients send them out of habit).
-        let path = arg
-            .map(|a| {
-                let mut rest = a.trim_start();
-                while rest.starts_with('-') {
-                    rest = rest.split_once(' ').map_or("", |(_, r)| r).trim_start();
-                }
-                rest
-            })
-            .filter(|p| !p.is_empty());
-        let p = path.map_or_else(|| self.cwd(), |path| self.cwd().join(path));
-        let listing = match self.root.metadata(&p) {
-            Ok(m) if m.is_dir() => self.root.open_dir(&p).and_then(|d| Listing::directory(d, format, now.wall)),
-            Ok(m) => Ok(Listing::single(p.file_name().unwrap_or("/").to_string(), m, format, now.wall)),
-            Err(e) => Err(e),
-        };
-        match listing {
-            Ok(l) => {
-                // Listing lines carry their own CRLF; they are never converted again.
-                let t =
-                    Transfer::send(Source::Listing(Box::new(l)), false, self.config.chunk_size, self.config.quantum);
-                let verb = if format == ListFormat::Long { "LIST" } else { "NLST" };
-                self.begin(now, Job { verb, path: p, temp: None }, t);
-            }
-            Err(e) => self.fs_error(path.unwrap_or("."), &e),
-        }
-    }
-
     /// Starts `transfer` if the data connection is there, or parks it until the client connects.
     fn begin(&mut self, now: Now, job: Job, transfer: Transfer) {
         match std::mem::replace(&mut self.data, Data::None) {
@@ -788,7 +735,13 @@ impl Session {
 
     fn start(&mut self, now: Now, job: Job, transfer: Box<Transfer>) {
         let mode = if self.ascii && job.verb != "LIST" && job.verb != "NLST" { "ASCII" } else { "BINARY" };
-        self.reply(ReplyCode::FileStatusOk, format!("Opening {mode} mode data connection for {}.", job.path));
+        let text = if job.unique {
+            // RFC 1123 §4.1.2.9: STOU names its file in the 150 reply.
+            format!("FILE: {}", job.path.file_name().unwrap_or_default())
+        } else {
+            format!("Opening {mode} mode data connection for {}.", job.path)
+        };
+        self.reply(ReplyCode::FileStatusOk, text);
         self.actions.push_back(Action::StartTransfer(transfer));
         self.set_data(Data::Transferring { job, started: now.mono });
     }
@@ -799,16 +752,20 @@ impl Session {
         };
         self.set_data(Data::None);
         let secs = now.mono.saturating_duration_since(started).as_secs_f64();
+        let mut job = job;
         let mut error = error;
         if error.is_none() {
-            if let Some(temp) = &job.temp {
-                if let Err(e) = self.root.rename(temp, &job.path) {
-                    error = Some(TransferError::Local(e));
-                }
+            if let Err(e) = self.publish(&mut job) {
+                error = Some(TransferError::Local(e));
             }
         }
+        let done = if job.unique {
+            format!("Transfer complete; unique file name: {}.", job.path)
+        } else {
+            "Transfer complete.".to_string()
+        };
         let (code, text, result) = match &error {
-            None => (ReplyCode::ClosingDataConnection, "Transfer complete.".to_string(), "ok".to_string()),
+            None => (ReplyCode::ClosingDataConnection, done, "ok".to_string()),
             Some(TransferError::Network(e)) => (
                 ReplyCode::TransferAborted,
                 "Connection closed; transfer aborted.".to_string(),
@@ -829,6 +786,33 @@ impl Session {
         if self.shutting_down {
             self.reply(ReplyCode::ServiceNotAvailable, "Server shutting down.");
             self.close(now);
+        }
+    }
+
+    /// Moves a completed upload from its temporary name to its own. STOU never replaces a file: if its name
+    /// was taken during the upload, the next free one is used.
+    fn publish(&self, job: &mut Job) -> io::Result<()> {
+        let Some(temp) = job.temp.take() else { return Ok(()) };
+        if !job.unique {
+            return self.root.rename(&temp, &job.path).inspect_err(|_| job.temp = Some(temp.clone()));
+        }
+        loop {
+            match self.root.link_new(&temp, &job.path) {
+                Ok(()) => return self.root.remove_file(&temp),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    match transfer_cmds::unique_name(&self.root, &job.path) {
+                        Some(p) => job.path = p,
+                        None => {
+                            job.temp = Some(temp);
+                            return Err(e);
+                        }
+                    }
+                }
+                Err(e) => {
+                    job.temp = Some(temp);
+                    return Err(e);
+                }
+            }
         }
     }
 
@@ -907,3 +891,7 @@ fn is_disk_full(e: &io::Error) -> bool {
 #[cfg(test)]
 #[path = "session_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "session_tests_protocol.rs"]
+mod protocol_tests;

@@ -7,9 +7,9 @@ use std::path::Path;
 
 // ---- harness ---------------------------------------------------------------------------------------------------
 
-struct T {
-    s: Session,
-    now: Now,
+pub(super) struct T {
+    pub(super) s: Session,
+    pub(super) now: Now,
     dir: tempfile::TempDir,
 }
 
@@ -24,50 +24,50 @@ fn config() -> SessionConfig {
 }
 
 impl T {
-    fn root(&self) -> &Path {
+    pub(super) fn root(&self) -> &Path {
         self.dir.path()
     }
 
     #[track_caller]
-    fn line(&mut self, l: &str) -> Vec<u16> {
+    pub(super) fn line(&mut self, l: &str) -> Vec<u16> {
         self.s.handle_line(self.now, Line::Text(l.as_bytes().to_vec()));
         self.codes()
     }
 
-    fn raw(&mut self, l: &[u8]) -> Vec<u16> {
+    pub(super) fn raw(&mut self, l: &[u8]) -> Vec<u16> {
         self.s.handle_line(self.now, Line::Text(l.to_vec()));
         self.codes()
     }
 
-    fn codes(&mut self) -> Vec<u16> {
+    pub(super) fn codes(&mut self) -> Vec<u16> {
         std::iter::from_fn(|| self.s.poll_reply()).map(|r| r.code).collect()
     }
 
-    fn texts(&mut self) -> Vec<String> {
+    pub(super) fn texts(&mut self) -> Vec<String> {
         std::iter::from_fn(|| self.s.poll_reply()).map(|r| format!("{} {}", r.code, r.text())).collect()
     }
 
-    fn actions(&mut self) -> Vec<Action> {
+    pub(super) fn actions(&mut self) -> Vec<Action> {
         std::iter::from_fn(|| self.s.poll_action()).collect()
     }
 
-    fn outcome(&mut self, o: Outcome) -> Vec<u16> {
+    pub(super) fn outcome(&mut self, o: Outcome) -> Vec<u16> {
         self.s.handle_outcome(self.now, o);
         self.codes()
     }
 
-    fn advance(&mut self, d: Duration) {
+    pub(super) fn advance(&mut self, d: Duration) {
         self.now = Now { mono: self.now.mono + d, wall: self.now.wall + d };
     }
 
-    fn timeout(&mut self) -> Vec<u16> {
+    pub(super) fn timeout(&mut self) -> Vec<u16> {
         self.s.handle_timeout(self.now);
         self.codes()
     }
 
     /// The transfer the session asked the loop to start.
     #[track_caller]
-    fn started(&mut self) -> Box<Transfer> {
+    pub(super) fn started(&mut self) -> Box<Transfer> {
         let mut found = None;
         for a in self.actions() {
             if let Action::StartTransfer(t) = a {
@@ -101,7 +101,7 @@ impl Write for MemSocket {
 }
 
 /// Runs a transfer to its end against an in-memory socket holding `input`; returns what it sent.
-fn run(t: &mut Transfer, input: &[u8]) -> Vec<u8> {
+pub(super) fn run(t: &mut Transfer, input: &[u8]) -> Vec<u8> {
     let mut sock = MemSocket { input: Cursor::new(input.to_vec()), output: Vec::new() };
     for _ in 0..1_000_000 {
         match t.step(&mut sock) {
@@ -120,7 +120,7 @@ fn peer() -> SocketAddr {
 // ---- fixtures, one per state -----------------------------------------------------------------------------------
 
 /// Connected, greeted, not logged in.
-fn fresh() -> T {
+pub(super) fn fresh() -> T {
     let dir = tempfile::tempdir().unwrap();
     let root = Rc::new(Root::open(dir.path()).unwrap());
     let now = Now::from_system();
@@ -131,7 +131,7 @@ fn fresh() -> T {
 }
 
 /// Logged in anonymously at `/`, with a file `a.txt` ("hello\nworld\n") and a directory `sub`.
-fn logged_in() -> T {
+pub(super) fn logged_in() -> T {
     let mut t = fresh();
     std::fs::write(t.root().join("a.txt"), b"hello\nworld\n").unwrap();
     std::fs::create_dir(t.root().join("sub")).unwrap();
@@ -141,7 +141,7 @@ fn logged_in() -> T {
 }
 
 /// Logged in with a passive listener open (PASV answered 227), no connection yet.
-fn passive() -> T {
+pub(super) fn passive() -> T {
     let mut t = logged_in();
     assert_eq!(t.line("PASV"), Vec::<u16>::new());
     assert!(matches!(t.actions().as_slice(), [Action::ListenPassive]));
@@ -150,7 +150,7 @@ fn passive() -> T {
 }
 
 /// Logged in with the data connection established and idle.
-fn connected() -> T {
+pub(super) fn connected() -> T {
     let mut t = passive();
     assert_eq!(t.outcome(Outcome::DataConnected), Vec::<u16>::new());
     t
@@ -212,7 +212,7 @@ fn anonymous_disabled() {
 fn unknown_unimplemented_and_malformed() {
     let mut t = logged_in();
     assert_eq!(t.line("XYZZY"), vec![500]);
-    assert_eq!(t.line("MDTM a.txt"), vec![502]);
+    assert_eq!(t.line("AUTH TLS"), vec![502]);
     assert_eq!(t.line("RETR"), vec![501]);
     assert_eq!(t.line("PWD extra"), vec![501]);
     assert_eq!(t.line("TYPE E"), vec![504]);

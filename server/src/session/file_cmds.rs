@@ -1,0 +1,136 @@
+//! Commands answered on the control connection about files: SIZE, MDTM, MFMT, MLST, STAT with a path, DELE,
+//! MKD, RMD, RNFR/RNTO. None of them opens a data connection.
+
+use std::io::{self, Read};
+
+use ftp_common::{Reply, ReplyCode};
+
+use super::{Now, Session};
+use crate::facts::{parse_timeval, timeval};
+use crate::fs::{Root, VPath};
+use crate::listing::{ListFormat, Listing};
+
+/// Entries STAT shows over the control connection at most; beyond that, LIST is the way.
+const STAT_MAX_ENTRIES: usize = 10_000;
+
+impl Session {
+    pub(super) fn cmd_size(&mut self, path: &str) {
+        let p = self.cwd().join(path);
+        match self.root.metadata(&p) {
+            Ok(m) if m.is_file() => self.reply(ReplyCode::FileStatus, m.len().to_string()),
+            Ok(_) => self.reply(ReplyCode::FileUnavailable, format!("{path}: not a regular file.")),
+            Err(e) => self.fs_error(path, &e),
+        }
+    }
+
+    /// RFC 3659 §3: the modification time in UTC as YYYYMMDDHHMMSS.
+    pub(super) fn cmd_mdtm(&mut self, path: &str) {
+        let p = self.cwd().join(path);
+        match self.root.metadata(&p) {
+            Ok(m) if m.is_file() => match m.modified() {
+                Ok(t) => self.reply(ReplyCode::FileStatus, timeval(t.into_std())),
+                Err(e) => self.fs_error(path, &e),
+            },
+            Ok(_) => self.reply(ReplyCode::FileUnavailable, format!("{path}: not a regular file.")),
+            Err(e) => self.fs_error(path, &e),
+        }
+    }
+
+    /// draft-somers-ftp-mfxx: set the modification time; the reply echoes it.
+    pub(super) fn cmd_mfmt(&mut self, time: &str, path: &str) {
+        let Some(t) = parse_timeval(time) else {
+            self.reply(ReplyCode::ArgumentSyntaxError, "Time must be YYYYMMDDHHMMSS.");
+            return;
+        };
+        let p = self.cwd().join(path);
+        match self.root.set_modified(&p, t) {
+            Ok(()) => self.reply(ReplyCode::FileStatus, format!("Modify={time}; {p}")),
+            Err(e) => self.fs_error(path, &e),
+        }
+    }
+
+    /// RFC 3659 §7: the facts of one entry, on the control connection.
+    pub(super) fn cmd_mlst(&mut self, path: Option<&str>) {
+        let p = path.map_or_else(|| self.cwd(), |a| self.cwd().join(a));
+        match self.root.metadata(&p) {
+            Ok(m) => {
+                let mut line = vec![b' '];
+                self.facts.format(&mut line, p.as_str(), &m, None, true);
+                let lines =
+                    vec![format!("Listing {p}"), String::from_utf8_lossy(&line).into_owned(), "End".to_string()];
+                self.replies.push_back(Reply::multi(ReplyCode::FileActionOk, lines));
+            }
+            Err(e) => self.fs_error(path.unwrap_or("."), &e),
+        }
+    }
+
+    /// RFC 959 STAT with a path: the listing sent over the control connection (213).
+    pub(super) fn cmd_stat_path(&mut self, now: Now, path: &str) {
+        let p = self.cwd().join(path);
+        let listing = match self.root.metadata(&p) {
+            Ok(m) if m.is_dir() => {
+                self.root.open_dir(&p).and_then(|d| Listing::directory(d, ListFormat::Long, now.wall))
+            }
+            Ok(m) => Ok(Listing::single(p.file_name().unwrap_or("/").to_string(), m, ListFormat::Long, now.wall)),
+            Err(e) => Err(e),
+        };
+        let mut text = String::new();
+        let read = listing.and_then(|l| l.take(1 << 24).read_to_string(&mut text));
+        if let Err(e) = read {
+            return self.fs_error(path, &e);
+        }
+        let mut lines = vec![format!("Status of {p}:")];
+        let total = text.lines().count();
+        lines.extend(text.lines().take(STAT_MAX_ENTRIES).map(str::to_string));
+        if total > STAT_MAX_ENTRIES {
+            lines.push(format!("... {} more entries; use LIST", total - STAT_MAX_ENTRIES));
+        }
+        lines.push("End of status".to_string());
+        self.replies.push_back(Reply::multi(ReplyCode::FileStatus, lines));
+    }
+
+    /// DELE and RMD: 250 when `op` succeeds on the resolved path.
+    pub(super) fn remove(&mut self, path: &str, done: &str, op: fn(&Root, &VPath) -> io::Result<()>) {
+        let p = self.cwd().join(path);
+        match op(&self.root, &p) {
+            Ok(()) => self.reply(ReplyCode::FileActionOk, format!("{done} {p}.")),
+            Err(e) => self.fs_error(path, &e),
+        }
+    }
+
+    pub(super) fn cmd_mkd(&mut self, path: &str) {
+        let p = self.cwd().join(path);
+        match self.root.create_dir(&p) {
+            Ok(()) => {
+                let quoted = p.as_str().replace('"', "\"\"");
+                self.reply(ReplyCode::PathCreated, format!("\"{quoted}\" created."));
+            }
+            Err(e) => self.fs_error(path, &e),
+        }
+    }
+
+    /// RNFR: remember what to rename; the very next command must be RNTO.
+    pub(super) fn cmd_rnfr(&mut self, path: &str) {
+        let p = self.cwd().join(path);
+        match self.root.metadata(&p) {
+            Ok(_) if p.is_root() => self.reply(ReplyCode::FileUnavailable, "Cannot rename the root."),
+            Ok(_) => {
+                self.reply(ReplyCode::FileActionPending, "Ready for RNTO.");
+                self.rename_from = Some(p);
+            }
+            Err(e) => self.fs_error(path, &e),
+        }
+    }
+
+    pub(super) fn cmd_rnto(&mut self, from: Option<VPath>, path: &str) {
+        let Some(from) = from else {
+            self.reply(ReplyCode::BadSequence, "RNFR required first.");
+            return;
+        };
+        let to = self.cwd().join(path);
+        match self.root.rename(&from, &to) {
+            Ok(()) => self.reply(ReplyCode::FileActionOk, format!("Renamed {from} to {to}.")),
+            Err(e) => self.fs_error(path, &e),
+        }
+    }
+}
