@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod facts;
 pub mod fs;
+pub mod hash;
 pub mod listing;
 pub mod server;
 pub mod session;

@@ -22,7 +22,8 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::fs::Root;
-use crate::session::{Action, Now, Outcome, Session, SessionConfig};
+use crate::hash::{HashJob, HashStep, HASH_BYTES_PER_TURN};
+use crate::session::{canonical, Action, Now, Outcome, Session, SessionConfig};
 use crate::transfer::{Step, Transfer, TransferError};
 
 const LISTENER: Token = Token(usize::MAX);
@@ -63,6 +64,8 @@ struct Control {
     interest: Interest,
     passive: Option<usize>,
     data: Option<usize>,
+    /// A HASH being computed for this session.
+    hash: Option<usize>,
     deadline: Option<Instant>,
     closing: bool,
     /// Reading stopped for back-pressure (replies piling up, or the session's command queue full); resumes
@@ -111,12 +114,22 @@ struct DataConn {
     /// `None` once the transfer ended: the socket is closed at once so the client sees EOF before the 226.
     stream: Option<TcpStream>,
     transfer: Option<Box<Transfer>>,
+    /// An active-mode connect still in progress.
+    connecting: bool,
 }
 
 enum Conn {
     Control(Box<Control>),
-    Passive { owner: usize, listener: TcpListener },
+    Passive {
+        owner: usize,
+        listener: TcpListener,
+    },
     Data(DataConn),
+    /// A HASH job: no socket, it only runs from the runnable queue.
+    Hash {
+        owner: usize,
+        job: Box<HashJob>,
+    },
 }
 
 /// The FTP server: bind with [`Server::bind`], then [`Server::run`].
@@ -310,6 +323,7 @@ impl Server {
             interest: Interest::READABLE,
             passive: None,
             data: None,
+            hash: None,
             deadline: None,
             closing: false,
             paused: false,
@@ -354,9 +368,10 @@ impl Server {
         match self.conns.get(key) {
             Some(Conn::Control(_)) => self.pump_control(key, now),
             Some(Conn::Passive { .. }) => self.accept_data(key, now),
+            Some(Conn::Data(d)) if d.connecting => self.check_connect(key, now),
             Some(Conn::Data(d)) if d.transfer.is_some() => self.enqueue(key),
             // An idle data connection is not read early: its bytes belong to the transfer still to come.
-            Some(Conn::Data(_)) | None => {}
+            Some(Conn::Data(_) | Conn::Hash { .. }) | None => {}
         }
     }
 
@@ -425,8 +440,17 @@ impl Server {
             trace!("session {key}: action {action:?}");
             match action {
                 Action::ListenPassive => self.listen_passive(key, now),
+                Action::ConnectActive(addr) => self.connect_active(key, addr, now),
                 Action::StartTransfer(t) => self.start_transfer(key, t, now),
                 Action::CloseData => self.close_data(key),
+                Action::StartHash(job) => {
+                    let hkey = self.conns.insert(Conn::Hash { owner: key, job });
+                    self.mark_open(hkey);
+                    if let Some(Conn::Control(c)) = self.conns.get_mut(key) {
+                        c.hash = Some(hkey);
+                    }
+                    self.enqueue(hkey);
+                }
                 Action::Close => {
                     c.closing = true;
                 }
@@ -535,13 +559,74 @@ impl Server {
             debug!("session {owner}: register data: {e}");
             return;
         }
-        entry.insert(Conn::Data(DataConn { owner, stream: Some(stream), transfer: None }));
+        entry.insert(Conn::Data(DataConn { owner, stream: Some(stream), transfer: None, connecting: false }));
         self.mark_open(dkey);
         if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
             c.passive = None;
             c.data = Some(dkey);
         }
         self.tell(owner, Outcome::DataConnected, now);
+    }
+
+    /// Starts a non-blocking connect to a PORT/EPRT address, from the control connection's local address.
+    fn connect_active(&mut self, owner: usize, addr: SocketAddr, now: Now) {
+        let Some(Conn::Control(c)) = self.conns.get(owner) else { return };
+        let local = c.stream.local_addr().map(|a| SocketAddr::new(canonical(a.ip()), 0));
+        let stream = local.and_then(|local| {
+            let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+            socket.set_nonblocking(true)?;
+            socket.bind(&local.into())?;
+            match socket.connect(&addr.into()) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(115) || e.kind() == io::ErrorKind::WouldBlock => {} // EINPROGRESS
+                Err(e) => return Err(e),
+            }
+            Ok(TcpStream::from_std(socket.into()))
+        });
+        let mut stream = match stream {
+            Ok(s) => s,
+            Err(e) => return self.tell(owner, Outcome::ActiveFailed(e), now),
+        };
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = self.poll.registry().register(&mut stream, Token(key), Interest::READABLE | Interest::WRITABLE)
+        {
+            return self.tell(owner, Outcome::ActiveFailed(e), now);
+        }
+        entry.insert(Conn::Data(DataConn { owner, stream: Some(stream), transfer: None, connecting: true }));
+        self.mark_open(key);
+        if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
+            c.data = Some(key);
+        }
+        trace!("session {owner}: connecting to {addr} (key {key})");
+    }
+
+    /// A readiness event on a connecting socket: connected, failed, or (spuriously) neither yet.
+    fn check_connect(&mut self, key: usize, now: Now) {
+        let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
+        let Some(stream) = &d.stream else { return };
+        let owner = d.owner;
+        let result = match stream.take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => match stream.peer_addr() {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => Err(e),
+            },
+        };
+        match result {
+            Ok(()) => {
+                d.connecting = false;
+                self.tell(owner, Outcome::DataConnected, now);
+            }
+            Err(e) => {
+                self.close(key);
+                if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
+                    c.data = None;
+                }
+                self.tell(owner, Outcome::ActiveFailed(e), now);
+            }
+        }
     }
 
     fn start_transfer(&mut self, owner: usize, transfer: Box<Transfer>, now: Now) {
@@ -593,10 +678,29 @@ impl Server {
         self.tell(owner, outcome, now);
     }
 
+    /// One turn of a HASH job.
+    fn step_hash(&mut self, key: usize, now: Now) {
+        let Some(Conn::Hash { owner, job }) = self.conns.get_mut(key) else { return };
+        let owner = *owner;
+        let outcome = match job.step(HASH_BYTES_PER_TURN) {
+            HashStep::More => {
+                self.enqueue(key);
+                return;
+            }
+            HashStep::Done { hex, size } => Outcome::HashDone { hex, size },
+            HashStep::Failed(e) => Outcome::HashFailed(e),
+        };
+        self.close(key);
+        if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
+            c.hash = None;
+        }
+        self.tell(owner, outcome, now);
+    }
+
     /// Drops a session's passive listener and data connection (and any transfer on it).
     fn close_data(&mut self, owner: usize) {
         let Some(Conn::Control(c)) = self.conns.get_mut(owner) else { return };
-        let keys = [c.passive.take(), c.data.take()];
+        let keys = [c.passive.take(), c.data.take(), c.hash.take()];
         for k in keys.into_iter().flatten() {
             self.close(k);
         }
@@ -631,6 +735,7 @@ impl Server {
             }
             match self.conns.get(key) {
                 Some(Conn::Data(_)) => self.step_transfer(key, now),
+                Some(Conn::Hash { .. }) => self.step_hash(key, now),
                 Some(Conn::Control(_)) => self.pump_control(key, now),
                 _ => {}
             }
@@ -678,7 +783,7 @@ impl Server {
         self.is_closed[key] = true;
         self.closed.push(key);
         let registry = self.poll.registry();
-        let mut children = [None, None];
+        let mut children = [None, None, None];
         match self.conns.get_mut(key) {
             Some(Conn::Control(c)) => {
                 let _ = registry.deregister(&mut c.stream);
@@ -686,7 +791,7 @@ impl Server {
                 if let Some(at) = c.deadline.take() {
                     self.timers.remove(&(at, key));
                 }
-                children = [c.passive.take(), c.data.take()];
+                children = [c.passive.take(), c.data.take(), c.hash.take()];
                 self.controls -= 1;
                 debug!("closed session at key {key}; connections: {}", self.controls);
             }
@@ -699,7 +804,7 @@ impl Server {
                 }
                 d.transfer = None;
             }
-            None => {}
+            Some(Conn::Hash { .. }) | None => {}
         }
         for child in children.into_iter().flatten() {
             self.close(child);
@@ -721,13 +826,5 @@ impl Server {
     /// Live connections of every kind (control, passive listener, data); for tests and diagnostics.
     pub fn connection_count(&self) -> usize {
         self.conns.len()
-    }
-}
-
-/// IPv4-mapped IPv6 addresses compare equal to their IPv4 form.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }

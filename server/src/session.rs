@@ -8,18 +8,19 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ftp_common::{hostport, Command, EpsvArg, Line, ParseError, Reply, ReplyCode, TransferType};
+use ftp_common::{Command, Line, ParseError, Reply, ReplyCode};
 use log::{debug, info, trace, warn};
 
 use crate::facts::Facts;
 use crate::fs::{Root, VPath};
-use crate::listing::ListFormat;
+use crate::hash::{Algorithm, HashJob};
 use crate::transfer::{Transfer, TransferError};
 
+mod control_cmds;
 mod file_cmds;
 mod transfer_cmds;
 
@@ -28,7 +29,7 @@ mod transfer_cmds;
 pub const MAX_DEFERRED: usize = 16;
 
 /// Verbs the parser knows that this server answers with 502 (see the last arm of `dispatch`).
-const NOT_IMPLEMENTED: &[&str] = &["REIN", "PORT", "EPRT", "HASH", "AUTH", "PBSZ", "PROT"];
+const NOT_IMPLEMENTED: &[&str] = &["REIN", "AUTH", "PBSZ", "PROT"];
 
 /// How long a closing session waits for its last replies to drain before the connection is cut.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
@@ -77,6 +78,11 @@ impl Default for SessionConfig {
 pub enum Action {
     /// Open a passive listener; answer with [`Outcome::PassiveReady`] or [`Outcome::PassiveFailed`].
     ListenPassive,
+    /// Connect to the client's PORT/EPRT address; answer with [`Outcome::DataConnected`] or
+    /// [`Outcome::ActiveFailed`].
+    ConnectActive(SocketAddr),
+    /// Hash a file in steps across turns; answer with [`Outcome::HashDone`] or [`Outcome::HashFailed`].
+    StartHash(Box<HashJob>),
     /// Run this transfer on the (connected) data connection; answer with a transfer outcome.
     StartTransfer(Box<Transfer>),
     /// Drop the passive listener, the data connection and any transfer on it. No outcome follows.
@@ -89,8 +95,10 @@ impl std::fmt::Debug for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Action::ListenPassive => write!(f, "ListenPassive"),
+            Action::ConnectActive(a) => write!(f, "ConnectActive({a})"),
             Action::StartTransfer(t) => write!(f, "StartTransfer(upload={})", t.is_upload()),
             Action::CloseData => write!(f, "CloseData"),
+            Action::StartHash(_) => write!(f, "StartHash"),
             Action::Close => write!(f, "Close"),
         }
     }
@@ -101,11 +109,17 @@ impl std::fmt::Debug for Action {
 pub enum Outcome {
     PassiveReady(SocketAddr),
     PassiveFailed(io::Error),
-    /// The client connected to the passive listener.
+    /// The data connection is established (the client connected to the listener, or our connect succeeded).
     DataConnected,
+    ActiveFailed(io::Error),
     TransferDone {
         bytes: u64,
     },
+    HashDone {
+        hex: String,
+        size: u64,
+    },
+    HashFailed(io::Error),
     TransferFailed {
         bytes: u64,
         error: TransferError,
@@ -160,6 +174,15 @@ enum Data {
     Connected {
         since: Instant,
     },
+    /// PORT/EPRT given: the server connects to `addr` when a transfer command comes.
+    Active {
+        addr: SocketAddr,
+    },
+    /// Connecting to the client's PORT/EPRT address for the pending transfer.
+    Connecting {
+        since: Instant,
+        pending: (Job, Box<Transfer>),
+    },
     Transferring {
         job: Job,
         started: Instant,
@@ -174,6 +197,8 @@ impl Data {
             Data::Listening { pending: None, .. } => "Listening",
             Data::Listening { pending: Some(_), .. } => "Listening(pending)",
             Data::Connected { .. } => "Connected",
+            Data::Active { .. } => "Active",
+            Data::Connecting { .. } => "Connecting",
             Data::Transferring { .. } => "Transferring",
         }
     }
@@ -203,6 +228,10 @@ pub struct Session {
     rename_from: Option<VPath>,
     /// Facts chosen with OPTS MLST.
     facts: Facts,
+    /// Algorithm chosen with OPTS HASH.
+    hash_algorithm: Algorithm,
+    /// A HASH being computed: the path and the algorithm.
+    hashing: Option<(VPath, Algorithm)>,
 }
 
 impl Session {
@@ -235,6 +264,8 @@ impl Session {
             rest: 0,
             rename_from: None,
             facts: Facts::default(),
+            hash_algorithm: Algorithm::Sha256,
+            hashing: None,
         };
         s.reply(ReplyCode::ServiceReady, "FTP server ready.");
         s
@@ -254,7 +285,11 @@ impl Session {
 
     /// A transfer is running or waiting for its data connection: the session is not idle.
     pub fn is_busy(&self) -> bool {
-        matches!(self.data, Data::Transferring { .. } | Data::Listening { pending: Some(_), .. })
+        self.hashing.is_some()
+            || matches!(
+                self.data,
+                Data::Transferring { .. } | Data::Listening { pending: Some(_), .. } | Data::Connecting { .. }
+            )
     }
 
     pub fn is_closing(&self) -> bool {
@@ -284,7 +319,9 @@ impl Session {
             return Some(at + CLOSE_GRACE);
         }
         let data = match &self.data {
-            Data::Listening { since, .. } | Data::Connected { since } => Some(*since + self.config.data_timeout),
+            Data::Listening { since, .. } | Data::Connected { since } | Data::Connecting { since, .. } => {
+                Some(*since + self.config.data_timeout)
+            }
             _ => None,
         };
         // A running transfer keeps the session alive; its own stalls are the data side's business.
@@ -315,6 +352,8 @@ impl Session {
             }
         }
         self.run_line(now, line);
+        // An ABOR may have ended the work the queued commands were waiting for.
+        self.run_deferred(now);
     }
 
     /// The result of an action the loop carried out.
@@ -330,7 +369,8 @@ impl Session {
                 }
             }
             Outcome::DataConnected => match std::mem::replace(&mut self.data, Data::None) {
-                Data::Listening { pending: Some((job, transfer)), .. } => self.start(now, job, transfer),
+                Data::Listening { pending: Some((job, transfer)), .. }
+                | Data::Connecting { pending: (job, transfer), .. } => self.start(now, job, transfer),
                 Data::Listening { pending: None, .. } => self.set_data(Data::Connected { since: now.mono }),
                 other => {
                     // Not expecting a connection: keep the state, drop the connection.
@@ -338,6 +378,24 @@ impl Session {
                     self.actions.push_back(Action::CloseData);
                 }
             },
+            Outcome::ActiveFailed(e) => {
+                if let Data::Connecting { pending: (job, _), .. } = std::mem::replace(&mut self.data, Data::None) {
+                    debug!("session {}: active connect failed: {e}", self.id);
+                    self.set_data(Data::None);
+                    self.discard_temp(&job);
+                    self.reply(ReplyCode::CantOpenDataConnection, format!("Cannot open data connection: {e}."));
+                }
+            }
+            Outcome::HashDone { hex, size } => {
+                if let Some((path, algorithm)) = self.hashing.take() {
+                    self.reply(ReplyCode::FileStatus, format!("{} 0-{size} {hex} {path}", algorithm.name()));
+                }
+            }
+            Outcome::HashFailed(e) => {
+                if let Some((path, _)) = self.hashing.take() {
+                    self.fs_error(path.as_str(), &e);
+                }
+            }
             Outcome::TransferDone { bytes } => self.finish(now, bytes, None),
             Outcome::TransferFailed { bytes, error } => self.finish(now, bytes, Some(error)),
         }
@@ -353,14 +411,16 @@ impl Session {
             return;
         }
         let data_expired = match &self.data {
-            Data::Listening { since, .. } | Data::Connected { since } => now.mono >= *since + self.config.data_timeout,
+            Data::Listening { since, .. } | Data::Connected { since } | Data::Connecting { since, .. } => {
+                now.mono >= *since + self.config.data_timeout
+            }
             _ => false,
         };
         if data_expired {
             let old = std::mem::replace(&mut self.data, Data::None);
             self.set_data(Data::None);
             self.actions.push_back(Action::CloseData);
-            if let Data::Listening { pending: Some((job, _)), .. } = old {
+            if let Data::Listening { pending: Some((job, _)), .. } | Data::Connecting { pending: (job, _), .. } = old {
                 self.discard_temp(&job);
                 self.reply(ReplyCode::CantOpenDataConnection, "Data connection not established in time.");
                 self.run_deferred(now);
@@ -395,7 +455,9 @@ impl Session {
                 );
                 self.discard_temp(&job);
             }
-            Data::Listening { pending: Some((job, _)), .. } => self.discard_temp(&job),
+            Data::Listening { pending: Some((job, _)), .. } | Data::Connecting { pending: (job, _), .. } => {
+                self.discard_temp(&job)
+            }
             _ => {}
         }
         self.deferred.clear();
@@ -469,140 +531,6 @@ impl Session {
         }
     }
 
-    fn dispatch(&mut self, now: Now, cmd: Command) {
-        // RNFR's path survives exactly one command: RNTO takes it, anything else drops it.
-        let rename_from = self.rename_from.take();
-        match cmd {
-            Command::User(name) => self.cmd_user(name),
-            Command::Pass(pass) => self.cmd_pass(pass),
-            Command::Acct(_) => self.reply(ReplyCode::CommandSuperfluous, "ACCT not needed."),
-            Command::Allo(_) => self.reply(ReplyCode::CommandSuperfluous, "ALLO not needed."),
-            Command::Quit => {
-                self.reply(ReplyCode::ClosingControlConnection, "Goodbye.");
-                self.close(now);
-            }
-            Command::Noop => self.reply(ReplyCode::CommandOk, "NOOP ok."),
-            Command::Syst => self.reply(ReplyCode::SystemType, "UNIX Type: L8"),
-            Command::Feat => self.cmd_feat(),
-            Command::Opts(opt) => self.cmd_opts(&opt),
-            Command::Help(_) => self.cmd_help(),
-            Command::Stat(None) => self.cmd_stat(),
-            Command::Stat(Some(path)) => self.cmd_stat_path(now, &path),
-            Command::Pwd => {
-                let cwd = self.cwd().as_str().replace('"', "\"\"");
-                self.reply(ReplyCode::PathCreated, format!("\"{cwd}\" is the current directory."));
-            }
-            Command::Cwd(path) => {
-                let p = self.cwd().join(&path);
-                match self.root.open_dir(&p) {
-                    Ok(_) => {
-                        self.reply(ReplyCode::FileActionOk, format!("Directory changed to {p}."));
-                        self.set_cwd(p);
-                    }
-                    Err(e) => self.fs_error(&path, &e),
-                }
-            }
-            Command::Cdup => {
-                let p = self.cwd().parent();
-                self.reply(ReplyCode::CommandOk, format!("Directory changed to {p}."));
-                self.set_cwd(p);
-            }
-            Command::Type(t) => match t {
-                TransferType::Ascii => {
-                    self.ascii = true;
-                    self.reply(ReplyCode::CommandOk, "Switching to ASCII mode.");
-                }
-                TransferType::Image => {
-                    self.ascii = false;
-                    self.reply(ReplyCode::CommandOk, "Switching to Binary mode.");
-                }
-                TransferType::Unsupported(_) => {
-                    self.reply(ReplyCode::ParameterNotImplemented, "Only TYPE A and TYPE I are supported.")
-                }
-            },
-            Command::Mode(m) if m.eq_ignore_ascii_case("S") => self.reply(ReplyCode::CommandOk, "Mode set to S."),
-            Command::Mode(_) => self.reply(ReplyCode::ParameterNotImplemented, "Only MODE S is supported."),
-            Command::Stru(s) if s.eq_ignore_ascii_case("F") => self.reply(ReplyCode::CommandOk, "Structure set to F."),
-            Command::Stru(_) => self.reply(ReplyCode::ParameterNotImplemented, "Only STRU F is supported."),
-            Command::Pasv => self.cmd_passive(false),
-            Command::Epsv(None) => self.cmd_passive(true),
-            Command::Epsv(Some(EpsvArg::All)) => {
-                self.epsv_all = true;
-                self.reply(ReplyCode::CommandOk, "EPSV ALL ok.");
-            }
-            Command::Epsv(Some(EpsvArg::Protocol(p))) => {
-                let ours = if ipv4_of(self.local.ip()).is_some() { 1 } else { 2 };
-                if p == ours {
-                    self.cmd_passive(true);
-                } else {
-                    let text = format!("Network protocol not supported, use ({ours}).");
-                    self.reply(ReplyCode::NetworkProtocolNotSupported, text);
-                }
-            }
-            Command::Rest(offset) => {
-                self.rest = offset;
-                self.reply(ReplyCode::FileActionPending, format!("Restarting at {offset}. Send RETR or STOR."));
-            }
-            Command::Retr(path) => self.cmd_retr(now, &path),
-            Command::Stor(path) => self.cmd_stor(now, &path),
-            Command::Appe(path) => self.cmd_appe(now, &path),
-            Command::Stou(base) => self.cmd_stou(now, base.as_deref()),
-            Command::List(arg) => self.cmd_list(now, arg.as_deref(), ListFormat::Long),
-            Command::Nlst(arg) => self.cmd_list(now, arg.as_deref(), ListFormat::Names),
-            Command::Mlsd(arg) => {
-                let format = ListFormat::Machine { facts: self.facts, writable: true };
-                self.cmd_list(now, arg.as_deref(), format)
-            }
-            Command::Mlst(arg) => self.cmd_mlst(arg.as_deref()),
-            Command::Size(path) => self.cmd_size(&path),
-            Command::Mdtm(path) => self.cmd_mdtm(&path),
-            Command::Mfmt { time, path } => self.cmd_mfmt(&time, &path),
-            Command::Dele(path) => self.remove(&path, "Deleted", Root::remove_file),
-            Command::Mkd(path) => self.cmd_mkd(&path),
-            Command::Rmd(path) => self.remove(&path, "Removed", Root::remove_dir),
-            Command::Rnfr(path) => self.cmd_rnfr(&path),
-            Command::Rnto(path) => self.cmd_rnto(rename_from, &path),
-            Command::Abor => self.cmd_abor(now),
-            Command::Unknown(verb) => {
-                let verb: String = verb.chars().take(16).collect();
-                self.reply(ReplyCode::SyntaxError, format!("Unknown command {verb}."))
-            }
-            Command::Rein
-            | Command::Port(_)
-            | Command::Eprt(_)
-            | Command::Hash(_)
-            | Command::Auth(_)
-            | Command::Pbsz(_)
-            | Command::Prot(_) => self.reply(ReplyCode::CommandNotImplemented, "Command not implemented."),
-        }
-    }
-
-    /// FEAT lists exactly the extensions that work (RFC 2389).
-    fn cmd_feat(&mut self) {
-        let mut lines = vec!["Features:".to_string()];
-        for f in [" EPSV", " MDTM", " MFMT", " PASV", " REST STREAM", " SIZE", " TVFS", " UTF8"] {
-            lines.push(f.to_string());
-        }
-        lines.push(self.facts.feat_line());
-        lines[1..].sort();
-        lines.push("End".to_string());
-        self.replies.push_back(Reply::multi(ReplyCode::SystemStatus, lines));
-    }
-
-    fn cmd_opts(&mut self, opt: &str) {
-        let (name, value) = opt.trim().split_once(' ').unwrap_or((opt.trim(), ""));
-        match name.to_ascii_uppercase().as_str() {
-            "UTF8" if value.is_empty() || value.eq_ignore_ascii_case("ON") => {
-                self.reply(ReplyCode::CommandOk, "Always in UTF8 mode.")
-            }
-            "MLST" => {
-                self.facts = Facts::parse(value);
-                self.reply(ReplyCode::CommandOk, format!("MLST OPTS {}", self.facts.selected()));
-            }
-            _ => self.reply(ReplyCode::ArgumentSyntaxError, "Option not understood."),
-        }
-    }
-
     fn cwd(&self) -> VPath {
         match &self.login {
             Login::LoggedIn { cwd, .. } => cwd.clone(),
@@ -616,101 +544,10 @@ impl Session {
         }
     }
 
-    fn cmd_user(&mut self, name: String) {
-        if matches!(self.login, Login::LoggedIn { .. }) {
-            self.reply(ReplyCode::BadSequence, "Already logged in.");
-            return;
-        }
-        // Every name gets 331, so replies never tell which accounts exist.
-        self.set_login(Login::AwaitingPass { user: name });
-        self.reply(ReplyCode::NeedPassword, "Please specify the password.");
-    }
-
-    fn cmd_pass(&mut self, _pass: String) {
-        match std::mem::replace(&mut self.login, Login::AwaitingUser) {
-            Login::AwaitingPass { user } => {
-                let anonymous = user.eq_ignore_ascii_case("anonymous") || user.eq_ignore_ascii_case("ftp");
-                if anonymous && self.config.anonymous {
-                    info!("{} logged in as {user}", self.peer.ip());
-                    self.set_login(Login::LoggedIn { user, cwd: VPath::root() });
-                    self.reply(ReplyCode::UserLoggedIn, "Login successful.");
-                } else {
-                    info!("{} failed login as {user:?}", self.peer.ip());
-                    self.set_login(Login::AwaitingUser);
-                    self.reply(ReplyCode::NotLoggedIn, "Login incorrect.");
-                }
-            }
-            Login::AwaitingUser => self.reply(ReplyCode::BadSequence, "Login with USER first."),
-            logged_in @ Login::LoggedIn { .. } => {
-                self.login = logged_in;
-                self.reply(ReplyCode::UserLoggedIn, "Already logged in.");
-            }
-        }
-    }
-
-    /// HELP lists the verbs this server implements, from the same table the parser uses.
-    fn cmd_help(&mut self) {
-        let verbs: Vec<&str> =
-            ftp_common::command::VERBS.iter().map(|v| v.name).filter(|v| !NOT_IMPLEMENTED.contains(v)).collect();
-        let mut lines = vec!["The following commands are recognized:".to_string()];
-        lines.extend(verbs.chunks(12).map(|c| format!(" {}", c.join(" "))));
-        lines.push("Help OK.".to_string());
-        self.replies.push_back(Reply::multi(ReplyCode::HelpMessage, lines));
-    }
-
-    fn cmd_stat(&mut self) {
-        let mut lines = vec![
-            "FTP server status:".to_string(),
-            format!(" Connected to {}", self.peer.ip()),
-            format!(" Logged in as {}", self.user()),
-            format!(" TYPE: {}", if self.ascii { "ASCII" } else { "BINARY" }),
-        ];
-        if let Data::Transferring { job, .. } | Data::Listening { pending: Some((job, _)), .. } = &self.data {
-            lines.push(format!(" Transfer in progress: {} {}", job.verb, job.path));
-        } else {
-            lines.push(" No data connection".to_string());
-        }
-        lines.push("End of status".to_string());
-        self.replies.push_back(Reply::multi(ReplyCode::SystemStatus, lines));
-    }
-
-    fn cmd_passive(&mut self, extended: bool) {
-        if self.epsv_all && !extended {
-            self.reply(ReplyCode::BadSequence, "EPSV ALL in effect; use EPSV.");
-            return;
-        }
-        if !extended && ipv4_of(self.local.ip()).is_none() {
-            self.reply(ReplyCode::CantOpenDataConnection, "PASV needs IPv4; use EPSV.");
-            return;
-        }
-        if !matches!(self.data, Data::None) {
-            // A new PASV replaces the previous listener or idle connection.
-            self.actions.push_back(Action::CloseData);
-        }
-        self.set_data(Data::Binding { extended });
-        self.actions.push_back(Action::ListenPassive);
-    }
-
-    fn passive_ready(&mut self, now: Now, addr: SocketAddr) {
-        let Data::Binding { extended } = self.data else { return };
-        self.set_data(Data::Listening { since: now.mono, pending: None });
-        if extended {
-            self.reply(
-                ReplyCode::EnteringExtendedPassiveMode,
-                format!("Entering Extended Passive Mode {}.", hostport::format_epsv(addr.port())),
-            );
-        } else {
-            // Checked before the listener was asked for.
-            let ip = ipv4_of(addr.ip()).unwrap_or(std::net::Ipv4Addr::LOCALHOST);
-            let hp = hostport::format_host_port(SocketAddrV4::new(ip, addr.port()));
-            self.reply(ReplyCode::EnteringPassiveMode, format!("Entering Passive Mode ({hp})."));
-        }
-    }
-
     /// The common start of every transfer command: without a data connection set up, 425 at once.
     fn has_data_channel(&mut self) -> bool {
         if matches!(self.data, Data::None | Data::Binding { .. }) {
-            self.reply(ReplyCode::CantOpenDataConnection, "Use PASV or EPSV first.");
+            self.reply(ReplyCode::CantOpenDataConnection, "Use PASV, EPSV, PORT or EPRT first.");
             return false;
         }
         true
@@ -723,6 +560,10 @@ impl Session {
             Data::Listening { since, pending: None } => {
                 self.data = Data::Listening { since, pending: Some((job, Box::new(transfer))) };
                 trace!("session {}: data Listening => Listening(pending)", self.id);
+            }
+            Data::Active { addr } => {
+                self.actions.push_back(Action::ConnectActive(addr));
+                self.set_data(Data::Connecting { since: now.mono, pending: (job, Box::new(transfer)) });
             }
             other => {
                 // Unreachable by construction (has_data_channel and deferral); refuse rather than lose the file.
@@ -827,11 +668,17 @@ impl Session {
                 self.reply(ReplyCode::TransferAborted, "Transfer aborted.");
                 self.reply(ReplyCode::ClosingDataConnection, "ABOR successful.");
             }
-            Data::Listening { pending: Some((job, _)), .. } => {
+            Data::Listening { pending: Some((job, _)), .. } | Data::Connecting { pending: (job, _), .. } => {
                 self.set_data(Data::None);
                 self.actions.push_back(Action::CloseData);
                 self.discard_temp(&job);
                 self.reply(ReplyCode::TransferAborted, "Transfer aborted.");
+                self.reply(ReplyCode::ClosingDataConnection, "ABOR successful.");
+            }
+            Data::None if self.hashing.is_some() => {
+                self.hashing = None;
+                self.actions.push_back(Action::CloseData);
+                self.reply(ReplyCode::TransferAborted, "HASH aborted.");
                 self.reply(ReplyCode::ClosingDataConnection, "ABOR successful.");
             }
             Data::None => self.reply(ReplyCode::DataConnectionOpenNoTransfer, "No transfer to abort."),
@@ -873,6 +720,11 @@ impl Session {
         };
         self.reply(code, format!("{shown}: {why}."));
     }
+}
+
+/// IPv4-mapped IPv6 addresses compare equal to their IPv4 form.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    ipv4_of(ip).map_or(ip, IpAddr::V4)
 }
 
 /// The IPv4 address behind `ip` (plain or IPv4-mapped IPv6), for PASV replies.

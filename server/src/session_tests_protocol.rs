@@ -171,3 +171,97 @@ fn fresh_feat() -> T {
     t.s.handle_line(t.now, Line::Text(b"FEAT".to_vec()));
     t
 }
+
+// ---- active mode -----------------------------------------------------------------------------------------------
+
+// PORT to the client's own address and an unprivileged port: the server connects when the transfer command comes.
+#[test]
+fn port_then_retr_connects() {
+    let mut t = logged_in();
+    assert_eq!(t.line("PORT 127,0,0,1,200,10"), vec![200]);
+    assert_eq!(t.line("RETR a.txt"), Vec::<u16>::new());
+    let acts = t.actions();
+    assert!(matches!(acts.as_slice(), [Action::ConnectActive(a)] if a.port() == 200 * 256 + 10), "{acts:?}");
+    assert!(t.s.is_busy());
+    assert_eq!(t.outcome(Outcome::DataConnected), vec![150]);
+    let mut tr = t.started();
+    assert_eq!(run(&mut tr, b""), b"hello\nworld\n");
+    assert_eq!(t.outcome(Outcome::TransferDone { bytes: 12 }), vec![226]);
+}
+
+#[test]
+fn active_connect_failure_is_425() {
+    let mut t = logged_in();
+    t.line("EPRT |1|127.0.0.1|5000|");
+    t.line("STOR up.bin");
+    t.actions();
+    assert_eq!(t.outcome(Outcome::ActiveFailed(io::ErrorKind::ConnectionRefused.into())), vec![425]);
+    let names: Vec<_> = std::fs::read_dir(t.root()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "temporary file left: {names:?}");
+    assert_eq!(t.line("NOOP"), vec![200]);
+}
+
+// RFC 2577: no data connections to third parties (FTP bounce) or to privileged ports.
+#[test]
+fn bounce_is_refused() {
+    let mut t = logged_in();
+    assert_eq!(t.line("PORT 10,0,0,1,200,10"), vec![501]);
+    assert_eq!(t.line("PORT 127,0,0,1,0,21"), vec![501]);
+    assert_eq!(t.line("EPRT |1|192.0.2.1|5000|"), vec![501]);
+    assert_eq!(t.line("EPRT |2|::1|5000|"), vec![522]);
+    assert!(t.actions().is_empty());
+    assert_eq!(t.line("RETR a.txt"), vec![425]);
+    assert_eq!(t.line("EPSV ALL"), vec![200]);
+    assert_eq!(t.line("PORT 127,0,0,1,200,10"), vec![503]);
+}
+
+// ---- HASH ------------------------------------------------------------------------------------------------------
+
+fn run_hash(t: &mut T) -> Vec<String> {
+    let job = t
+        .actions()
+        .into_iter()
+        .find_map(|a| if let Action::StartHash(j) = a { Some(j) } else { None })
+        .expect("no StartHash");
+    let mut job = job;
+    loop {
+        match job.step(3) {
+            crate::hash::HashStep::More => {}
+            crate::hash::HashStep::Done { hex, size } => {
+                t.s.handle_outcome(t.now, Outcome::HashDone { hex, size });
+                return t.texts();
+            }
+            crate::hash::HashStep::Failed(e) => panic!("{e}"),
+        }
+    }
+}
+
+// draft-bryan-ftpext-hash: "213 <algorithm> <start>-<end> <hex> <path>"; OPTS HASH chooses the algorithm.
+#[test]
+fn hash_and_opts_hash() {
+    let mut t = logged_in();
+    assert_eq!(t.line("HASH a.txt"), Vec::<u16>::new());
+    assert!(t.s.is_busy());
+    // sha256("hello\nworld\n") and md5 of the same.
+    let sha = "4a1e67f2fe1d1cc7b31d0ca2ec441da4778203a036a77da10344c85e24ff0f92";
+    assert_eq!(run_hash(&mut t), vec![format!("213 SHA-256 0-12 {sha} /a.txt")]);
+    t.s.handle_line(t.now, Line::Text(b"OPTS HASH md5".to_vec()));
+    assert_eq!(t.texts(), vec!["200 MD5".to_string()]);
+    t.line("HASH a.txt");
+    assert_eq!(run_hash(&mut t), vec!["213 MD5 0-12 0f723ae7f9bf07744445e93ac5595156 /a.txt".to_string()]);
+    assert_eq!(t.line("OPTS HASH CRC32"), vec![501]);
+    assert_eq!(t.line("HASH nope"), vec![550]);
+    assert_eq!(t.line("HASH sub"), vec![550]);
+}
+
+// ABOR stops a HASH in progress; the session goes on.
+#[test]
+fn abor_during_hash() {
+    let mut t = logged_in();
+    t.line("HASH a.txt");
+    assert_eq!(t.line("PWD"), Vec::<u16>::new());
+    let acts = t.actions();
+    assert!(matches!(acts.as_slice(), [Action::StartHash(_)]));
+    assert_eq!(t.line("ABOR"), vec![426, 226, 257]);
+    assert!(!t.s.is_busy());
+}

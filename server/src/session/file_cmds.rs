@@ -8,6 +8,7 @@ use ftp_common::{Reply, ReplyCode};
 use super::{Now, Session};
 use crate::facts::{parse_timeval, timeval};
 use crate::fs::{Root, VPath};
+use crate::hash::HashJob;
 use crate::listing::{ListFormat, Listing};
 
 /// Entries STAT shows over the control connection at most; beyond that, LIST is the way.
@@ -87,6 +88,18 @@ impl Session {
         }
         lines.push("End of status".to_string());
         self.replies.push_back(Reply::multi(ReplyCode::FileStatus, lines));
+    }
+
+    /// HASH: the file is digested by the loop in steps; the 213 comes with [`super::Outcome::HashDone`].
+    pub(super) fn cmd_hash(&mut self, path: &str) {
+        let p = self.cwd().join(path);
+        match self.root.open_read(&p) {
+            Ok(file) => {
+                self.actions.push_back(super::Action::StartHash(Box::new(HashJob::new(file, self.hash_algorithm))));
+                self.hashing = Some((p, self.hash_algorithm));
+            }
+            Err(e) => self.fs_error(path, &e),
+        }
     }
 
     /// DELE and RMD: 250 when `op` succeeds on the resolved path.
