@@ -380,7 +380,7 @@ impl Server {
     fn pump_control(&mut self, key: usize, now: Now) {
         let Some(Conn::Control(c)) = self.conns.get_mut(key) else { return };
         if let Err(e) = c.flush() {
-            debug!("session {key}: write: {e}");
+            debug!("connection {key}: write: {e}");
             self.close(key);
             return;
         }
@@ -411,7 +411,7 @@ impl Server {
             reads += 1;
             match c.stream.read(&mut self.read_buf) {
                 Ok(0) => {
-                    debug!("session {key}: client closed the control connection");
+                    debug!("connection {key}: client closed the control connection");
                     self.close(key);
                     return;
                 }
@@ -419,7 +419,7 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    debug!("session {key}: read: {e}");
+                    debug!("connection {key}: read: {e}");
                     self.close(key);
                     return;
                 }
@@ -433,11 +433,11 @@ impl Server {
         loop {
             let Some(Conn::Control(c)) = self.conns.get_mut(key) else { return };
             while let Some(reply) = c.session.poll_reply() {
-                trace!("session {key} -> {reply}");
+                trace!("session {} -> {reply}", c.session.id());
                 reply.encode(&mut c.out);
             }
             let Some(action) = c.session.poll_action() else { break };
-            trace!("session {key}: action {action:?}");
+            trace!("session {}: action {action:?}", c.session.id());
             match action {
                 Action::ListenPassive => self.listen_passive(key, now),
                 Action::ConnectActive(addr) => self.connect_active(key, addr, now),
@@ -466,7 +466,7 @@ impl Server {
         }
         let Some(Conn::Control(c)) = self.conns.get_mut(key) else { return };
         if let Err(e) = c.flush() {
-            debug!("session {key}: write: {e}");
+            debug!("connection {key}: write: {e}");
             self.close(key);
             return;
         }
@@ -482,7 +482,7 @@ impl Server {
         let wanted = c.wanted_interest();
         if wanted != c.interest {
             if let Err(e) = self.poll.registry().reregister(&mut c.stream, Token(key), wanted) {
-                debug!("session {key}: reregister: {e}");
+                debug!("connection {key}: reregister: {e}");
                 self.close(key);
                 return;
             }

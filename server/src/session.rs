@@ -273,6 +273,11 @@ impl Session {
 
     // ---- getters -------------------------------------------------------------------------------------------
 
+    /// The session's number, as log lines show it.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     pub fn peer(&self) -> SocketAddr {
         self.peer
     }
