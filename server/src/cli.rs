@@ -1,18 +1,23 @@
 //! Command-line arguments of `ftpserver` and their validation into a [`Config`].
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use log::warn;
 
+use crate::access::Anonymous;
 use crate::server::Config;
 use crate::session::SessionConfig;
 
 /// A single-threaded FTP server for many simultaneous clients.
 #[derive(Debug, Parser)]
-#[command(name = "ftpserver", version, about)]
+#[command(name = "ftpserver", version, about, args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Tool>,
+
     /// Port to listen on; 0 picks any free port.
     #[arg(default_value_t = 2121)]
     pub port: u16,
@@ -33,25 +38,100 @@ pub struct Args {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub quantum: u32,
 
-    /// Control connections held at once; more are refused with 421.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_connections: u32,
+    /// Control connections held at once; more are refused with 421 [default: from the file-descriptor limit].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+
+    /// Control connections from one IP address at once; more are refused with 421 (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    pub max_per_ip: u32,
 
     /// Seconds without a command before a session gets 421 and is closed.
-    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
-    pub idle_timeout: u64,
+    #[arg(long, default_value_t = 300.0, value_parser = positive_secs)]
+    pub idle_timeout: f64,
 
-    /// Seconds a passive listener waits for the client's data connection.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
-    pub data_timeout: u64,
+    /// Seconds from connecting to logging in before the session is closed.
+    #[arg(long, default_value_t = 60.0, value_parser = positive_secs)]
+    pub login_timeout: f64,
+
+    /// Seconds a data connection may take to be established (425 after that).
+    #[arg(long, default_value_t = 30.0, value_parser = positive_secs)]
+    pub data_timeout: f64,
+
+    /// Seconds a transfer may go without moving a byte before it is aborted with 426.
+    #[arg(long, default_value_t = 120.0, value_parser = positive_secs)]
+    pub stall_timeout: f64,
 
     /// Seconds running transfers may take to finish after SIGINT/SIGTERM.
-    #[arg(long, default_value_t = 10)]
-    pub shutdown_grace: u64,
+    #[arg(long, default_value_t = 10.0, value_parser = positive_secs)]
+    pub shutdown_grace: f64,
 
-    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    /// Failed logins allowed per connection before 421 and a close.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_login_failures: u32,
+
+    /// Seconds each failed login waits before its 530.
+    #[arg(long, default_value_t = 1.0, value_parser = non_negative_secs)]
+    pub login_failure_delay: f64,
+
+    /// Anonymous access: off, read or write [default: write on loopback, read otherwise].
+    #[arg(long)]
+    pub anonymous: Option<Anonymous>,
+
+    /// Refuse every change (uploads, deletions, renames, new directories) for everyone.
+    #[arg(long)]
+    pub read_only: bool,
+
+    /// Accounts file (TOML) with argon2id password hashes; see the README.
+    #[arg(long)]
+    pub users: Option<PathBuf>,
+
+    /// Passive data ports are drawn at random from this range, e.g. 50000-50999 [default: any free port].
+    #[arg(long, value_parser = port_range)]
+    pub pasv_ports: Option<(u16, u16)>,
+
+    /// The IPv4 address PASV replies advertise (behind NAT or a load balancer).
+    #[arg(long)]
+    pub pasv_address: Option<Ipv4Addr>,
+
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// Helper commands.
+#[derive(Debug, Subcommand)]
+pub enum Tool {
+    /// Read a password from stdin and print its argon2id hash for the users file.
+    HashPassword,
+}
+
+fn positive_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if v > 0.0 && v < 1e9 {
+        Ok(v)
+    } else {
+        Err("must be more than 0 seconds".into())
+    }
+}
+
+fn non_negative_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if (0.0..1e9).contains(&v) {
+        Ok(v)
+    } else {
+        Err("must be 0 seconds or more".into())
+    }
+}
+
+fn port_range(s: &str) -> Result<(u16, u16), String> {
+    let (lo, hi) = s.split_once('-').ok_or("expected LO-HI, e.g. 50000-50999")?;
+    let lo: u16 = lo.trim().parse().map_err(|_| format!("bad port {lo:?}"))?;
+    let hi: u16 = hi.trim().parse().map_err(|_| format!("bad port {hi:?}"))?;
+    if lo == 0 || lo > hi {
+        return Err("expected 1 <= LO <= HI".into());
+    }
+    Ok((lo, hi))
 }
 
 impl Args {
@@ -65,6 +145,17 @@ impl Args {
         if !root.is_dir() {
             return Err(format!("root {} is not a directory", root.display()));
         }
+        let anonymous = match self.anonymous {
+            Some(Anonymous::Write) if !self.bind.is_loopback() => {
+                warn!("anonymous users may write on {}, which is reachable from the network", self.bind);
+                Anonymous::Write
+            }
+            Some(a) => a,
+            // Serving a network, anonymous users only read unless write is asked for explicitly.
+            None if self.bind.is_loopback() => Anonymous::Write,
+            None => Anonymous::Read,
+        };
+        let secs = Duration::from_secs_f64;
         Ok(Config {
             bind: self.bind,
             port: self.port,
@@ -72,12 +163,21 @@ impl Args {
             session: SessionConfig {
                 chunk_size: self.chunk_size as usize,
                 quantum: self.quantum as usize,
-                idle_timeout: Duration::from_secs(self.idle_timeout),
-                data_timeout: Duration::from_secs(self.data_timeout),
-                anonymous: true,
+                idle_timeout: secs(self.idle_timeout),
+                data_timeout: secs(self.data_timeout),
+                login_timeout: secs(self.login_timeout),
+                max_login_failures: self.max_login_failures,
+                login_failure_delay: secs(self.login_failure_delay),
+                pasv_address: self.pasv_address,
             },
-            max_connections: self.max_connections as usize,
-            shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            anonymous,
+            read_only: self.read_only,
+            users: self.users,
+            max_connections: self.max_connections.map(|n| n as usize),
+            max_per_ip: self.max_per_ip as usize,
+            stall_timeout: secs(self.stall_timeout),
+            pasv_ports: self.pasv_ports,
+            shutdown_grace: secs(self.shutdown_grace),
             handle_signals: true,
         })
     }
@@ -103,6 +203,7 @@ mod tests {
         assert_eq!(a.port, 5106);
         assert_eq!(a.bind.to_string(), "127.0.0.1");
         assert_eq!(a.chunk_size, 1024);
+        assert!(a.command.is_none());
     }
 
     #[test]
@@ -111,6 +212,31 @@ mod tests {
         assert_eq!(a.port, 2121);
         assert!(Args::try_parse_from(["ftpserver", "--chunk-size", "0"]).is_err());
         assert!(Args::try_parse_from(["ftpserver", "70000"]).is_err());
+        assert!(Args::try_parse_from(["ftpserver", "--idle-timeout", "0"]).is_err());
+        assert!(Args::try_parse_from(["ftpserver", "--pasv-ports", "5000-4000"]).is_err());
+        let a = Args::try_parse_from(["ftpserver", "--pasv-ports", "50000-50999", "--idle-timeout", "0.5"]).unwrap();
+        assert_eq!(a.pasv_ports, Some((50000, 50999)));
+    }
+
+    #[test]
+    fn hash_password_subcommand() {
+        let a = Args::try_parse_from(["ftpserver", "hash-password"]).unwrap();
+        assert!(matches!(a.command, Some(Tool::HashPassword)));
+    }
+
+    // Bound to a network address, anonymous users only read unless write is given explicitly.
+    #[test]
+    fn anonymous_default_depends_on_bind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_str().unwrap();
+        let c = Args::try_parse_from(["ftpserver", "--root", root]).unwrap().into_config().unwrap();
+        assert_eq!(c.anonymous, Anonymous::Write);
+        let c =
+            Args::try_parse_from(["ftpserver", "--root", root, "--bind", "0.0.0.0"]).unwrap().into_config().unwrap();
+        assert_eq!(c.anonymous, Anonymous::Read);
+        let args = ["ftpserver", "--root", root, "--bind", "::", "--anonymous", "write"];
+        assert_eq!(Args::try_parse_from(args).unwrap().into_config().unwrap().anonymous, Anonymous::Write);
+        assert!(Args::try_parse_from(["ftpserver", "--anonymous", "maybe"]).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! directory listings as a stream; [`fs`] is the only door to the filesystem; [`cli`] turns arguments into a
 //! [`server::Config`].
 
+pub mod access;
 pub mod cli;
 pub mod facts;
 pub mod fs;
@@ -13,6 +14,7 @@ pub mod listing;
 pub mod server;
 pub mod session;
 pub mod transfer;
+pub mod verifier;
 
 pub use server::{Config, Server};
 pub use session::SessionConfig;

@@ -8,7 +8,8 @@
 //! batch so no slab key is reused while stale events for it may be buffered; keep every deadline in one ordered
 //! set; stop reading from a session whose replies pile up; never panic on the network path.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -21,13 +22,16 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use crate::access::{Access, Anonymous};
 use crate::fs::Root;
 use crate::hash::{HashJob, HashStep, HASH_BYTES_PER_TURN};
 use crate::session::{canonical, Action, Now, Outcome, Session, SessionConfig};
 use crate::transfer::{Step, Transfer, TransferError};
+use crate::verifier::Verifier;
 
 const LISTENER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
+const VERIFIER: Token = Token(usize::MAX - 2);
 /// Timer key for resuming accepts after descriptor exhaustion (slab keys never get this high).
 const ACCEPT_TIMER: usize = usize::MAX;
 
@@ -47,8 +51,19 @@ pub struct Config {
     pub port: u16,
     pub root: PathBuf,
     pub session: SessionConfig,
-    /// Control connections held at once; more get 421 and are closed.
-    pub max_connections: usize,
+    pub anonymous: Anonymous,
+    /// No uploads, deletions, renames or new directories for anyone.
+    pub read_only: bool,
+    /// Accounts (TOML, argon2id hashes); `None`: anonymous access only.
+    pub users: Option<PathBuf>,
+    /// Control connections held at once; more get 421 and are closed (`None`: from the descriptor limit).
+    pub max_connections: Option<usize>,
+    /// Control connections per client IP (0: no limit).
+    pub max_per_ip: usize,
+    /// A transfer that moves no byte for this long is aborted (426).
+    pub stall_timeout: Duration,
+    /// Passive listeners take a random port from this range.
+    pub pasv_ports: Option<(u16, u16)>,
     /// After SIGINT/SIGTERM, how long running transfers may take to finish.
     pub shutdown_grace: Duration,
     /// Whether SIGINT/SIGTERM trigger a graceful shutdown (off for servers embedded in tests).
@@ -116,6 +131,10 @@ struct DataConn {
     transfer: Option<Box<Transfer>>,
     /// An active-mode connect still in progress.
     connecting: bool,
+    /// When the running transfer last moved a byte.
+    last_progress: Instant,
+    /// The stall timer's entry, if one is set.
+    stall_deadline: Option<Instant>,
 }
 
 enum Conn {
@@ -146,8 +165,14 @@ pub struct Server {
     queued: Vec<bool>,
     timers: BTreeSet<(Instant, usize)>,
     root: Rc<Root>,
+    access: Rc<Access>,
+    verifier: Verifier,
     session_config: Rc<SessionConfig>,
     max_connections: usize,
+    max_per_ip: usize,
+    per_ip: HashMap<IpAddr, usize>,
+    stall_timeout: Duration,
+    pasv_ports: Option<(u16, u16)>,
     controls: usize,
     next_session: u64,
     accept_paused: bool,
@@ -162,7 +187,14 @@ impl Server {
     pub fn bind(config: Config) -> io::Result<Server> {
         let root = Root::open(&config.root)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot open root {}: {e}", config.root.display())))?;
+        let root = Rc::new(root);
+        let access = match &config.users {
+            None => Access::anonymous_only(root.clone(), config.anonymous, config.read_only),
+            Some(file) => Access::load(&config.root, root.clone(), config.anonymous, config.read_only, file)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
+        };
         let poll = Poll::new()?;
+        let verifier = Verifier::spawn(mio::Waker::new(poll.registry(), VERIFIER)?)?;
         let addr = SocketAddr::new(config.bind, config.port);
         let mut listener =
             TcpListener::bind(addr).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
@@ -186,9 +218,15 @@ impl Server {
             runnable: VecDeque::new(),
             queued: Vec::new(),
             timers: BTreeSet::new(),
-            root: Rc::new(root),
+            root,
+            access: Rc::new(access),
+            verifier,
             session_config: Rc::new(config.session),
-            max_connections: config.max_connections,
+            max_connections: config.max_connections.unwrap_or_else(default_max_connections),
+            max_per_ip: config.max_per_ip,
+            per_ip: HashMap::new(),
+            stall_timeout: config.stall_timeout,
+            pasv_ports: config.pasv_ports,
             controls: 0,
             next_session: 1,
             accept_paused: false,
@@ -223,6 +261,7 @@ impl Server {
                 match event.token() {
                     LISTENER => self.accept_all(now),
                     SIGNALS => self.handle_signals(now),
+                    VERIFIER => self.verifier_done(now),
                     Token(k) => self.ready(k, now),
                 }
             }
@@ -284,10 +323,19 @@ impl Server {
     }
 
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Now) {
-        if self.controls >= self.max_connections {
+        let ip = canonical(peer.ip());
+        let from_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
+        let refusal: Option<&[u8]> = if self.controls >= self.max_connections {
+            Some(b"421 Too many connections, try again later.\r\n")
+        } else if self.max_per_ip > 0 && from_ip >= self.max_per_ip {
+            Some(b"421 Too many connections from your address.\r\n")
+        } else {
+            None
+        };
+        if let Some(text) = refusal {
             // Best effort: a full socket buffer on a fresh connection is unlikely, and the close follows anyway.
-            let _ = stream.write(b"421 Too many connections, try again later.\r\n");
-            debug!("{peer}: refused, {} connections", self.controls);
+            let _ = stream.write(text);
+            debug!("{peer}: refused, {} connections, {from_ip} from this address", self.controls);
             return;
         }
         // Without TCP_NODELAY every 226 waits ~40 ms for the client's delayed ACK.
@@ -313,7 +361,7 @@ impl Server {
         }
         let id = self.next_session;
         self.next_session += 1;
-        let session = Session::new(id, peer, local, self.root.clone(), self.session_config.clone(), now);
+        let session = Session::new(id, peer, local, self.access.clone(), self.session_config.clone(), now);
         entry.insert(Conn::Control(Box::new(Control {
             stream,
             session,
@@ -330,8 +378,20 @@ impl Server {
         })));
         self.mark_open(key);
         self.controls += 1;
+        *self.per_ip.entry(ip).or_insert(0) += 1;
         debug!("session {id} from {peer} (key {key}); connections: {}", self.controls);
         self.apply(key, now);
+    }
+
+    /// Delivers the verifier thread's answers to the sessions still waiting for them.
+    fn verifier_done(&mut self, now: Now) {
+        while let Some(done) = self.verifier.poll() {
+            // The key may have been reused by a later connection: the session number tells.
+            let waiting = matches!(self.conns.get(done.key), Some(Conn::Control(c)) if c.session.id() == done.session);
+            if waiting && !self.is_closed[done.key] {
+                self.tell(done.key, Outcome::Verified(done.ok), now);
+            }
+        }
     }
 
     fn handle_signals(&mut self, now: Now) {
@@ -441,6 +501,13 @@ impl Server {
             match action {
                 Action::ListenPassive => self.listen_passive(key, now),
                 Action::ConnectActive(addr) => self.connect_active(key, addr, now),
+                Action::VerifyPassword { hash, password } => {
+                    let id = c.session.id();
+                    if let Err(e) = self.verifier.submit(key, id, hash, password) {
+                        error!("password verifier gone: {e}");
+                        self.tell(key, Outcome::Verified(false), now);
+                    }
+                }
                 Action::StartTransfer(t) => self.start_transfer(key, t, now),
                 Action::CloseData => self.close_data(key),
                 Action::StartHash(job) => {
@@ -509,7 +576,7 @@ impl Server {
             Ok(a) => canonical(a.ip()),
             Err(e) => return self.tell(owner, Outcome::PassiveFailed(e), now),
         };
-        let mut listener = match TcpListener::bind(SocketAddr::new(ip, 0)) {
+        let mut listener = match self.bind_passive(ip) {
             Ok(l) => l,
             Err(e) => return self.tell(owner, Outcome::PassiveFailed(e), now),
         };
@@ -529,6 +596,24 @@ impl Server {
         }
         trace!("session {owner}: passive listener {addr} (key {key})");
         self.tell(owner, Outcome::PassiveReady(addr), now);
+    }
+
+    /// A passive listener on `ip`: any free port, or a random free one from `--pasv-ports` (random, so the next
+    /// data port cannot be guessed and hijacked).
+    fn bind_passive(&self, ip: IpAddr) -> io::Result<TcpListener> {
+        let Some((lo, hi)) = self.pasv_ports else { return TcpListener::bind(SocketAddr::new(ip, 0)) };
+        let span = u64::from(hi - lo) + 1;
+        let start = std::collections::hash_map::RandomState::new().build_hasher().finish() % span;
+        // Walk the whole range once from a random start: every free port is found, none is tried twice.
+        let mut last = io::Error::new(io::ErrorKind::AddrInUse, "no free port in --pasv-ports");
+        for i in 0..span {
+            let port = lo + ((start + i) % span) as u16;
+            match TcpListener::bind(SocketAddr::new(ip, port)) {
+                Ok(l) => return Ok(l),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
 
     /// Accepts the client's data connection on a passive listener; only the control connection's peer may connect.
@@ -559,7 +644,14 @@ impl Server {
             debug!("session {owner}: register data: {e}");
             return;
         }
-        entry.insert(Conn::Data(DataConn { owner, stream: Some(stream), transfer: None, connecting: false }));
+        entry.insert(Conn::Data(DataConn {
+            owner,
+            stream: Some(stream),
+            transfer: None,
+            connecting: false,
+            last_progress: now.mono,
+            stall_deadline: None,
+        }));
         self.mark_open(dkey);
         if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
             c.passive = None;
@@ -593,7 +685,14 @@ impl Server {
         {
             return self.tell(owner, Outcome::ActiveFailed(e), now);
         }
-        entry.insert(Conn::Data(DataConn { owner, stream: Some(stream), transfer: None, connecting: true }));
+        entry.insert(Conn::Data(DataConn {
+            owner,
+            stream: Some(stream),
+            transfer: None,
+            connecting: true,
+            last_progress: now.mono,
+            stall_deadline: None,
+        }));
         self.mark_open(key);
         if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
             c.data = Some(key);
@@ -637,6 +736,12 @@ impl Server {
         match dkey.and_then(|k| self.conns.get_mut(k)) {
             Some(Conn::Data(d)) if d.stream.is_some() => {
                 d.transfer = Some(transfer);
+                d.last_progress = now.mono;
+                let deadline = now.mono + self.stall_timeout;
+                d.stall_deadline = Some(deadline);
+                if let Some(k) = dkey {
+                    self.timers.insert((deadline, k));
+                }
                 // The socket may already be ready, and edge-triggered readiness will not say so again.
                 if let Some(k) = dkey {
                     self.enqueue(k);
@@ -653,7 +758,11 @@ impl Server {
     fn step_transfer(&mut self, key: usize, now: Now) {
         let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
         let (Some(stream), Some(transfer)) = (d.stream.as_mut(), d.transfer.as_mut()) else { return };
+        let before = transfer.bytes();
         let step = transfer.step(stream);
+        if transfer.bytes() != before {
+            d.last_progress = now.mono;
+        }
         let outcome = match step {
             Step::Yield => {
                 self.enqueue(key);
@@ -663,6 +772,19 @@ impl Server {
             Step::Done => Outcome::TransferDone { bytes: transfer.bytes() },
             Step::Failed(error) => Outcome::TransferFailed { bytes: transfer.bytes(), error },
         };
+        self.end_transfer(key, outcome, now);
+    }
+
+    /// Aborts a running transfer from the loop's side (it stalled).
+    fn fail_transfer(&mut self, key: usize, e: io::Error, now: Now) {
+        let Some(Conn::Data(d)) = self.conns.get(key) else { return };
+        let bytes = d.transfer.as_ref().map_or(0, |t| t.bytes());
+        self.end_transfer(key, Outcome::TransferFailed { bytes, error: TransferError::Network(e) }, now);
+    }
+
+    /// Closes a data connection whose transfer ended, then tells the session how it ended.
+    fn end_transfer(&mut self, key: usize, outcome: Outcome, now: Now) {
+        let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
         let owner = d.owner;
         // Close the socket before the session answers, so the client sees EOF no later than the 226.
         if let Some(mut s) = d.stream.take() {
@@ -756,10 +878,27 @@ impl Server {
             if self.is_closed.get(key).copied().unwrap_or(true) {
                 continue;
             }
-            if let Some(Conn::Control(c)) = self.conns.get_mut(key) {
-                c.deadline = None;
-                c.session.handle_timeout(now);
-                self.apply(key, now);
+            match self.conns.get_mut(key) {
+                Some(Conn::Control(c)) => {
+                    c.deadline = None;
+                    c.session.handle_timeout(now);
+                    self.apply(key, now);
+                }
+                Some(Conn::Data(d)) => {
+                    d.stall_deadline = None;
+                    if d.transfer.is_none() {
+                        continue;
+                    }
+                    let due = d.last_progress + self.stall_timeout;
+                    if due > now.mono {
+                        // It moved since the timer was set: look again when it could next be stalled.
+                        d.stall_deadline = Some(due);
+                        self.timers.insert((due, key));
+                    } else {
+                        self.fail_transfer(key, io::Error::new(io::ErrorKind::TimedOut, "transfer stalled"), now);
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -793,6 +932,13 @@ impl Server {
                 }
                 children = [c.passive.take(), c.data.take(), c.hash.take()];
                 self.controls -= 1;
+                let ip = canonical(c.session.peer().ip());
+                if let Some(n) = self.per_ip.get_mut(&ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.per_ip.remove(&ip);
+                    }
+                }
                 debug!("closed session at key {key}; connections: {}", self.controls);
             }
             Some(Conn::Passive { listener, .. }) => {
@@ -803,6 +949,9 @@ impl Server {
                     let _ = registry.deregister(&mut s);
                 }
                 d.transfer = None;
+                if let Some(at) = d.stall_deadline.take() {
+                    self.timers.remove(&(at, key));
+                }
             }
             Some(Conn::Hash { .. }) | None => {}
         }
@@ -827,4 +976,25 @@ impl Server {
     pub fn connection_count(&self) -> usize {
         self.conns.len()
     }
+}
+
+/// Raises the open-file limit to its hard maximum and returns the limit now in force.
+pub fn raise_fd_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let lim = getrlimit(Resource::Nofile);
+    if let Some(max) = lim.maximum {
+        if lim.current != Some(max) {
+            if let Err(e) = setrlimit(Resource::Nofile, Rlimit { current: Some(max), maximum: Some(max) }) {
+                warn!("cannot raise the open-file limit to {max}: {e}");
+            }
+        }
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(1 << 20)
+}
+
+/// Sessions the descriptor limit allows: the limit less a reserve for data connections, listeners and files.
+fn default_max_connections() -> usize {
+    let fds = usize::try_from(raise_fd_limit()).unwrap_or(usize::MAX);
+    let reserve = (fds / 20).max(64);
+    fds.saturating_sub(reserve).max(1)
 }

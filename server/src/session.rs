@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ftp_common::{Command, Line, ParseError, Reply, ReplyCode};
 use log::{debug, info, trace, warn};
 
+use crate::access::{Access, Account, Perm, Perms};
 use crate::facts::Facts;
 use crate::fs::{Root, VPath};
 use crate::hash::{Algorithm, HashJob};
@@ -58,8 +59,14 @@ pub struct SessionConfig {
     pub idle_timeout: Duration,
     /// How long a passive listener waits for the client's data connection.
     pub data_timeout: Duration,
-    /// Whether `anonymous`/`ftp` may log in.
-    pub anonymous: bool,
+    /// Time from connecting to a successful login before the session is closed.
+    pub login_timeout: Duration,
+    /// Failed logins allowed per connection; the last one is followed by 421 and a close.
+    pub max_login_failures: u32,
+    /// How long a failed login waits before its 530 (a timer, never a sleep).
+    pub login_failure_delay: Duration,
+    /// The address PASV replies advertise instead of the control connection's local address.
+    pub pasv_address: Option<std::net::Ipv4Addr>,
 }
 
 impl Default for SessionConfig {
@@ -69,7 +76,10 @@ impl Default for SessionConfig {
             quantum: 16,
             idle_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(30),
-            anonymous: true,
+            login_timeout: Duration::from_secs(60),
+            max_login_failures: 3,
+            login_failure_delay: Duration::from_secs(1),
+            pasv_address: None,
         }
     }
 }
@@ -87,6 +97,8 @@ pub enum Action {
     StartTransfer(Box<Transfer>),
     /// Drop the passive listener, the data connection and any transfer on it. No outcome follows.
     CloseData,
+    /// Check `password` against the PHC string `hash` off the loop; answer with [`Outcome::Verified`].
+    VerifyPassword { hash: String, password: String },
     /// Send the queued replies, then close the control connection.
     Close,
 }
@@ -99,6 +111,7 @@ impl std::fmt::Debug for Action {
             Action::StartTransfer(t) => write!(f, "StartTransfer(upload={})", t.is_upload()),
             Action::CloseData => write!(f, "CloseData"),
             Action::StartHash(_) => write!(f, "StartHash"),
+            Action::VerifyPassword { .. } => write!(f, "VerifyPassword"),
             Action::Close => write!(f, "Close"),
         }
     }
@@ -120,17 +133,32 @@ pub enum Outcome {
         size: u64,
     },
     HashFailed(io::Error),
+    /// Whether the password matched.
+    Verified(bool),
     TransferFailed {
         bytes: u64,
         error: TransferError,
     },
 }
 
-#[derive(Debug)]
 enum Login {
     AwaitingUser,
-    AwaitingPass { user: String },
-    LoggedIn { user: String, cwd: VPath },
+    AwaitingPass {
+        user: String,
+    },
+    /// The password is being checked off the loop; `account` is `None` for a user that does not exist.
+    Verifying {
+        user: String,
+        account: Option<Account>,
+    },
+    /// A failed login waits for its 530 until `until`.
+    Failed {
+        until: Instant,
+    },
+    LoggedIn {
+        user: String,
+        cwd: VPath,
+    },
 }
 
 impl Login {
@@ -138,6 +166,8 @@ impl Login {
         match self {
             Login::AwaitingUser => "AwaitingUser",
             Login::AwaitingPass { .. } => "AwaitingPass",
+            Login::Verifying { .. } => "Verifying",
+            Login::Failed { .. } => "Failed",
             Login::LoggedIn { .. } => "LoggedIn",
         }
     }
@@ -209,9 +239,14 @@ pub struct Session {
     id: u64,
     peer: SocketAddr,
     local: SocketAddr,
+    /// The logged-in account's root (before login, the server's).
     root: Rc<Root>,
+    perms: Perms,
+    access: Rc<Access>,
     config: Rc<SessionConfig>,
     login: Login,
+    login_failures: u32,
+    connected_at: Instant,
     data: Data,
     ascii: bool,
     epsv_all: bool,
@@ -240,7 +275,7 @@ impl Session {
         id: u64,
         peer: SocketAddr,
         local: SocketAddr,
-        root: Rc<Root>,
+        access: Rc<Access>,
         config: Rc<SessionConfig>,
         now: Now,
     ) -> Session {
@@ -248,9 +283,13 @@ impl Session {
             id,
             peer,
             local,
-            root,
+            root: access.base_root(),
+            perms: Perms::default(),
+            access,
             config,
             login: Login::AwaitingUser,
+            login_failures: 0,
+            connected_at: now.mono,
             data: Data::None,
             ascii: false,
             epsv_all: false,
@@ -291,6 +330,7 @@ impl Session {
     /// A transfer is running or waiting for its data connection: the session is not idle.
     pub fn is_busy(&self) -> bool {
         self.hashing.is_some()
+            || matches!(self.login, Login::Verifying { .. } | Login::Failed { .. })
             || matches!(
                 self.data,
                 Data::Transferring { .. } | Data::Listening { pending: Some(_), .. } | Data::Connecting { .. }
@@ -303,8 +343,8 @@ impl Session {
 
     fn user(&self) -> &str {
         match &self.login {
-            Login::LoggedIn { user, .. } | Login::AwaitingPass { user } => user,
-            Login::AwaitingUser => "-",
+            Login::LoggedIn { user, .. } | Login::AwaitingPass { user } | Login::Verifying { user, .. } => user,
+            Login::AwaitingUser | Login::Failed { .. } => "-",
         }
     }
 
@@ -331,10 +371,12 @@ impl Session {
         };
         // A running transfer keeps the session alive; its own stalls are the data side's business.
         let idle = (!self.is_busy()).then(|| self.last_activity + self.config.idle_timeout);
-        match (data, idle) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let login = match self.login {
+            Login::Failed { until } => Some(until),
+            Login::LoggedIn { .. } => None,
+            _ => Some(self.connected_at + self.config.login_timeout),
+        };
+        [data, idle, login].into_iter().flatten().min()
     }
 
     // ---- inputs --------------------------------------------------------------------------------------------
@@ -401,6 +443,7 @@ impl Session {
                     self.fs_error(path.as_str(), &e);
                 }
             }
+            Outcome::Verified(ok) => self.verified(now, ok),
             Outcome::TransferDone { bytes } => self.finish(now, bytes, None),
             Outcome::TransferFailed { bytes, error } => self.finish(now, bytes, Some(error)),
         }
@@ -430,6 +473,18 @@ impl Session {
                 self.reply(ReplyCode::CantOpenDataConnection, "Data connection not established in time.");
                 self.run_deferred(now);
             }
+        }
+        if let Login::Failed { until } = self.login {
+            if now.mono >= until {
+                self.login_failed(now);
+                return;
+            }
+        }
+        let logged_in = matches!(self.login, Login::LoggedIn { .. });
+        if !logged_in && !self.is_busy() && now.mono >= self.connected_at + self.config.login_timeout {
+            self.reply(ReplyCode::ServiceNotAvailable, "Login timeout, closing control connection.");
+            self.close(now);
+            return;
         }
         if !self.is_busy() && now.mono >= self.last_activity + self.config.idle_timeout {
             debug!("session {}: idle timeout", self.id);
@@ -469,6 +524,15 @@ impl Session {
     }
 
     // ---- internals -----------------------------------------------------------------------------------------
+
+    /// Replies 550 and returns false unless the account has permission `p`.
+    fn permit(&mut self, p: Perm) -> bool {
+        if self.perms.allows(p) {
+            return true;
+        }
+        self.reply(ReplyCode::FileUnavailable, "Permission denied.");
+        false
+    }
 
     fn set_data(&mut self, new: Data) {
         trace!("session {}: data {} => {}", self.id, self.data.name(), new.name());

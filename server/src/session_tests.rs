@@ -1,6 +1,7 @@
 //! Session tests without sockets: a fixture per state, time injected, transfers run against in-memory sockets.
 
 use super::*;
+use crate::access::{Access, Anonymous};
 use crate::transfer::Step;
 use std::io::{Cursor, Read, Write};
 use std::path::Path;
@@ -19,8 +20,17 @@ fn config() -> SessionConfig {
         quantum: 3,
         idle_timeout: Duration::from_secs(60),
         data_timeout: Duration::from_secs(5),
-        anonymous: true,
+        login_timeout: Duration::from_secs(30),
+        max_login_failures: 2,
+        login_failure_delay: Duration::from_secs(1),
+        pasv_address: None,
     }
+}
+
+pub(super) fn session_with(dir: &Path, anonymous: Anonymous, read_only: bool, now: Now) -> Session {
+    let root = Rc::new(Root::open(dir).unwrap());
+    let access = Rc::new(Access::anonymous_only(root, anonymous, read_only));
+    Session::new(1, peer(), "127.0.0.1:21".parse().unwrap(), access, Rc::new(config()), now)
 }
 
 impl T {
@@ -122,9 +132,8 @@ fn peer() -> SocketAddr {
 /// Connected, greeted, not logged in.
 pub(super) fn fresh() -> T {
     let dir = tempfile::tempdir().unwrap();
-    let root = Rc::new(Root::open(dir.path()).unwrap());
     let now = Now::from_system();
-    let s = Session::new(1, peer(), "127.0.0.1:21".parse().unwrap(), root, Rc::new(config()), now);
+    let s = session_with(dir.path(), Anonymous::Write, false, now);
     let mut t = T { s, now, dir };
     assert_eq!(t.codes(), vec![220]);
     t
@@ -178,16 +187,57 @@ fn malformed_login_command_before_login_is_530() {
     assert_eq!(t.line("FROB"), vec![500]);
 }
 
-// USER answers 331 whatever the name, so replies never reveal which accounts exist.
+/// Answers the session's password check as the verifier thread would.
+fn verify(t: &mut T, ok: bool) -> Vec<u16> {
+    let acts = t.actions();
+    assert!(matches!(acts.as_slice(), [Action::VerifyPassword { .. }]), "{acts:?}");
+    t.outcome(Outcome::Verified(ok))
+}
+
+// USER answers 331 whatever the name, so replies never reveal which accounts exist; a failed login waits for a
+// timer before its 530, the same for an unknown user as for a wrong password.
 #[test]
-fn user_always_331() {
+fn user_always_331_and_failures_are_delayed() {
     let mut t = fresh();
     assert_eq!(t.line("USER root"), vec![331]);
-    assert_eq!(t.line("PASS secret"), vec![530]);
-    assert_eq!(t.line("USER nobody-at-all"), vec![331]);
-    assert_eq!(t.line("PASS"), vec![530]);
+    assert_eq!(t.line("PASS secret"), Vec::<u16>::new());
+    assert_eq!(verify(&mut t, true), Vec::<u16>::new(), "an unknown user must fail even if a hash matched");
+    assert!(t.s.is_busy());
+    assert_eq!(t.line("NOOP"), vec![200], "NOOP is answered while the 530 waits");
+    assert_eq!(t.line("USER x"), Vec::<u16>::new(), "commands wait behind the failed login");
+    t.advance(Duration::from_millis(999));
+    assert_eq!(t.timeout(), Vec::<u16>::new());
+    t.advance(Duration::from_millis(1));
+    assert_eq!(t.timeout(), vec![530]);
+    let after: Vec<u16> = t.codes();
+    assert!(after.is_empty());
+}
+
+// After the maximum number of failures: 530, then 421 and a close.
+#[test]
+fn too_many_failures_close() {
+    let mut t = fresh();
+    for round in 0..2 {
+        t.line("USER nobody");
+        t.line("PASS wrong");
+        verify(&mut t, false);
+        t.advance(Duration::from_secs(1));
+        let codes = t.timeout();
+        if round == 0 {
+            assert_eq!(codes, vec![530]);
+        } else {
+            assert_eq!(codes, vec![530, 421]);
+            assert!(t.s.is_closing());
+        }
+    }
+}
+
+#[test]
+fn anonymous_any_password_logs_in_at_once() {
+    let mut t = fresh();
     assert_eq!(t.line("USER ftp"), vec![331]);
     assert_eq!(t.line("PASS"), vec![230]);
+    assert!(t.actions().is_empty(), "anonymous logins need no password check");
 }
 
 #[test]
@@ -196,14 +246,52 @@ fn pass_without_user_is_bad_sequence() {
     assert_eq!(t.line("PASS x"), vec![503]);
 }
 
+// With anonymous access off, `anonymous` is an unknown user like any other.
 #[test]
 fn anonymous_disabled() {
     let mut t = fresh();
-    let root = Rc::new(Root::open(t.root()).unwrap());
-    t.s = Session::new(2, peer(), peer(), root, Rc::new(SessionConfig { anonymous: false, ..config() }), t.now);
+    t.s = session_with(t.root(), Anonymous::Off, false, t.now);
     t.codes();
     t.line("USER anonymous");
-    assert_eq!(t.line("PASS x"), vec![530]);
+    assert_eq!(t.line("PASS x"), Vec::<u16>::new());
+    verify(&mut t, true);
+    t.advance(Duration::from_secs(1));
+    assert_eq!(t.timeout(), vec![530]);
+}
+
+// --anonymous read and --read-only: reading works, every change is refused with 550.
+#[test]
+fn read_only_access() {
+    for (anonymous, read_only) in [(Anonymous::Read, false), (Anonymous::Write, true)] {
+        let mut t = fresh();
+        std::fs::write(t.root().join("a.txt"), b"x").unwrap();
+        t.s = session_with(t.root(), anonymous, read_only, t.now);
+        t.codes();
+        t.line("USER anonymous");
+        assert_eq!(t.line("PASS x"), vec![230]);
+        for cmd in ["DELE a.txt", "MKD d", "RMD d", "RNFR a.txt", "MFMT 20200101000000 a.txt"] {
+            assert_eq!(t.line(cmd), vec![550], "{cmd}");
+        }
+        t.line("PASV");
+        t.actions();
+        t.outcome(Outcome::PassiveReady("127.0.0.1:5000".parse().unwrap()));
+        for cmd in ["STOR x", "APPE a.txt", "STOU"] {
+            assert_eq!(t.line(cmd), vec![550], "{cmd}");
+        }
+        assert_eq!(t.line("SIZE a.txt"), vec![213]);
+        assert_eq!(t.line("RETR a.txt"), Vec::<u16>::new(), "RETR waits for the data connection");
+        assert!(t.root().join("a.txt").exists());
+    }
+}
+
+// A session that never logs in is closed after the login timeout.
+#[test]
+fn login_timeout() {
+    let mut t = fresh();
+    assert_eq!(t.s.poll_timeout(), Some(t.now.mono + Duration::from_secs(30)));
+    t.advance(Duration::from_secs(30));
+    assert_eq!(t.timeout(), vec![421]);
+    assert!(t.s.is_closing());
 }
 
 // ---- logged in -------------------------------------------------------------------------------------------------

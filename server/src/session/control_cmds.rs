@@ -7,6 +7,7 @@ use ftp_common::{hostport, Command, EpsvArg, Reply, ReplyCode, TransferType};
 use log::{info, warn};
 
 use super::{canonical, ipv4_of, Action, Data, Login, Now, Session, NOT_IMPLEMENTED};
+use crate::access::{Account, LoginPlan, Perm};
 use crate::facts::Facts;
 use crate::fs::{Root, VPath};
 use crate::hash::Algorithm;
@@ -16,6 +17,11 @@ impl Session {
     pub(super) fn dispatch(&mut self, now: Now, cmd: Command) {
         // RNFR's path survives exactly one command: RNTO takes it, anything else drops it.
         let rename_from = self.rename_from.take();
+        if let Some(p) = needed_permission(&cmd) {
+            if !self.permit(p) {
+                return;
+            }
+        }
         match cmd {
             Command::User(name) => self.cmd_user(name),
             Command::Pass(pass) => self.cmd_pass(pass),
@@ -94,7 +100,7 @@ impl Session {
             Command::List(arg) => self.cmd_list(now, arg.as_deref(), ListFormat::Long),
             Command::Nlst(arg) => self.cmd_list(now, arg.as_deref(), ListFormat::Names),
             Command::Mlsd(arg) => {
-                let format = ListFormat::Machine { facts: self.facts, writable: true };
+                let format = ListFormat::Machine { facts: self.facts, writable: self.perms.writable() };
                 self.cmd_list(now, arg.as_deref(), format)
             }
             Command::Mlst(arg) => self.cmd_mlst(arg.as_deref()),
@@ -165,26 +171,57 @@ impl Session {
         self.reply(ReplyCode::NeedPassword, "Please specify the password.");
     }
 
-    fn cmd_pass(&mut self, _pass: String) {
+    fn cmd_pass(&mut self, pass: String) {
         match std::mem::replace(&mut self.login, Login::AwaitingUser) {
-            Login::AwaitingPass { user } => {
-                let anonymous = user.eq_ignore_ascii_case("anonymous") || user.eq_ignore_ascii_case("ftp");
-                if anonymous && self.config.anonymous {
-                    info!("{} logged in as {user}", self.peer.ip());
-                    self.set_login(Login::LoggedIn { user, cwd: VPath::root() });
-                    self.reply(ReplyCode::UserLoggedIn, "Login successful.");
-                } else {
-                    info!("{} failed login as {user:?}", self.peer.ip());
-                    self.set_login(Login::AwaitingUser);
-                    self.reply(ReplyCode::NotLoggedIn, "Login incorrect.");
+            Login::AwaitingPass { user } => match self.access.login(&user) {
+                LoginPlan::Accept(account) => self.log_in(user, account),
+                LoginPlan::Verify { hash, account } => {
+                    self.actions.push_back(Action::VerifyPassword { hash, password: pass });
+                    self.set_login(Login::Verifying { user, account });
                 }
-            }
+            },
             Login::AwaitingUser => self.reply(ReplyCode::BadSequence, "Login with USER first."),
-            logged_in @ Login::LoggedIn { .. } => {
-                self.login = logged_in;
+            other @ Login::LoggedIn { .. } => {
+                self.login = other;
                 self.reply(ReplyCode::UserLoggedIn, "Already logged in.");
             }
+            // Verifying and Failed are busy states: PASS waits in the deferred queue, never gets here.
+            other => self.login = other,
         }
+    }
+
+    /// The verifier's answer to a PASS.
+    pub(super) fn verified(&mut self, now: Now, ok: bool) {
+        let Login::Verifying { user, account } = std::mem::replace(&mut self.login, Login::AwaitingUser) else {
+            return;
+        };
+        match account {
+            Some(account) if ok => self.log_in(user, account),
+            _ => {
+                info!("{} failed login as {user:?}", self.peer.ip());
+                self.login_failures += 1;
+                // The 530 waits for a timer: guessing passwords costs the guesser time, not the server.
+                self.set_login(Login::Failed { until: now.mono + self.config.login_failure_delay });
+            }
+        }
+    }
+
+    /// The delay after a failed login is over: 530, or 421 and a close after too many failures.
+    pub(super) fn login_failed(&mut self, now: Now) {
+        self.set_login(Login::AwaitingUser);
+        self.reply(ReplyCode::NotLoggedIn, "Login incorrect.");
+        if self.login_failures >= self.config.max_login_failures {
+            self.reply(ReplyCode::ServiceNotAvailable, "Too many failed logins, closing control connection.");
+            self.close(now);
+        }
+    }
+
+    fn log_in(&mut self, user: String, account: Account) {
+        info!("{} logged in as {user}", self.peer.ip());
+        self.root = account.root;
+        self.perms = account.perms;
+        self.set_login(Login::LoggedIn { user, cwd: VPath::root() });
+        self.reply(ReplyCode::UserLoggedIn, "Login successful.");
     }
 
     /// HELP lists the verbs this server implements, from the same table the parser uses.
@@ -279,9 +316,29 @@ impl Session {
             );
         } else {
             // Checked before the listener was asked for.
-            let ip = ipv4_of(addr.ip()).unwrap_or(std::net::Ipv4Addr::LOCALHOST);
+            let ip = self.config.pasv_address.or(ipv4_of(addr.ip())).unwrap_or(std::net::Ipv4Addr::LOCALHOST);
             let hp = hostport::format_host_port(SocketAddrV4::new(ip, addr.port()));
             self.reply(ReplyCode::EnteringPassiveMode, format!("Entering Passive Mode ({hp})."));
         }
     }
+}
+
+/// The permission a command needs, from the account's set (`--read-only`, anonymous read, users file).
+fn needed_permission(cmd: &Command) -> Option<Perm> {
+    Some(match cmd {
+        Command::Retr(_)
+        | Command::List(_)
+        | Command::Nlst(_)
+        | Command::Mlsd(_)
+        | Command::Mlst(_)
+        | Command::Size(_)
+        | Command::Mdtm(_)
+        | Command::Hash(_)
+        | Command::Stat(Some(_)) => Perm::Read,
+        Command::Stor(_) | Command::Appe(_) | Command::Stou(_) | Command::Mfmt { .. } => Perm::Write,
+        Command::Dele(_) | Command::Rmd(_) => Perm::Delete,
+        Command::Mkd(_) => Perm::Mkdir,
+        Command::Rnfr(_) | Command::Rnto(_) => Perm::Rename,
+        _ => return None,
+    })
 }

@@ -56,7 +56,7 @@ impl Session {
         match self.root.metadata(&p) {
             Ok(m) => {
                 let mut line = vec![b' '];
-                self.facts.format(&mut line, p.as_str(), &m, None, true);
+                self.facts.format(&mut line, p.as_str(), &m, None, self.perms.writable());
                 let lines =
                     vec![format!("Listing {p}"), String::from_utf8_lossy(&line).into_owned(), "End".to_string()];
                 self.replies.push_back(Reply::multi(ReplyCode::FileActionOk, lines));
