@@ -25,7 +25,7 @@ use slab::Slab;
 use crate::access::{Access, Anonymous};
 use crate::fs::Root;
 use crate::hash::{HashJob, HashStep, HASH_BYTES_PER_TURN};
-use crate::session::{canonical, Action, Now, Outcome, Session, SessionConfig};
+use crate::session::{canonical, Action, Now, Outcome, ServerStats, Session, SessionConfig};
 use crate::transfer::{Step, Transfer, TransferError};
 use crate::verifier::Verifier;
 
@@ -180,6 +180,7 @@ pub struct Server {
     shutdown_grace: Duration,
     shutdown_deadline: Option<Instant>,
     read_buf: Vec<u8>,
+    stats: Rc<ServerStats>,
 }
 
 impl Server {
@@ -234,6 +235,7 @@ impl Server {
             shutdown_grace: config.shutdown_grace,
             shutdown_deadline: None,
             read_buf: vec![0; CONTROL_READ],
+            stats: Rc::new(ServerStats::default()),
         })
     }
 
@@ -361,7 +363,8 @@ impl Server {
         }
         let id = self.next_session;
         self.next_session += 1;
-        let session = Session::new(id, peer, local, self.access.clone(), self.session_config.clone(), now);
+        let mut session = Session::new(id, peer, local, self.access.clone(), self.session_config.clone(), now);
+        session.set_stats(self.stats.clone());
         entry.insert(Conn::Control(Box::new(Control {
             stream,
             session,
@@ -966,6 +969,8 @@ impl Server {
                 error!("closed key {key} was not in the slab");
             }
         }
+        self.stats.sessions.set(self.controls);
+        self.stats.connections.set(self.conns.len());
         if self.conns.is_empty() && self.conns.capacity() > 1024 {
             // After a burst, give the memory back.
             self.conns.shrink_to_fit();

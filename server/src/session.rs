@@ -48,6 +48,15 @@ impl Now {
     }
 }
 
+/// Server-wide counts the loop keeps current, shown by STAT.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// Control connections.
+    pub sessions: std::cell::Cell<usize>,
+    /// Every socket and job the loop holds: control, passive listeners, data connections, HASH jobs.
+    pub connections: std::cell::Cell<usize>,
+}
+
 /// Settings every session shares.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -265,6 +274,7 @@ pub struct Session {
     facts: Facts,
     /// Algorithm chosen with OPTS HASH.
     hash_algorithm: Algorithm,
+    stats: Option<Rc<ServerStats>>,
     /// A HASH being computed: the path and the algorithm.
     hashing: Option<(VPath, Algorithm)>,
 }
@@ -304,6 +314,7 @@ impl Session {
             rename_from: None,
             facts: Facts::default(),
             hash_algorithm: Algorithm::Sha256,
+            stats: None,
             hashing: None,
         };
         s.reply(ReplyCode::ServiceReady, "FTP server ready.");
@@ -311,6 +322,11 @@ impl Session {
     }
 
     // ---- getters -------------------------------------------------------------------------------------------
+
+    /// Lets STAT show the server's live counts.
+    pub fn set_stats(&mut self, stats: Rc<ServerStats>) {
+        self.stats = Some(stats);
+    }
 
     /// The session's number, as log lines show it.
     pub fn id(&self) -> u64 {

@@ -249,6 +249,9 @@ impl Session {
         } else {
             lines.push(" No data connection".to_string());
         }
+        if let Some(stats) = &self.stats {
+            lines.push(format!(" Server: {} sessions, {} connections", stats.sessions.get(), stats.connections.get()));
+        }
         lines.push("End of status".to_string());
         self.replies.push_back(Reply::multi(ReplyCode::SystemStatus, lines));
     }
