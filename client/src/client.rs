@@ -1,17 +1,21 @@
-//! [`FtpClient`]: one blocking control connection and the passive data connections it opens.
+//! [`FtpClient`]: one blocking control connection and the data connections it opens.
 //!
 //! This module owns the conversation with the server: sending command lines, reading replies through the size-capped
-//! [`ReplyParser`], checking each reply against the codes its command accepts, negotiating passive data connections
-//! (EPSV first, PASV once the server has refused EPSV) and moving file and listing bytes over them. Every socket has
-//! a connect timeout and read and write timeouts, and reading one reply has an overall deadline, so no call can hang
-//! forever. After an I/O or framing failure on the control connection its replies can no longer be matched to
-//! commands, so the connection is closed and every later call fails with [`FtpError::Closed`].
+//! [`ReplyParser`], checking each reply against the codes its command accepts, and moving file and listing bytes over
+//! data connections, from the start or from an offset (REST). Negotiating data connections, passive or active, is in
+//! [`data`]; the extensions of RFC 2389, RFC 3659 and the HASH draft (FEAT, MDTM, MFMT, MLSD, MLST, HASH) are in
+//! [`ext`]. Every socket has a connect timeout and read and write timeouts, reading one reply has an overall deadline
+//! and an active data connection is awaited for at most the timeout, so no call can hang forever. After an I/O or
+//! framing failure on the control connection its replies can no longer be matched to commands, so the connection is
+//! closed and every later call fails with [`FtpError::Closed`].
+
+mod data;
+mod ext;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use ftp_common::hostport::{parse_epsv_reply, parse_pasv_reply};
 use ftp_common::{Reply, ReplyParser};
 use log::debug;
 
@@ -39,6 +43,10 @@ pub struct FtpClient {
     timeout: Duration,
     epsv_refused: bool,
     trust_pasv_host: bool,
+    active: bool,
+    port_refused: bool,
+    /// The FEAT lines once asked for, kept up to date with the OPTS this client sends.
+    features: Option<Vec<String>>,
     closed: bool,
 }
 
@@ -86,6 +94,9 @@ impl FtpClient {
             timeout,
             epsv_refused: false,
             trust_pasv_host: false,
+            active: false,
+            port_refused: false,
+            features: None,
             closed: false,
         };
         let label = format!("greeting from {target}");
@@ -121,8 +132,21 @@ impl FtpClient {
         self.trust_pasv_host = trust;
     }
 
+    /// Whether data connections are active: the client listens on the control connection's local address and
+    /// the server connects to it (PORT, or EPRT for IPv6 and once PORT is refused). Off (passive) by default.
+    pub fn set_active(&mut self, active: bool) {
+        self.active = active;
+    }
+
+    /// True when data connections are active.
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
     /// Logs in: USER, then PASS if the server asks for it (331), then TYPE I so transfers are byte-exact.
     pub fn login(&mut self, user: &str, pass: &str) -> Result<(), FtpError> {
+        // A server may offer more once a user is logged in.
+        self.features = None;
         let line = format!("USER {user}");
         self.send(&line)?;
         let reply = self.read_reply_for(&line)?;
@@ -156,14 +180,14 @@ impl FtpClient {
     /// The server's long listing of `path` (or of the current directory), as sent.
     pub fn list(&mut self, path: Option<&str>) -> Result<String, FtpError> {
         let mut out = Vec::new();
-        self.download(&with_optional_arg("LIST", path), &mut out)?;
+        self.download(&with_optional_arg("LIST", path), 0, &mut out)?;
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
     /// The names in `path` (or in the current directory), one per line of the NLST data.
     pub fn nlst(&mut self, path: Option<&str>) -> Result<Vec<String>, FtpError> {
         let mut out = Vec::new();
-        self.download(&with_optional_arg("NLST", path), &mut out)?;
+        self.download(&with_optional_arg("NLST", path), 0, &mut out)?;
         Ok(split_name_list(&String::from_utf8_lossy(&out)))
     }
 
@@ -178,12 +202,31 @@ impl FtpClient {
     /// transfer is abandoned (the data connection is closed and the server's final reply is still read, so the
     /// session stays usable) and the write error is returned.
     pub fn retr(&mut self, path: &str, out: &mut dyn Write) -> Result<u64, FtpError> {
-        self.download(&format!("RETR {path}"), out)
+        self.retr_from(path, 0, out)
     }
 
-    /// Uploads everything `input` yields to a remote file; returns the number of bytes sent.
+    /// Downloads a remote file from byte `offset` on (REST `offset`, 350, then RETR; RFC 3659 §5) into `out`;
+    /// returns the number of bytes written. An `offset` of 0 sends no REST. A server that cannot restart refuses
+    /// REST, and that refusal is the error.
+    pub fn retr_from(&mut self, path: &str, offset: u64, out: &mut dyn Write) -> Result<u64, FtpError> {
+        self.download(&format!("RETR {path}"), offset, out)
+    }
+
+    /// Uploads everything `input` yields to a remote file, replacing it; returns the number of bytes sent.
     pub fn stor(&mut self, path: &str, input: &mut dyn Read) -> Result<u64, FtpError> {
-        self.upload(&format!("STOR {path}"), input)
+        self.upload(&format!("STOR {path}"), 0, input)
+    }
+
+    /// Continues an upload: REST `offset` (350), then STOR, so the server keeps the first `offset` bytes of the
+    /// remote file and writes what `input` yields after them. `input` must already be positioned at `offset`.
+    /// Returns the number of bytes sent. An `offset` of 0 is a plain STOR.
+    pub fn stor_from(&mut self, path: &str, offset: u64, input: &mut dyn Read) -> Result<u64, FtpError> {
+        self.upload(&format!("STOR {path}"), offset, input)
+    }
+
+    /// Appends everything `input` yields to a remote file, creating it if needed (APPE); returns the bytes sent.
+    pub fn append(&mut self, path: &str, input: &mut dyn Read) -> Result<u64, FtpError> {
+        self.upload(&format!("APPE {path}"), 0, input)
     }
 
     /// Creates a remote directory (MKD, 257); returns the path the server reports, or `path` if it quotes none.
@@ -225,19 +268,6 @@ impl FtpClient {
         self.read_reply_for("reading a reply")
     }
 
-    /// Negotiates a passive data connection and connects it: EPSV, or PASV once the server has refused EPSV with
-    /// 500, 501 or 502. The connection goes to the control connection's peer IP.
-    pub fn open_data_connection(&mut self) -> Result<TcpStream, FtpError> {
-        let addr = self.passive_address()?;
-        let data = TcpStream::connect_timeout(&addr, self.timeout)
-            .map_err(|e| FtpError::io(format!("opening the data connection to {addr}"), e))?;
-        let setup = |e| FtpError::io(format!("setting up the data connection to {addr}"), e);
-        data.set_read_timeout(Some(self.timeout)).map_err(setup)?;
-        data.set_write_timeout(Some(self.timeout)).map_err(setup)?;
-        debug!("data connection to {addr}");
-        Ok(data)
-    }
-
     /// Says goodbye (QUIT, 221) and closes the control connection.
     pub fn quit(mut self) -> Result<(), FtpError> {
         let result = self.command("QUIT", &[221]).map(drop);
@@ -245,45 +275,26 @@ impl FtpClient {
         result
     }
 
-    /// The address to open the next data connection to.
-    fn passive_address(&mut self) -> Result<SocketAddr, FtpError> {
-        if !self.epsv_refused {
-            self.send("EPSV")?;
-            let reply = self.read_reply_for("EPSV")?;
-            match reply.code {
-                229 => {
-                    let port = parse_epsv_reply(&reply.text())
-                        .ok_or_else(|| FtpError::Protocol(format!("EPSV: no port in {reply}")))?;
-                    return Ok(SocketAddr::new(self.peer.ip(), port));
-                }
-                500..=502 => {
-                    debug!("EPSV refused ({reply}); using PASV from now on");
-                    self.epsv_refused = true;
-                }
-                _ => return Err(FtpError::Unexpected { command: "EPSV".into(), reply }),
-            }
+    /// Prepares a data connection, sends REST `offset` (unless 0) and `line`, waits for the 125/150 that starts
+    /// the transfer and, in active mode, for the server to connect.
+    fn start_transfer(&mut self, line: &str, offset: u64) -> Result<TcpStream, FtpError> {
+        let channel = self.data_channel()?;
+        if offset > 0 {
+            self.command(&format!("REST {offset}"), &[350])?;
         }
-        let reply = self.command("PASV", &[227])?;
-        let addr = parse_pasv_reply(&reply.text())
-            .filter(|a| a.port() != 0)
-            .ok_or_else(|| FtpError::Protocol(format!("PASV: no address in {reply}")))?;
-        let ip =
-            if self.trust_pasv_host && !addr.ip().is_unspecified() { IpAddr::V4(*addr.ip()) } else { self.peer.ip() };
-        Ok(SocketAddr::new(ip, addr.port()))
-    }
-
-    /// Opens a data connection, sends `line` and waits for the 125/150 that starts the transfer.
-    fn start_transfer(&mut self, line: &str) -> Result<TcpStream, FtpError> {
-        let data = self.open_data_connection()?;
         self.send(line)?;
         let reply = self.read_reply_for(line)?;
         expect(line, reply, TRANSFER_STARTED)?;
-        Ok(data)
+        match channel.establish(self.peer.ip(), self.timeout) {
+            Ok(data) => Ok(data),
+            // The server has started the transfer and will report on it: read that, to stay in step.
+            Err(e) => Err(self.abandoned(line, e)),
+        }
     }
 
-    /// Runs a transfer from the server (RETR, LIST, NLST) into `out`.
-    fn download(&mut self, line: &str, out: &mut dyn Write) -> Result<u64, FtpError> {
-        let mut data = self.start_transfer(line)?;
+    /// Runs a transfer from the server (RETR, LIST, NLST, MLSD) into `out`.
+    fn download(&mut self, line: &str, offset: u64, out: &mut dyn Write) -> Result<u64, FtpError> {
+        let mut data = self.start_transfer(line, offset)?;
         let mut buf = vec![0u8; DATA_BUFFER];
         let mut total = 0u64;
         let failure = loop {
@@ -303,9 +314,9 @@ impl FtpClient {
         self.finish_transfer(line, failure).map(|()| total)
     }
 
-    /// Runs a transfer to the server (STOR) from `input`.
-    fn upload(&mut self, line: &str, input: &mut dyn Read) -> Result<u64, FtpError> {
-        let mut data = self.start_transfer(line)?;
+    /// Runs a transfer to the server (STOR, APPE) from `input`.
+    fn upload(&mut self, line: &str, offset: u64, input: &mut dyn Read) -> Result<u64, FtpError> {
+        let mut data = self.start_transfer(line, offset)?;
         let mut buf = vec![0u8; DATA_BUFFER];
         let mut total = 0u64;
         let failure = loop {
@@ -339,13 +350,15 @@ impl FtpClient {
         match failure {
             None => expect(line, reply?, TRANSFER_DONE).map(drop),
             Some(Failure::Local(e)) => Err(e),
-            Some(Failure::Remote(e)) => match reply {
-                Ok(reply) if !TRANSFER_DONE.contains(&reply.code) => {
-                    Err(FtpError::Unexpected { command: line.to_string(), reply })
-                }
-                _ => Err(e),
-            },
+            Some(Failure::Remote(e)) => Err(better_error(line, reply, e)),
         }
+    }
+
+    /// Reads the final reply of a transfer that failed with `err` on the network; returns the server's refusal if
+    /// it gives one, else `err`.
+    fn abandoned(&mut self, line: &str, err: FtpError) -> FtpError {
+        let reply = self.read_reply_for(line);
+        better_error(line, reply, err)
     }
 
     /// Sends `line` and reads its reply, which must have one of the `accepted` codes.
@@ -434,6 +447,14 @@ impl FtpClient {
 enum Failure {
     Local(FtpError),
     Remote(FtpError),
+}
+
+/// The server's refusal (426, 451, 552 ...) explains a failed transfer better than the network error, if it sent one.
+fn better_error(line: &str, reply: Result<Reply, FtpError>, err: FtpError) -> FtpError {
+    match reply {
+        Ok(reply) if !TRANSFER_DONE.contains(&reply.code) => FtpError::Unexpected { command: line.to_string(), reply },
+        _ => err,
+    }
 }
 
 /// `reply` if its code is one of `accepted`.

@@ -78,6 +78,17 @@ impl Peer {
         assert_eq!(self.read_line(), None);
     }
 
+    /// Answers FEAT with these feature lines (none: a server that does not know FEAT).
+    pub fn feat(&mut self, features: &[&str]) {
+        self.expect("FEAT");
+        if features.is_empty() {
+            self.send("500 Unknown command");
+        } else {
+            let lines: String = features.iter().map(|f| format!(" {f}\n")).collect();
+            self.send(&format!("211-Features:\n{lines}211 End"));
+        }
+    }
+
     /// Answers EPSV with a fresh listener's port.
     pub fn epsv(&mut self) -> TcpListener {
         self.expect("EPSV");
@@ -95,6 +106,28 @@ impl Peer {
         self.send(&format!("227 Entering Passive Mode ({host},{},{})", port >> 8, port & 0xff));
         listener
     }
+}
+
+/// Serves a download: answers EPSV, expects `command`, then sends `data` and 226.
+pub fn serve_download(peer: &mut Peer, command: &str, data: &[u8]) {
+    let listener = peer.epsv();
+    peer.expect(command);
+    let mut conn = accept(&listener);
+    peer.send("150 Opening");
+    conn.write_all(data).expect("send data");
+    drop(conn);
+    peer.send("226 Done");
+}
+
+/// Serves an upload: answers EPSV, expects `command`, then returns what arrives after sending 226.
+pub fn serve_upload(peer: &mut Peer, command: &str) -> Vec<u8> {
+    let listener = peer.epsv();
+    peer.expect(command);
+    let conn = accept(&listener);
+    peer.send("150 Ok to send data");
+    let data = read_all(conn);
+    peer.send("226 Done");
+    data
 }
 
 /// Accepts the data connection the client has already opened (it connects before sending the transfer command).

@@ -1,19 +1,27 @@
 //! A blocking FTP client, and the `ftpclient` command built on it.
 //!
-//! [`FtpClient`] speaks standard FTP (RFC 959, with EPSV from RFC 2428) to any server over `std::net` sockets:
-//! one method per operation, each checking the reply codes its command accepts and returning an [`FtpError`] that
-//! carries the command and the whole reply otherwise. Data connections are passive. The [`cli`] module is the
+//! [`FtpClient`] speaks standard FTP (RFC 959, with EPSV and EPRT from RFC 2428) and its common extensions (FEAT,
+//! REST, MDTM, MLSD/MLST, MFMT, HASH) to any server over `std::net` sockets: one method per operation, each checking
+//! the reply codes its command accepts and returning an [`FtpError`] that carries the command and the whole reply
+//! otherwise. Data connections are passive by default, active on request. The [`cli`] module is the
 //! `ftpclient` program: argument parsing, the command language (`get`, `upload`, `ls` ...) and the safe handling of
 //! local files. Wire framing (replies, host-port notations) comes from `ftp-common`.
 
 pub mod cli;
 mod client;
+mod entry;
 mod error;
+mod features;
+pub mod timestamp;
 
 pub use client::{parse_quoted_path, FtpClient, DATA_BUFFER};
+pub use entry::{parse_mlsd, Entry, EntryKind};
 pub use error::FtpError;
+pub use features::{feature_params, parse_choice_list, parse_feat_lines, parse_hash_reply, to_hex, FileHash};
 pub use ftp_common::{Reply, ReplyCode};
 
+#[cfg(test)]
+mod extension_tests;
 #[cfg(test)]
 mod fake_server;
 #[cfg(test)]

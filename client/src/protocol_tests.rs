@@ -15,7 +15,7 @@ fn connect(server: &FakeServer) -> FtpClient {
 }
 
 /// Runs `client_side` against a fake server running `server_side`, after the usual 220 greeting.
-fn converse(server_side: impl FnOnce(&mut Peer) + Send + 'static, client_side: impl FnOnce(&mut FtpClient)) {
+pub(crate) fn converse(server_side: impl FnOnce(&mut Peer) + Send + 'static, client_side: impl FnOnce(&mut FtpClient)) {
     let server = FakeServer::start("220 fake ready", server_side);
     let mut client = connect(&server);
     client_side(&mut client);
@@ -23,7 +23,7 @@ fn converse(server_side: impl FnOnce(&mut Peer) + Send + 'static, client_side: i
     server.join();
 }
 
-fn unexpected_code(result: Result<impl std::fmt::Debug, FtpError>) -> (String, u16) {
+pub(crate) fn unexpected_code(result: Result<impl std::fmt::Debug, FtpError>) -> (String, u16) {
     match result {
         Err(FtpError::Unexpected { command, reply }) => (command, reply.code),
         other => panic!("expected an unexpected-reply error, got {other:?}"),

@@ -5,196 +5,16 @@
 //! Without python3 and pyftpdlib each test prints a skip line and passes, except under CI=true, where that is a
 //! failure. Every wait is bounded: the port is read with a timeout, subprocesses are killed if they overrun.
 
+mod support;
+
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::Duration;
 
 use ftp_client::{FtpClient, FtpError};
-use sha2::{Digest, Sha256};
-use tempfile::TempDir;
-
-/// The client's timeout for every operation.
-const WAIT: Duration = Duration::from_secs(20);
-/// The longest any subprocess may run.
-const PROCESS_LIMIT: Duration = Duration::from_secs(120);
+use support::{file_names, ftpclient, ftpclient_env, pattern, pyftpdlib_installed, result, sha256, PeerServer, WAIT};
 
 /// Sizes around the 1 KiB chunk and the 64 KiB buffer, and one well past them.
 const SIZES: [usize; 6] = [0, 1, 1023, 1024, 1025, 1024 * 1024 + 7];
-
-const SERVER_SCRIPT: &str = r#"
-import logging, sys, warnings
-warnings.simplefilter("ignore")
-from pyftpdlib.authorizers import DummyAuthorizer
-from pyftpdlib.handlers import FTPHandler
-from pyftpdlib.servers import FTPServer
-host, root = sys.argv[1], sys.argv[2]
-logging.basicConfig(level=logging.ERROR)
-authorizer = DummyAuthorizer()
-authorizer.add_anonymous(root, perm="elradfmwMT")
-authorizer.add_user("bob", "s3cret", root, perm="elradfmwMT")
-FTPHandler.authorizer = authorizer
-server = FTPServer((host, 0), FTPHandler)
-print(server.address[1], flush=True)
-server.serve_forever()
-"#;
-
-/// A running pyftpdlib server; killed when dropped.
-struct PeerServer {
-    child: Child,
-    port: u16,
-    root: TempDir,
-}
-
-impl PeerServer {
-    /// Starts a server on `host`; `Err` when it did not come up (with the reason).
-    fn start(host: &str) -> Result<PeerServer, String> {
-        let root = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
-        let mut child = Command::new("python3")
-            .arg("-c")
-            .arg(SERVER_SCRIPT)
-            .arg(host)
-            .arg(root.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("starting python3: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let port = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) => line.trim().parse::<u16>().map_err(|_| format!("pyftpdlib printed {line:?}, not a port")),
-            Err(_) => Err("pyftpdlib did not print its port within 30 s".to_string()),
-        };
-        match port {
-            Ok(port) => Ok(PeerServer { child, port, root }),
-            Err(msg) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(msg)
-            }
-        }
-    }
-
-    /// A server on 127.0.0.1, or `None` (after printing why) when pyftpdlib is not installed.
-    fn local() -> Option<PeerServer> {
-        if !pyftpdlib_installed() {
-            return None;
-        }
-        Some(PeerServer::start("127.0.0.1").unwrap_or_else(|msg| panic!("pyftpdlib: {msg}")))
-    }
-
-    fn path(&self, relative: &str) -> PathBuf {
-        self.root.path().join(relative)
-    }
-
-    fn port_arg(&self) -> String {
-        self.port.to_string()
-    }
-}
-
-impl Drop for PeerServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn pyftpdlib_installed() -> bool {
-    let child = Command::new("python3")
-        .args(["-c", "import pyftpdlib"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let installed = child.map(|c| wait_bounded(c, PROCESS_LIMIT).status.success()).unwrap_or(false);
-    if !installed {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("python3 with pyftpdlib is required when CI=true (pip install pyftpdlib)");
-        }
-        eprintln!("skipped: python3 with pyftpdlib is not available");
-    }
-    installed
-}
-
-/// Waits for a child with a limit; kills it by PID and fails the test if it overruns.
-fn wait_bounded(child: Child, limit: Duration) -> Output {
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(output) => output.expect("waiting for a subprocess"),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("subprocess {pid} did not finish within {limit:?}");
-        }
-    }
-}
-
-/// Runs `ftpclient ARGS` in `dir`, with `stdin` as its input (or none); returns its output.
-fn ftpclient(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ftpclient"))
-        .current_dir(dir)
-        .args(args)
-        .env_remove("FTP_PASSWORD")
-        .env_remove("RUST_LOG")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ftpclient");
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin pipe");
-        pipe.write_all(input.as_bytes()).expect("write commands");
-    }
-    wait_bounded(child, PROCESS_LIMIT)
-}
-
-/// Exit status, stdout and stderr of a finished `ftpclient`.
-fn result(output: &Output) -> (Option<i32>, String, String) {
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// `len` deterministic bytes that do not repeat with any short period.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn sha256(data: &[u8]) -> Vec<u8> {
-    Sha256::digest(data).to_vec()
-}
-
-fn file_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .expect("list")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
 
 #[test]
 fn library_against_pyftpdlib() {
@@ -277,7 +97,7 @@ fn cli_transfers_and_exit_status() {
     let (code, stdout, stderr) = result(&out);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.starts_with("get hello.bin -> copy.bin: 100000 bytes in "), "{stdout}");
-    assert!(stdout.trim_end().ends_with("/s)"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("/s), size verified"), "{stdout}");
     assert_eq!(sha256(&fs::read(dir.path().join("copy.bin")).expect("downloaded")), sha256(&data));
 
     // A failing command makes the status 1 but does not stop the ones after it.
@@ -315,17 +135,8 @@ fn cli_transfers_and_exit_status() {
     }
 
     // A named user with the password from the environment.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ftpclient"))
-        .current_dir(dir.path())
-        .args([port.as_str(), "-u", "bob", "-c", "pwd"])
-        .env("FTP_PASSWORD", "s3cret")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ftpclient");
-    let _ = child.stdin.take();
-    let (code, stdout, stderr) = result(&wait_bounded(child, PROCESS_LIMIT));
+    let out = ftpclient_env(dir.path(), &[&port, "-u", "bob", "-c", "pwd"], None, &[("FTP_PASSWORD", "s3cret")]);
+    let (code, stdout, stderr) = result(&out);
     assert_eq!((code, stdout.as_str()), (Some(0), "/\n"), "{stderr}");
 }
 
@@ -429,11 +240,21 @@ fn cli_over_ipv6() {
         eprintln!("skipped: ::1 is not available");
         return;
     }
-    let server = PeerServer::start("::1").unwrap_or_else(|msg| panic!("pyftpdlib on ::1: {msg}"));
+    let server = PeerServer::start("::1", false).unwrap_or_else(|msg| panic!("pyftpdlib on ::1: {msg}"));
     let dir = tempfile::tempdir().expect("tempdir");
     fs::write(server.path("v6.txt"), b"six\n").expect("remote file");
     let (code, stdout, stderr) = result(&ftpclient(dir.path(), &["::1", &server.port_arg(), "-c", "get v6.txt"], None));
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.starts_with("get v6.txt -> v6.txt: 4 bytes"), "{stdout}");
     assert_eq!(fs::read(dir.path().join("v6.txt")).expect("downloaded"), b"six\n");
+
+    // Active mode over IPv6 announces its address with EPRT.
+    let data = pattern(70_000, 6);
+    fs::write(dir.path().join("up6.bin"), &data).expect("local file");
+    let args = ["--active", "::1", &server.port_arg(), "-c", "upload up6.bin", "-c", "get -f v6.txt", "-c", "ls -l"];
+    let (code, stdout, stderr) = result(&ftpclient(dir.path(), &args, None));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("upload up6.bin -> up6.bin: 70000 bytes in "), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("- 70000 ") && l.ends_with(" up6.bin")), "{stdout}");
+    assert_eq!(sha256(&fs::read(server.path("up6.bin")).expect("uploaded")), sha256(&data));
 }

@@ -1,13 +1,27 @@
 //! The `ftpclient` program: its arguments, where its commands come from, and its exit status.
 //!
-//! `ftpclient [HOST] PORT` connects (HOST defaults to 127.0.0.1), logs in, then runs commands from `-c` options and
-//! a `-b` batch file, or else from standard input (with an `ftp> ` prompt when that is a terminal). The exit status
-//! is 0 when every command succeeded, 1 when any failed, and 2 for a usage error or when connecting or logging in
-//! failed. The command language is in [`words`], running commands in [`shell`], local file handling in [`local`].
+//! `ftpclient [HOST] PORT` or `ftpclient ftp://[USER[:PASS]@]HOST[:PORT][/PATH]` connects (HOST defaults to
+//! 127.0.0.1), logs in, then runs commands from `-c` options and a `-b` batch file, or else from standard input (with
+//! an `ftp> ` prompt when that is a terminal). A URL naming a file downloads it into the current directory, runs
+//! the `-c` and `-b` commands if there are any, and exits; one naming a directory starts the session there. The exit status is 0 when every command succeeded, 1 when any
+//! failed, and 2 for a usage error or when connecting, logging in or entering the URL's directory failed.
+//!
+//! Credentials, first found wins: `-u`/`-p`, the URL, `$FTP_PASSWORD` (password only), the netrc file
+//! ([`netrc`]), then a prompt that does not echo (for a named user, on a terminal), else `anonymous` with the
+//! password `anonymous@`. The command language is in [`words`], running commands in [`shell`], transfers and
+//! their verification in [`transfer`], local file handling in [`local`].
 
+pub mod listing;
 pub mod local;
+pub mod netrc;
+pub mod progress;
 pub mod shell;
+pub mod transfer;
+pub mod url;
 pub mod words;
+
+#[cfg(test)]
+mod transfer_tests;
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
@@ -17,7 +31,10 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::FtpClient;
+use netrc::NetrcEntry;
 use shell::{Flow, Shell};
+use url::{is_url, parse_url};
+use words::Cmd;
 
 /// Exit status when every command succeeded.
 pub const EXIT_OK: u8 = 0;
@@ -29,18 +46,25 @@ pub const EXIT_USAGE: u8 = 2;
 /// Host used when only a port is given.
 pub const DEFAULT_HOST: &str = "127.0.0.1";
 
+/// The user logged in when none is given.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// The password sent when none is given or found.
+pub const ANONYMOUS_PASSWORD: &str = "anonymous@";
+
 /// Command-line arguments of `ftpclient`.
 #[derive(Debug, Parser)]
 #[command(
     name = "ftpclient",
     version,
     about = "Transfer files with an FTP server.",
-    override_usage = "ftpclient [OPTIONS] [HOST] PORT",
+    override_usage = "ftpclient [OPTIONS] [HOST] PORT\n       ftpclient [OPTIONS] ftp://[USER[:PASS]@]HOST[:PORT][/PATH]",
     after_help = words::HELP
 )]
 pub struct Args {
-    /// Server: `PORT` (on 127.0.0.1) or `HOST PORT`; HOST may be a name or an IPv4 or IPv6 address.
-    #[arg(value_name = "HOST PORT", num_args = 1..=2, required = true)]
+    /// Server: `PORT` (on 127.0.0.1), `HOST PORT` (HOST a name or an IPv4 or IPv6 address) or an ftp:// URL. A URL
+    /// path naming a file downloads it here and exits; one ending in `/` starts in that directory.
+    #[arg(value_name = "HOST PORT | URL", num_args = 1..=2, required = true)]
     pub target: Vec<String>,
 
     /// Run this command, then exit (repeatable; runs in order).
@@ -51,19 +75,32 @@ pub struct Args {
     #[arg(short = 'b', value_name = "FILE")]
     pub batch: Option<PathBuf>,
 
-    /// User name.
-    #[arg(short = 'u', value_name = "USER", default_value = "anonymous")]
-    pub user: String,
+    /// User name [default: from the URL, else from the netrc file, else anonymous].
+    #[arg(short = 'u', value_name = "USER")]
+    pub user: Option<String>,
 
-    /// Password [default: $FTP_PASSWORD, else anonymous@].
-    #[arg(short = 'p', value_name = "PASS")]
+    /// The password; where it comes from otherwise is in the help text.
+    #[arg(
+        short = 'p',
+        value_name = "PASS",
+        help = "Password [default: from the URL, else $FTP_PASSWORD, else from the netrc file ($NETRC, else \
+                ~/.netrc), else asked for on a terminal, else anonymous@]"
+    )]
     pub pass: Option<String>,
 
     /// Allow `get` to overwrite existing local files.
     #[arg(short = 'f', long)]
     pub force: bool,
 
-    /// Print only what was asked for (listings, paths, sizes) and errors; no confirmations.
+    /// With a URL naming a file: continue a partial local copy (like `get -c`).
+    #[arg(long = "continue")]
+    pub resume: bool,
+
+    /// Active data connections: the server connects to this client (PORT, or EPRT for IPv6).
+    #[arg(long)]
+    pub active: bool,
+
+    /// Print only what was asked for (listings, paths, sizes) and errors; no confirmations, no progress bars.
     #[arg(short = 'q', long)]
     pub quiet: bool,
 
@@ -88,7 +125,7 @@ pub fn main() -> ExitCode {
 
 /// Runs the program for parsed arguments; returns the exit status.
 pub fn run(args: &Args) -> u8 {
-    let (host, port) = match parse_target(&args.target) {
+    let target = match parse_target(&args.target) {
         Ok(target) => target,
         Err(msg) => return usage_error(&msg),
     };
@@ -99,31 +136,66 @@ pub fn run(args: &Args) -> u8 {
             Err(e) => return usage_error(&format!("cannot read batch file {}: {e}", batch.display())),
         }
     }
-    let scripted = !args.commands.is_empty() || args.batch.is_some();
-    let pass =
-        args.pass.clone().or_else(|| std::env::var("FTP_PASSWORD").ok()).unwrap_or_else(|| "anonymous@".to_string());
+    if args.resume && target.file.is_none() {
+        return usage_error("--continue needs a URL naming a file (in a session: get -c)");
+    }
+    let download =
+        target.file.clone().map(|remote| Cmd::Get { remote, local: None, force: args.force, resume: args.resume });
+    let scripted = !args.commands.is_empty() || args.batch.is_some() || download.is_some();
 
-    let mut client = match FtpClient::connect(&host, port, args.timeout) {
+    let mut client = match FtpClient::connect(&target.host, target.port, args.timeout) {
         Ok(client) => client,
         Err(e) => return usage_error(&e.to_string()),
     };
-    if let Err(e) = client.login(&args.user, &pass) {
-        return usage_error(&format!("login as {}: {e}", args.user));
+    let netrc = match netrc::load_netrc() {
+        Ok(entries) => entries,
+        Err(msg) => {
+            eprintln!("warning: ignoring the netrc file: {msg}");
+            Vec::new()
+        }
+    };
+    let given = Given {
+        user: args.user.clone().or_else(|| target.user.clone()),
+        pass: args.pass.clone().or_else(|| target.pass.clone()),
+        env_pass: std::env::var("FTP_PASSWORD").ok(),
+    };
+    let (user, pass) = match credentials(&given, &netrc, &target.host) {
+        (user, Some(pass)) => (user, pass),
+        (user, None) => match ask_password(&user, &target.host) {
+            Ok(pass) => (user, pass),
+            Err(msg) => return usage_error(&msg),
+        },
+    };
+    if let Err(e) = client.login(&user, &pass) {
+        return usage_error(&format!("login as {user}: {e}"));
+    }
+    client.set_active(args.active);
+    if let Some(dir) = &target.directory {
+        if let Err(e) = client.cwd(dir) {
+            return usage_error(&format!("cd {dir}: {}", transfer::why(&e, "CWD")));
+        }
     }
 
     let interactive = !scripted && io::stdin().is_terminal();
     let stdout = io::stdout();
     let stderr = io::stderr();
+    let progress = !args.quiet && stderr.is_terminal();
     let (mut out, mut err) = (stdout.lock(), stderr.lock());
     if interactive && !args.quiet {
         let _ = writeln!(out, "connected to {}: {}", client.peer_addr(), client.greeting());
     }
     let mut shell = Shell::new(client, args.force, args.quiet, &mut out, &mut err);
+    shell.set_progress(progress);
     if scripted {
+        let mut flow = Flow::Continue;
+        if let Some(cmd @ Cmd::Get { remote, .. }) = &download {
+            flow = shell.run_command(&format!("get {remote}"), cmd);
+        }
         for line in &lines {
-            if shell.run_line(line) == Flow::Stop {
+            if flow == Flow::Stop {
                 break;
             }
+            flow = shell.run_line(line);
         }
     } else {
         shell.run_reader(&mut io::stdin().lock(), interactive);
@@ -137,20 +209,80 @@ pub fn run(args: &Args) -> u8 {
     }
 }
 
+/// Credentials given on the command line, in the URL or in the environment.
+#[derive(Debug, Default)]
+pub struct Given {
+    /// `-u`, else the URL's user.
+    pub user: Option<String>,
+    /// `-p`, else the URL's password.
+    pub pass: Option<String>,
+    /// `$FTP_PASSWORD`.
+    pub env_pass: Option<String>,
+}
+
+/// The user and, when known, the password to log in to `host` with: what was given, else what the netrc file says
+/// for `host`, else `anonymous` with `anonymous@`. `None` for the password means a named user has none: ask.
+pub fn credentials(given: &Given, netrc: &[NetrcEntry], host: &str) -> (String, Option<String>) {
+    let entry = netrc::lookup(netrc, host, given.user.as_deref());
+    let user =
+        given.user.clone().or_else(|| entry.and_then(|e| e.login.clone())).unwrap_or_else(|| ANONYMOUS.to_string());
+    let pass = given.pass.clone().or_else(|| given.env_pass.clone()).or_else(|| {
+        // A netrc password belongs to the login it is written with.
+        entry.filter(|e| e.login.as_deref().is_none_or(|login| login == user)).and_then(|e| e.password.clone())
+    });
+    let anonymous = user.eq_ignore_ascii_case(ANONYMOUS) || user.eq_ignore_ascii_case("ftp");
+    match pass {
+        None if anonymous => (user, Some(ANONYMOUS_PASSWORD.to_string())),
+        pass => (user, pass),
+    }
+}
+
+/// Asks for the password on the terminal without echoing it; without a terminal `anonymous@` is sent, as always.
+fn ask_password(user: &str, host: &str) -> Result<String, String> {
+    if !io::stdin().is_terminal() {
+        return Ok(ANONYMOUS_PASSWORD.to_string());
+    }
+    rpassword::prompt_password(format!("Password for {user}@{host}: "))
+        .map_err(|e| format!("reading the password: {e}"))
+}
+
 fn usage_error(msg: &str) -> u8 {
     eprintln!("error: {msg}");
     EXIT_USAGE
 }
 
-/// `[PORT]` or `[HOST, PORT]` to a host and a port.
-pub fn parse_target(target: &[String]) -> Result<(String, u16), String> {
+/// Where to connect and what the target says beyond that.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    /// From a URL.
+    pub user: Option<String>,
+    /// From a URL.
+    pub pass: Option<String>,
+    /// The file a URL names: download it.
+    pub file: Option<String>,
+    /// The directory a URL names: start there.
+    pub directory: Option<String>,
+}
+
+/// `[PORT]`, `[HOST, PORT]` or `[URL]` to a [`Target`].
+pub fn parse_target(target: &[String]) -> Result<Target, String> {
+    if let [one] = target {
+        if is_url(one) {
+            let url = parse_url(one)?;
+            let (file, directory) = (url.file().map(str::to_string), url.directory().map(str::to_string));
+            return Ok(Target { host: url.host, port: url.port, user: url.user, pass: url.pass, file, directory });
+        }
+    }
     let (host, port) = match target {
         [port] => (DEFAULT_HOST, port),
+        [host, port] if is_url(host) => return Err(format!("a URL takes no separate port: {host} {port}")),
         [host, port] => (host.as_str(), port),
-        _ => return Err("expected [HOST] PORT".to_string()),
+        _ => return Err("expected [HOST] PORT or an ftp:// URL".to_string()),
     };
     match port.parse::<u16>() {
-        Ok(port) if port != 0 => Ok((host.to_string(), port)),
+        Ok(port) if port != 0 => Ok(Target { host: host.to_string(), port, ..Target::default() }),
         _ => Err(format!("invalid port {port:?} (expected 1-65535)")),
     }
 }
@@ -175,11 +307,64 @@ mod tests {
         items.iter().map(|s| s.to_string()).collect()
     }
 
+    fn host_port(host: &str, port: u16) -> Result<Target, String> {
+        Ok(Target { host: host.to_string(), port, ..Target::default() })
+    }
+
     #[test]
     fn port_alone_means_localhost() {
-        assert_eq!(parse_target(&strings(&["5106"])), Ok(("127.0.0.1".to_string(), 5106)));
-        assert_eq!(parse_target(&strings(&["::1", "21"])), Ok(("::1".to_string(), 21)));
-        assert_eq!(parse_target(&strings(&["example.org", "2121"])), Ok(("example.org".to_string(), 2121)));
+        assert_eq!(parse_target(&strings(&["5106"])), host_port("127.0.0.1", 5106));
+        assert_eq!(parse_target(&strings(&["::1", "21"])), host_port("::1", 21));
+        assert_eq!(parse_target(&strings(&["example.org", "2121"])), host_port("example.org", 2121));
+    }
+
+    #[test]
+    fn url_targets() {
+        assert_eq!(parse_target(&strings(&["ftp://127.0.0.1:2121/"])), host_port("127.0.0.1", 2121));
+        let t = parse_target(&strings(&["ftp://bob:pw@[::1]:2121/dir/file.bin"])).expect("url");
+        assert_eq!((t.host.as_str(), t.port), ("::1", 2121));
+        assert_eq!((t.user.as_deref(), t.pass.as_deref()), (Some("bob"), Some("pw")));
+        assert_eq!((t.file.as_deref(), t.directory), (Some("dir/file.bin"), None));
+        let t = parse_target(&strings(&["ftp://host/pub/"])).expect("url");
+        assert_eq!((t.port, t.file, t.directory.as_deref()), (21, None, Some("pub")));
+        assert!(parse_target(&strings(&["ftp://host/", "21"])).is_err());
+        assert!(parse_target(&strings(&["http://host/"])).is_err());
+    }
+
+    fn entry(machine: Option<&str>, login: Option<&str>, password: Option<&str>) -> NetrcEntry {
+        let own = |s: Option<&str>| s.map(str::to_string);
+        NetrcEntry { machine: own(machine), login: own(login), password: own(password) }
+    }
+
+    fn login(given: &Given, netrc: &[NetrcEntry]) -> (String, Option<String>) {
+        credentials(given, netrc, "host")
+    }
+
+    fn some(s: &str) -> Option<String> {
+        Some(s.to_string())
+    }
+
+    #[test]
+    fn credentials_in_order() {
+        let netrc = vec![entry(Some("host"), Some("bob"), Some("from-netrc")), entry(None, None, Some("default-pw"))];
+        let none = Given::default();
+        // Nothing given: the netrc entry for the host.
+        assert_eq!(login(&none, &netrc), ("bob".into(), some("from-netrc")));
+        // Nothing anywhere: anonymous.
+        assert_eq!(login(&none, &[]), ("anonymous".into(), some("anonymous@")));
+        // A given password wins over the environment, which wins over the netrc file.
+        let given = Given { user: None, pass: some("given"), env_pass: some("env") };
+        assert_eq!(login(&given, &netrc), ("bob".into(), some("given")));
+        let given = Given { user: None, pass: None, env_pass: some("env") };
+        assert_eq!(login(&given, &netrc), ("bob".into(), some("env")));
+        // A named user that the host entry is not for gets the default entry's password.
+        let given = Given { user: some("carol"), ..Given::default() };
+        assert_eq!(login(&given, &netrc), ("carol".into(), some("default-pw")));
+        // ... and without one nothing: the password must be asked for.
+        assert_eq!(login(&given, &netrc[..1]), ("carol".into(), None));
+        // A named anonymous user needs no password.
+        let given = Given { user: some("ftp"), ..Given::default() };
+        assert_eq!(login(&given, &[]), ("ftp".into(), some("anonymous@")));
     }
 
     #[test]
@@ -195,15 +380,28 @@ mod tests {
             .expect("parses");
         assert_eq!(args.target, ["5106"]);
         assert_eq!(args.commands, ["ls", "pwd"]);
-        assert_eq!((args.user.as_str(), args.pass.as_deref()), ("bob", Some("pw")));
+        assert_eq!((args.user.as_deref(), args.pass.as_deref()), (Some("bob"), Some("pw")));
         assert!(args.force && args.quiet);
         assert_eq!(args.timeout, Duration::from_millis(2500));
         let args = parse(&["::1", "21", "-b", "cmds.txt", "--force"]).expect("parses");
         assert_eq!(args.target, ["::1", "21"]);
         assert_eq!(args.batch, Some(PathBuf::from("cmds.txt")));
-        assert_eq!(args.user, "anonymous");
+        assert_eq!(args.user, None);
+        assert!(!args.active && !args.resume);
         assert_eq!(args.timeout, Duration::from_secs(30));
         assert!(args.force && !args.quiet);
+        let args = parse(&["--active", "--continue", "ftp://h/f"]).expect("parses");
+        assert!(args.active && args.resume);
+        assert_eq!(args.target, ["ftp://h/f"]);
+    }
+
+    // --continue is for a URL naming a file; anything else is refused before connecting.
+    #[test]
+    fn continue_needs_a_file_url() {
+        let args = parse(&["--continue", "ftp://127.0.0.1:1/dir/"]).expect("parses");
+        assert_eq!(run(&args), EXIT_USAGE);
+        let args = parse(&["--continue", "1"]).expect("parses");
+        assert_eq!(run(&args), EXIT_USAGE);
     }
 
     #[test]

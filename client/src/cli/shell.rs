@@ -5,13 +5,14 @@
 //! counts failures and keeps going, except when the control connection is gone, when nothing more can work.
 
 use std::io::{BufRead, Write};
-use std::time::Instant;
 
 use log::debug;
 
-use crate::cli::local::{check_target, download_target, open_upload, transfer_summary, upload_name, PartFile};
+use crate::cli::listing::format_long;
+use crate::cli::transfer::{self, why, Options, HASH_ALGORITHM};
 use crate::cli::words::{parse_line, Cmd, HELP};
-use crate::{FtpClient, FtpError};
+use crate::timestamp::format_utc;
+use crate::FtpClient;
 
 /// What the caller should do after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +27,8 @@ enum Output {
     Info(String),
     /// What the user asked to see; a line end is added if missing.
     Data(String),
+    /// Nothing to show (an empty long listing).
+    Nothing,
 }
 
 /// Runs commands over one session.
@@ -33,6 +36,7 @@ pub struct Shell<'a> {
     client: FtpClient,
     force: bool,
     quiet: bool,
+    progress: bool,
     out: &'a mut dyn Write,
     err: &'a mut dyn Write,
     failures: usize,
@@ -41,7 +45,12 @@ pub struct Shell<'a> {
 impl<'a> Shell<'a> {
     /// `force` allows every `get` to overwrite; `quiet` leaves out confirmations.
     pub fn new(client: FtpClient, force: bool, quiet: bool, out: &'a mut dyn Write, err: &'a mut dyn Write) -> Self {
-        Shell { client, force, quiet, out, err, failures: 0 }
+        Shell { client, force, quiet, progress: false, out, err, failures: 0 }
+    }
+
+    /// Whether long transfers show a progress bar on standard error (off by default).
+    pub fn set_progress(&mut self, progress: bool) {
+        self.progress = progress;
     }
 
     /// How many commands have failed so far.
@@ -52,18 +61,24 @@ impl<'a> Shell<'a> {
     /// Runs one command line.
     pub fn run_line(&mut self, line: &str) -> Flow {
         let label = line.trim();
-        let cmd = match parse_line(line) {
-            Ok(None) => return Flow::Continue,
-            Ok(Some(Cmd::Quit)) => return Flow::Stop,
-            Ok(Some(cmd)) => cmd,
+        match parse_line(line) {
+            Ok(None) => Flow::Continue,
+            Ok(Some(cmd)) => self.run_command(label, &cmd),
             Err(msg) => {
                 self.fail(label, &msg);
-                return Flow::Continue;
+                Flow::Continue
             }
-        };
-        match self.execute(&cmd) {
+        }
+    }
+
+    /// Runs one parsed command; `label` names it in error messages.
+    pub fn run_command(&mut self, label: &str, cmd: &Cmd) -> Flow {
+        if *cmd == Cmd::Quit {
+            return Flow::Stop;
+        }
+        match self.execute(cmd) {
             Ok(Output::Info(text)) if !self.quiet => self.print(&text),
-            Ok(Output::Info(_)) => {}
+            Ok(Output::Info(_) | Output::Nothing) => {}
             Ok(Output::Data(text)) => self.print(&text),
             Err(msg) => {
                 self.fail(label, &msg);
@@ -122,9 +137,18 @@ impl<'a> Shell<'a> {
 
     fn execute(&mut self, cmd: &Cmd) -> Result<Output, String> {
         match cmd {
-            Cmd::Get { remote, local, force } => self.get(remote, local.as_deref(), *force || self.force),
-            Cmd::Upload { local, remote } => self.upload(local, remote.as_deref()),
-            Cmd::Ls { path } => self.client.list(path.as_deref()).map(Output::Data).map_err(|e| why(&e, "LIST")),
+            Cmd::Get { remote, local, force, resume } => {
+                let opts = Options { force: *force || self.force, resume: *resume, progress: self.progress };
+                transfer::get(&mut self.client, remote, local.as_deref(), opts).map(Output::Info)
+            }
+            Cmd::Upload { local, remote, resume } => {
+                let opts = Options { force: false, resume: *resume, progress: self.progress };
+                transfer::upload(&mut self.client, local, remote.as_deref(), opts).map(Output::Info)
+            }
+            Cmd::Ls { path, long: true } => self.long_listing(path.as_deref()),
+            Cmd::Ls { path, long: false } => {
+                self.client.list(path.as_deref()).map(Output::Data).map_err(|e| why(&e, "LIST"))
+            }
             Cmd::Cd { path } => {
                 self.client.cwd(path).map_err(|e| why(&e, "CWD"))?;
                 Ok(Output::Info(format!("cd {path}: ok")))
@@ -150,34 +174,33 @@ impl<'a> Shell<'a> {
                 let size = self.client.size(path).map_err(|e| why(&e, "SIZE"))?;
                 Ok(Output::Data(format!("{path}: {size} bytes")))
             }
+            Cmd::Mdtm { path } => {
+                let time = self.client.mdtm(path).map_err(|e| why(&e, "MDTM"))?;
+                Ok(Output::Data(format!("{path}: {} UTC", format_utc(time))))
+            }
+            Cmd::Hash { path } => {
+                // SHA-256 when the server offers it; otherwise whatever it has selected.
+                let offered = self.client.hash_algorithms().map_err(|e| e.to_string())?;
+                if offered.iter().any(|(name, _)| name.eq_ignore_ascii_case(HASH_ALGORITHM)) {
+                    self.client.select_hash(HASH_ALGORITHM).map_err(|e| e.to_string())?;
+                }
+                let hash = self.client.hash(path).map_err(|e| why(&e, "HASH"))?;
+                Ok(Output::Data(format!("{path}: {} {}", hash.algorithm, hash.hex)))
+            }
             Cmd::Help => Ok(Output::Data(HELP.to_string())),
             Cmd::Quit => Ok(Output::Info(String::new())),
         }
     }
 
-    /// Downloads into a temporary file beside the target, then gives it the target's name.
-    fn get(&mut self, remote: &str, local: Option<&str>, force: bool) -> Result<Output, String> {
-        let target = download_target(remote, local)?;
-        check_target(&target, force)?;
-        let mut part = PartFile::create(&target)
-            .map_err(|e| format!("cannot create a temporary file beside {}: {e}", target.display()))?;
-        let start = Instant::now();
-        // On failure `part` is dropped here, which removes the temporary file.
-        let bytes = self.client.retr(remote, part.file()).map_err(|e| why(&e, "RETR"))?;
-        let elapsed = start.elapsed();
-        part.persist(&target, force).map_err(|e| format!("saving {}: {e}", target.display()))?;
-        Ok(Output::Info(transfer_summary("get", remote, &target.display().to_string(), bytes, elapsed)))
-    }
-
-    fn upload(&mut self, local: &str, remote: Option<&str>) -> Result<Output, String> {
-        let remote = match remote {
-            Some(remote) => remote.to_string(),
-            None => upload_name(local)?,
-        };
-        let mut file = open_upload(local)?;
-        let start = Instant::now();
-        let bytes = self.client.stor(&remote, &mut file).map_err(|e| why(&e, "STOR"))?;
-        Ok(Output::Info(transfer_summary("upload", local, &remote, bytes, start.elapsed())))
+    /// `ls -l`: MLSD in neat columns when the server offers MLST, else the server's own LIST.
+    fn long_listing(&mut self, path: Option<&str>) -> Result<Output, String> {
+        if self.client.feature("MLST").map_err(|e| e.to_string())?.is_none() {
+            return self.client.list(path).map(Output::Data).map_err(|e| why(&e, "LIST"));
+        }
+        self.client.select_mlst_facts(&["type", "size", "modify"]).map_err(|e| e.to_string())?;
+        let entries = self.client.mlsd(path).map_err(|e| why(&e, "MLSD"))?;
+        let text = format_long(&entries);
+        Ok(if text.is_empty() { Output::Nothing } else { Output::Data(text) })
     }
 
     fn print(&mut self, text: &str) {
@@ -200,23 +223,10 @@ impl<'a> Shell<'a> {
     }
 }
 
-/// The error message for a command that maps onto the FTP verb `verb`: a refusal of that verb is told as
-/// `server replied ...`; any other failure names the FTP command it happened in.
-fn why(err: &FtpError, verb: &str) -> String {
-    match err {
-        FtpError::Unexpected { command, .. }
-            if command.split(' ').next().is_some_and(|c| c.eq_ignore_ascii_case(verb)) =>
-        {
-            err.reason()
-        }
-        _ => err.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake_server::{accept, FakeServer, Peer};
+    use crate::fake_server::{accept, serve_download, FakeServer, Peer};
     use std::time::Duration;
 
     /// Runs `lines` through a shell whose server runs `script`; returns (stdout, stderr, failures).
@@ -257,7 +267,7 @@ mod tests {
         let (_, err, failures) = run(&["fetch x", "get", "# comment", "", "size \"open"], false, quit);
         assert_eq!(failures, 3);
         assert!(err.contains("error: fetch x: unknown command"), "{err}");
-        assert!(err.contains("error: get: usage: get [-f] REMOTE [LOCAL]"), "{err}");
+        assert!(err.contains("error: get: usage: get [-f] [-c] REMOTE [LOCAL]"), "{err}");
         assert!(err.contains("error: size \"open: unterminated quote"), "{err}");
     }
 
@@ -290,6 +300,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let cmd = format!("get gone.txt \"{}\"", dir.path().display());
         let (_, err, failures) = run(&[&cmd], false, |peer| {
+            peer.feat(&[]);
             let listener = peer.epsv();
             peer.exchange("RETR gone.txt", "550 No such file");
             drop(accept(&listener));
@@ -307,17 +318,14 @@ mod tests {
         std::fs::write(&target, b"old").expect("write");
         let cmd = format!("get -f a.txt \"{}\"", target.display());
         let (out, _, failures) = run(&[&cmd], false, |peer| {
-            let listener = peer.epsv();
-            peer.expect("RETR a.txt");
-            let mut conn = accept(&listener);
-            peer.send("150 Opening");
-            conn.write_all(b"fresh").expect("send");
-            drop(conn);
-            peer.send("226 Done");
+            peer.feat(&["SIZE"]);
+            serve_download(peer, "RETR a.txt", b"fresh");
+            peer.exchange("SIZE a.txt", "213 5");
             quit(peer);
         });
         assert_eq!(failures, 0);
         assert!(out.starts_with(&format!("get a.txt -> {}: 5 bytes in ", target.display())), "{out}");
+        assert!(out.ends_with(", size verified\n"), "{out}");
         assert_eq!(std::fs::read(&target).expect("read"), b"fresh");
         assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
     }

@@ -7,9 +7,9 @@
 /// One thing the user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cmd {
-    Get { remote: String, local: Option<String>, force: bool },
-    Upload { local: String, remote: Option<String> },
-    Ls { path: Option<String> },
+    Get { remote: String, local: Option<String>, force: bool, resume: bool },
+    Upload { local: String, remote: Option<String>, resume: bool },
+    Ls { path: Option<String>, long: bool },
     Cd { path: String },
     Pwd,
     Mkdir { path: String },
@@ -17,6 +17,8 @@ pub enum Cmd {
     Rm { path: String },
     Rename { from: String, to: String },
     Size { path: String },
+    Mdtm { path: String },
+    Hash { path: String },
     Help,
     Quit,
 }
@@ -24,10 +26,13 @@ pub enum Cmd {
 /// The command list shown by `help` and `--help`.
 pub const HELP: &str = "\
 commands:
-  get [-f] REMOTE [LOCAL]  download REMOTE to LOCAL (a file or a directory; default: its name here);
-                           an existing local file is kept unless -f (or --force) is given
-  upload LOCAL [REMOTE]    upload a local file (alias: put)
-  ls [PATH]                list a remote directory
+  get [-f] [-c] REMOTE [LOCAL]
+                           download REMOTE to LOCAL (a file or a directory; default: its name here);
+                           an existing local file is kept unless -f (or --force) is given;
+                           -c (--continue) resumes into LOCAL from its current size
+  upload [-c] LOCAL [REMOTE]
+                           upload a local file (alias: put); -c (--continue) resumes from the remote size
+  ls [-l] [PATH]           list a remote directory; -l: one line per entry (type, size, UTC time, name)
   cd PATH                  change the remote directory
   pwd                      print the remote directory
   mkdir PATH               create a remote directory
@@ -35,8 +40,11 @@ commands:
   rm PATH                  delete a remote file
   rename FROM TO           rename a remote file or directory
   size PATH                print the size of a remote file
+  mdtm PATH                print the modification time of a remote file (UTC)
+  hash PATH                print the server's SHA-256 (or other) digest of a remote file
   help                     show this list
   quit                     close the session (also: exit, bye)
+Every get and upload is verified: with the server's SHA-256 (HASH) when it offers one, else by size.
 Arguments with spaces can be double-quoted: get \"my file.txt\" (\\\" is a quote, \\\\ a backslash).";
 
 /// Splits a command line into words (see the module documentation).
@@ -88,27 +96,31 @@ pub fn parse_command(words: &[String]) -> Result<Cmd, String> {
     let owned = |s: &str| s.to_string();
     let cmd = match (verb.to_ascii_lowercase().as_str(), args.as_slice()) {
         ("get", rest) => {
-            let (force, rest) = match rest {
-                ["-f", rest @ ..] => (true, rest),
-                _ => (false, rest),
-            };
-            // "--" ends the options, for a remote name that starts with a dash.
-            let rest = match rest {
-                ["--", rest @ ..] => rest,
-                _ => rest,
-            };
+            let (flags, rest) = options(rest, &[&["-f", "--force"], &["-c", "--continue"]]);
+            let (force, resume) = (flags[0], flags[1]);
             match rest {
-                [remote] => Cmd::Get { remote: owned(remote), local: None, force },
-                [remote, local] => Cmd::Get { remote: owned(remote), local: Some(owned(local)), force },
-                _ => return usage("get [-f] REMOTE [LOCAL]"),
+                [remote] => Cmd::Get { remote: owned(remote), local: None, force, resume },
+                [remote, local] => Cmd::Get { remote: owned(remote), local: Some(owned(local)), force, resume },
+                _ => return usage("get [-f] [-c] REMOTE [LOCAL]"),
             }
         }
-        ("upload" | "put", [local]) => Cmd::Upload { local: owned(local), remote: None },
-        ("upload" | "put", [local, remote]) => Cmd::Upload { local: owned(local), remote: Some(owned(remote)) },
-        ("upload" | "put", _) => return usage("upload LOCAL [REMOTE]"),
-        ("ls", []) => Cmd::Ls { path: None },
-        ("ls", [path]) => Cmd::Ls { path: Some(owned(path)) },
-        ("ls", _) => return usage("ls [PATH]"),
+        ("upload" | "put", rest) => {
+            let (flags, rest) = options(rest, &[&["-c", "--continue"]]);
+            let resume = flags[0];
+            match rest {
+                [local] => Cmd::Upload { local: owned(local), remote: None, resume },
+                [local, remote] => Cmd::Upload { local: owned(local), remote: Some(owned(remote)), resume },
+                _ => return usage("upload [-c] LOCAL [REMOTE]"),
+            }
+        }
+        ("ls", rest) => {
+            let (flags, rest) = options(rest, &[&["-l"]]);
+            match rest {
+                [] => Cmd::Ls { path: None, long: flags[0] },
+                [path] => Cmd::Ls { path: Some(owned(path)), long: flags[0] },
+                _ => return usage("ls [-l] [PATH]"),
+            }
+        }
         ("cd", [path]) => Cmd::Cd { path: owned(path) },
         ("cd", _) => return usage("cd PATH"),
         ("pwd", []) => Cmd::Pwd,
@@ -123,12 +135,34 @@ pub fn parse_command(words: &[String]) -> Result<Cmd, String> {
         ("rename", _) => return usage("rename FROM TO"),
         ("size", [path]) => Cmd::Size { path: owned(path) },
         ("size", _) => return usage("size PATH"),
+        ("mdtm", [path]) => Cmd::Mdtm { path: owned(path) },
+        ("mdtm", _) => return usage("mdtm PATH"),
+        ("hash", [path]) => Cmd::Hash { path: owned(path) },
+        ("hash", _) => return usage("hash PATH"),
         ("help" | "?", _) => Cmd::Help,
         ("quit" | "exit" | "bye", []) => Cmd::Quit,
         ("quit" | "exit" | "bye", _) => return usage("quit"),
         _ => return Err(format!("unknown command {verb:?} (try help)")),
     };
     Ok(cmd)
+}
+
+/// Takes the leading options of a command: `flags[i]` says whether any spelling in `known[i]` was given. They
+/// end at the first other word; `--` ends them too, for a name that starts with a dash.
+fn options<'a, 'w>(words: &'a [&'w str], known: &[&[&str]]) -> (Vec<bool>, &'a [&'w str]) {
+    let mut flags = vec![false; known.len()];
+    let mut rest = words;
+    while let Some((first, tail)) = rest.split_first() {
+        if *first == "--" {
+            return (flags, tail);
+        }
+        match known.iter().position(|spellings| spellings.contains(first)) {
+            Some(i) => flags[i] = true,
+            None => break,
+        }
+        rest = tail;
+    }
+    (flags, rest)
 }
 
 #[cfg(test)]
@@ -177,31 +211,57 @@ mod tests {
         assert_eq!(parse_line("  # get x"), Ok(None));
     }
 
+    fn get(remote: &str, local: Option<&str>, force: bool, resume: bool) -> Result<Cmd, String> {
+        Ok(Cmd::Get { remote: remote.into(), local: local.map(str::to_string), force, resume })
+    }
+
     #[test]
     fn get_forms() {
-        assert_eq!(parse("get a"), Ok(Cmd::Get { remote: "a".into(), local: None, force: false }));
-        assert_eq!(parse("GET a b"), Ok(Cmd::Get { remote: "a".into(), local: Some("b".into()), force: false }));
-        assert_eq!(parse("get -f a"), Ok(Cmd::Get { remote: "a".into(), local: None, force: true }));
-        assert_eq!(parse("get -f -- -f"), Ok(Cmd::Get { remote: "-f".into(), local: None, force: true }));
-        assert_eq!(parse("get -- -f"), Ok(Cmd::Get { remote: "-f".into(), local: None, force: false }));
-        assert_eq!(parse("get"), Err("usage: get [-f] REMOTE [LOCAL]".into()));
+        assert_eq!(parse("get a"), get("a", None, false, false));
+        assert_eq!(parse("GET a b"), get("a", Some("b"), false, false));
+        assert_eq!(parse("get -f a"), get("a", None, true, false));
+        assert_eq!(parse("get --force a"), get("a", None, true, false));
+        assert_eq!(parse("get -f -- -f"), get("-f", None, true, false));
+        assert_eq!(parse("get -- -f"), get("-f", None, false, false));
+        assert_eq!(parse("get"), Err("usage: get [-f] [-c] REMOTE [LOCAL]".into()));
         assert!(parse("get a b c").is_err());
         assert!(parse("get -f").is_err());
     }
 
     #[test]
+    fn get_continue() {
+        assert_eq!(parse("get -c a"), get("a", None, false, true));
+        assert_eq!(parse("get --continue a b"), get("a", Some("b"), false, true));
+        assert_eq!(parse("get -c -f a"), get("a", None, true, true));
+        assert_eq!(parse("get -f -c -- -c"), get("-c", None, true, true));
+        // Options come first: a later "-c" is a name.
+        assert_eq!(parse("get a -c"), get("a", Some("-c"), false, false));
+        assert!(parse("get -c").is_err());
+    }
+
+    #[test]
     fn upload_and_put_are_the_same() {
-        let want = Cmd::Upload { local: "a b".into(), remote: None };
+        let want = Cmd::Upload { local: "a b".into(), remote: None, resume: false };
         assert_eq!(parse("upload \"a b\""), Ok(want.clone()));
         assert_eq!(parse("put \"a b\""), Ok(want));
-        assert_eq!(parse("put a r"), Ok(Cmd::Upload { local: "a".into(), remote: Some("r".into()) }));
-        assert!(parse("upload").is_err());
+        assert_eq!(parse("put a r"), Ok(Cmd::Upload { local: "a".into(), remote: Some("r".into()), resume: false }));
+        assert_eq!(parse("upload -c a"), Ok(Cmd::Upload { local: "a".into(), remote: None, resume: true }));
+        assert_eq!(parse("put --continue -- -a"), Ok(Cmd::Upload { local: "-a".into(), remote: None, resume: true }));
+        assert_eq!(parse("upload"), Err("usage: upload [-c] LOCAL [REMOTE]".into()));
+        assert!(parse("upload -c").is_err());
+        assert!(parse("upload a b c").is_err());
     }
 
     #[test]
     fn other_commands() {
-        assert_eq!(parse("ls"), Ok(Cmd::Ls { path: None }));
-        assert_eq!(parse("ls dir"), Ok(Cmd::Ls { path: Some("dir".into()) }));
+        assert_eq!(parse("ls"), Ok(Cmd::Ls { path: None, long: false }));
+        assert_eq!(parse("ls dir"), Ok(Cmd::Ls { path: Some("dir".into()), long: false }));
+        assert_eq!(parse("ls -l"), Ok(Cmd::Ls { path: None, long: true }));
+        assert_eq!(parse("ls -l dir"), Ok(Cmd::Ls { path: Some("dir".into()), long: true }));
+        assert_eq!(parse("ls -- -l"), Ok(Cmd::Ls { path: Some("-l".into()), long: false }));
+        assert_eq!(parse("ls -l a b"), Err("usage: ls [-l] [PATH]".into()));
+        assert_eq!(parse("mdtm f"), Ok(Cmd::Mdtm { path: "f".into() }));
+        assert_eq!(parse("hash \"a b\""), Ok(Cmd::Hash { path: "a b".into() }));
         assert_eq!(parse("cd /x"), Ok(Cmd::Cd { path: "/x".into() }));
         assert_eq!(parse("pwd"), Ok(Cmd::Pwd));
         assert_eq!(parse("mkdir d"), Ok(Cmd::Mkdir { path: "d".into() }));
@@ -220,6 +280,8 @@ mod tests {
         assert_eq!(parse("cd"), Err("usage: cd PATH".into()));
         assert_eq!(parse("rename a"), Err("usage: rename FROM TO".into()));
         assert_eq!(parse("pwd x"), Err("usage: pwd".into()));
+        assert_eq!(parse("mdtm"), Err("usage: mdtm PATH".into()));
+        assert_eq!(parse("hash a b"), Err("usage: hash PATH".into()));
     }
 
     #[test]
