@@ -74,8 +74,8 @@ impl LineBuffer {
     /// The next complete line, if any.
     pub fn pop(&mut self) -> Option<Line> {
         let line = self.ready.pop_front();
-        if self.ready.is_empty() && self.ready.capacity() > 8 {
-            // A burst of pipelined commands should not pin its queue's memory to an idle session.
+        if self.ready.is_empty() && self.ready.capacity() > 0 {
+            // An idle connection holds no memory here; lines are rare enough to allocate each time.
             self.ready = VecDeque::new();
         }
         line

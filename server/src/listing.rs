@@ -86,15 +86,18 @@ impl Listing {
 }
 
 impl Read for Listing {
+    /// Fills `out` with as many formatted lines as fit (the last one possibly in part).
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos >= self.line.len() {
-            if !self.next_line()? {
-                return Ok(0);
+        let mut n = 0;
+        while n < out.len() {
+            if self.pos >= self.line.len() && !self.next_line()? {
+                break;
             }
+            let take = (out.len() - n).min(self.line.len() - self.pos);
+            out[n..n + take].copy_from_slice(&self.line[self.pos..self.pos + take]);
+            self.pos += take;
+            n += take;
         }
-        let n = out.len().min(self.line.len() - self.pos);
-        out[..n].copy_from_slice(&self.line[self.pos..self.pos + n]);
-        self.pos += n;
         Ok(n)
     }
 }

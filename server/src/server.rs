@@ -105,12 +105,8 @@ impl Control {
             }
         }
         self.out_pos = 0;
-        if self.out.capacity() > 4096 {
-            // An idle session should not keep the memory of its largest reply.
-            self.out = Vec::new();
-        } else {
-            self.out.clear();
-        }
+        // An idle session holds no buffer: the next reply allocates a fresh one.
+        self.out = Vec::new();
         Ok(())
     }
 

@@ -367,11 +367,20 @@ impl Session {
     // ---- outputs -------------------------------------------------------------------------------------------
 
     pub fn poll_reply(&mut self) -> Option<Reply> {
-        self.replies.pop_front()
+        let r = self.replies.pop_front();
+        if r.is_none() && self.replies.capacity() > 0 {
+            // Idle sessions keep no queue memory.
+            self.replies = VecDeque::new();
+        }
+        r
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let a = self.actions.pop_front();
+        if a.is_none() && self.actions.capacity() > 0 {
+            self.actions = VecDeque::new();
+        }
+        a
     }
 
     /// The next instant at which [`Session::handle_timeout`] must be called.
@@ -577,6 +586,9 @@ impl Session {
         while !self.is_busy() && self.closing.is_none() {
             let Some(line) = self.deferred.pop_front() else { break };
             self.run_line(now, line);
+        }
+        if self.deferred.is_empty() && self.deferred.capacity() > 0 {
+            self.deferred = VecDeque::new();
         }
     }
 

@@ -49,19 +49,30 @@ pub enum TransferError {
 }
 
 enum Direction {
-    Send { source: Source, pos: usize, end: usize, eof: bool },
-    Receive { file: File },
+    Send {
+        source: Source,
+        pos: usize,
+        end: usize,
+        eof: bool,
+    },
+    /// `fill`: bytes received this turn, waiting in the buffer for the file.
+    Receive {
+        file: File,
+        fill: usize,
+    },
 }
 
 /// A transfer in progress.
 pub struct Transfer {
     direction: Direction,
     ascii: bool,
-    /// Holds the chunk being sent (twice the chunk size in ASCII mode, where every LF may grow to CRLF).
+    /// Send: the batch read from the local side, written out `chunk` bytes at a time. Receive: the chunks read
+    /// this turn, written to the file at once. One batch is `chunk * quantum` bytes (twice that when sending in
+    /// ASCII mode, where every LF may grow to CRLF).
     buf: Vec<u8>,
-    /// ASCII conversion: in, the raw chunk; out, the converted one. Empty in binary mode.
+    /// ASCII conversion: the raw batch (send) or the converted one (receive). Empty in binary mode.
     scratch: Vec<u8>,
-    /// ASCII send: the last byte of the previous chunk was CR. ASCII receive: a CR is held back.
+    /// ASCII send: the last byte of the previous batch was CR. ASCII receive: a CR is held back.
     held_cr: bool,
     chunk: usize,
     quantum: usize,
@@ -69,22 +80,23 @@ pub struct Transfer {
 }
 
 impl Transfer {
-    /// A download (RETR, LIST, NLST).
+    /// A download (RETR, LIST, NLST, MLSD).
     pub fn send(source: Source, ascii: bool, chunk: usize, quantum: usize) -> Transfer {
-        let chunk = chunk.max(1);
-        let buf = vec![0; if ascii { 2 * chunk } else { chunk }];
-        let scratch = if ascii { vec![0; chunk] } else { Vec::new() };
+        let (chunk, quantum) = (chunk.max(1), quantum.max(1));
+        let batch = chunk.saturating_mul(quantum);
+        let buf = vec![0; if ascii { 2 * batch } else { batch }];
+        let scratch = if ascii { vec![0; batch] } else { Vec::new() };
         let direction = Direction::Send { source, pos: 0, end: 0, eof: false };
-        Transfer { direction, ascii, buf, scratch, held_cr: false, chunk, quantum: quantum.max(1), bytes: 0 }
+        Transfer { direction, ascii, buf, scratch, held_cr: false, chunk, quantum, bytes: 0 }
     }
 
-    /// An upload (STOR) into `file`.
+    /// An upload (STOR, APPE, STOU) into `file`.
     pub fn receive(file: File, ascii: bool, chunk: usize, quantum: usize) -> Transfer {
-        let chunk = chunk.max(1);
-        let direction = Direction::Receive { file };
-        let buf = vec![0; chunk];
-        let scratch = if ascii { vec![0; chunk + 1] } else { Vec::new() };
-        Transfer { direction, ascii, buf, scratch, held_cr: false, chunk, quantum: quantum.max(1), bytes: 0 }
+        let (chunk, quantum) = (chunk.max(1), quantum.max(1));
+        let batch = chunk.saturating_mul(quantum);
+        let direction = Direction::Receive { file, fill: 0 };
+        let scratch = if ascii { vec![0; batch + 1] } else { Vec::new() };
+        Transfer { direction, ascii, buf: vec![0; batch], scratch, held_cr: false, chunk, quantum, bytes: 0 }
     }
 
     /// Bytes moved over the data connection so far.
@@ -104,6 +116,8 @@ impl Transfer {
         }
     }
 
+    /// Each socket write carries at most one chunk; the local side is read a whole batch at a time, so a turn
+    /// costs one read and `quantum` writes.
     fn step_send<S: Write>(&mut self, socket: &mut S) -> Step {
         let Direction::Send { source, pos, end, eof } = &mut self.direction else { return Step::Done };
         for _ in 0..self.quantum {
@@ -114,7 +128,7 @@ impl Transfer {
                 let filled = if self.ascii {
                     fill_ascii(source, &mut self.scratch, &mut self.buf, &mut self.held_cr)
                 } else {
-                    read_retrying(source, &mut self.buf[..self.chunk])
+                    read_retrying(source, &mut self.buf)
                 };
                 match filled {
                     Ok(0) => {
@@ -128,7 +142,8 @@ impl Transfer {
                     Err(e) => return Step::Failed(TransferError::Local(e)),
                 }
             }
-            match socket.write(&self.buf[*pos..*end]) {
+            let upto = (*pos + self.chunk).min(*end);
+            match socket.write(&self.buf[*pos..upto]) {
                 Ok(0) => return Step::Failed(TransferError::Network(io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
                     *pos += n;
@@ -142,37 +157,50 @@ impl Transfer {
         Step::Yield
     }
 
+    /// Each socket read takes at most one chunk; what a turn read goes to the file in one write.
     fn step_receive<S: Read>(&mut self, socket: &mut S) -> Step {
-        let Direction::Receive { file } = &mut self.direction else { return Step::Done };
+        let mut outcome = Step::Yield;
         for _ in 0..self.quantum {
-            let n = match socket.read(&mut self.buf[..self.chunk]) {
+            let Direction::Receive { fill, .. } = &mut self.direction else { return Step::Done };
+            let at = *fill;
+            match socket.read(&mut self.buf[at..at + self.chunk]) {
                 Ok(0) => {
-                    if self.held_cr {
-                        // A CR at the very end had no LF after it: it is data.
-                        self.held_cr = false;
-                        if let Err(e) = file.write_all(b"\r") {
-                            return Step::Failed(TransferError::Local(e));
-                        }
-                    }
-                    return Step::Done;
+                    outcome = Step::Done;
+                    break;
                 }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Blocked,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(n) => {
+                    *fill += n;
+                    self.bytes += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    outcome = Step::Blocked;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Step::Failed(TransferError::Network(e)),
-            };
-            self.bytes += n as u64;
-            let written = if self.ascii {
-                let len = crlf_to_lf(&self.buf[..n], &mut self.scratch, &mut self.held_cr);
-                file.write_all(&self.scratch[..len])
-            } else {
-                file.write_all(&self.buf[..n])
-            };
-            if let Err(e) = written {
-                return Step::Failed(TransferError::Local(e));
             }
         }
-        Step::Yield
+        if let Err(e) = self.flush(matches!(outcome, Step::Done)) {
+            return Step::Failed(TransferError::Local(e));
+        }
+        outcome
+    }
+
+    /// Writes what this turn received to the file; at the end, a held-back CR too (it had no LF after it).
+    fn flush(&mut self, at_end: bool) -> io::Result<()> {
+        let Direction::Receive { file, fill } = &mut self.direction else { return Ok(()) };
+        if self.ascii {
+            let len = crlf_to_lf(&self.buf[..*fill], &mut self.scratch, &mut self.held_cr);
+            file.write_all(&self.scratch[..len])?;
+            if at_end && self.held_cr {
+                self.held_cr = false;
+                file.write_all(b"\r")?;
+            }
+        } else {
+            file.write_all(&self.buf[..*fill])?;
+        }
+        *fill = 0;
+        Ok(())
     }
 }
 
@@ -327,6 +355,34 @@ mod tests {
             }
         }
         assert_eq!(sock.written, data);
+    }
+
+    // Fairness is kept on the wire: no socket write carries more than one chunk, whatever the batch read.
+    #[test]
+    fn writes_never_exceed_a_chunk() {
+        struct Sizes(Vec<usize>);
+        impl Write for Sizes {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                self.0.push(b.len());
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        impl Read for Sizes {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Ok(0)
+            }
+        }
+        let data = vec![7u8; 10_000];
+        let mut t = Transfer::send(Source::File(file_with(&data)), false, 1000, 4);
+        let mut sock = Sizes(Vec::new());
+        assert!(matches!(t.step(&mut sock), Step::Yield));
+        assert_eq!(sock.0, vec![1000; 4]);
+        while !matches!(t.step(&mut sock), Step::Done) {}
+        assert!(sock.0.iter().all(|&n| n <= 1000));
+        assert_eq!(sock.0.iter().sum::<usize>(), 10_000);
     }
 
     // TYPE A: LF becomes CRLF on the wire; an existing CRLF is not doubled, even split across chunks.

@@ -70,15 +70,16 @@ fn ready_line_then_clean_exit_on_sigterm() {
     assert_ne!(port, 0);
 
     // The server answers on that port.
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connecting to the announced port");
+    let s = TcpStream::connect(("127.0.0.1", port)).expect("connecting to the announced port");
     s.set_read_timeout(Some(LIMIT)).expect("read timeout");
-    let mut greeting = [0u8; 4];
-    s.read_exact(&mut greeting).expect("greeting");
-    assert_eq!(&greeting, b"220 ");
-    s.write_all(b"QUIT\r\n").expect("QUIT");
+    let mut replies = BufReader::new(&s);
+    let mut greeting = String::new();
+    replies.read_line(&mut greeting).expect("greeting");
+    assert!(greeting.starts_with("220 "), "greeting: {greeting:?}");
+    (&s).write_all(b"QUIT\r\n").expect("QUIT");
     let mut bye = String::new();
-    BufReader::new(&s).read_line(&mut bye).expect("reply to QUIT");
-    assert!(bye.starts_with("221"), "reply to QUIT: {bye:?}");
+    replies.read_line(&mut bye).expect("reply to QUIT");
+    assert!(bye.starts_with("221 "), "reply to QUIT: {bye:?}");
 
     let kill = Command::new("kill").arg("-TERM").arg(guard.0.id().to_string()).status().expect("kill -TERM");
     assert!(kill.success());
