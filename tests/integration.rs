@@ -1,1 +1,33 @@
-//! Integration tests: real server, real sockets, real peer clients.
+//! Integration tests: the real `ftpserver` binary on a free port, driven over real sockets by raw scripted
+//! dialogues, by our `FtpClient` library and `ftpclient` binary, and by peer clients (curl, Python's ftplib).
+//! One test binary; its modules live in `tests/integration/`.
+
+#[path = "integration/util.rs"]
+mod util;
+
+#[path = "integration/transfers.rs"]
+mod transfers;
+
+#[path = "integration/dialogue.rs"]
+mod dialogue;
+
+#[path = "integration/confinement.rs"]
+mod confinement;
+
+#[path = "integration/peers.rs"]
+mod peers;
+
+#[path = "integration/concurrency.rs"]
+mod concurrency;
+
+#[path = "integration/interop.rs"]
+mod interop;
+
+#[path = "integration/lifecycle.rs"]
+mod lifecycle;
+
+#[path = "integration/limits.rs"]
+mod limits;
+
+#[path = "integration/chaos.rs"]
+mod chaos;

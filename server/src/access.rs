@@ -10,8 +10,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Argon2, Block, Params, Version};
 use serde::Deserialize;
 
 use crate::fs::Root;
@@ -262,10 +262,36 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 
 /// Whether `password` matches the PHC string `hash`. Slow by design: call it off the event loop.
 pub fn verify(hash: &str, password: &str) -> bool {
-    match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
-        Err(_) => false,
-    }
+    verify_with(hash, password, &mut Vec::new())
+}
+
+/// [`verify`] with the argon2 working memory supplied by the caller, who keeps it for the next check: the
+/// verifier thread reuses one block array instead of asking the allocator for megabytes per login (which the C
+/// allocator would then keep for good, a little more after every burst of logins).
+pub fn verify_with(hash: &str, password: &str, memory: &mut Vec<Block>) -> bool {
+    let mut check = || -> Option<bool> {
+        let parsed = PasswordHash::new(hash).ok()?;
+        let params = Params::try_from(&parsed).ok()?;
+        let algorithm = argon2::Algorithm::try_from(parsed.algorithm).ok()?;
+        let version = match parsed.version {
+            Some(v) => Version::try_from(v).ok()?,
+            None => Version::default(),
+        };
+        let expected = parsed.hash?;
+        let mut salt_buf = [0u8; 64];
+        let salt = parsed.salt?.decode_b64(&mut salt_buf).ok()?;
+        let blocks = params.block_count();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        let mut out = vec![0u8; expected.len()];
+        Argon2::new(algorithm, version, params)
+            .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory[..blocks])
+            .ok()?;
+        // Output's equality is constant-time.
+        Some(Output::new(&out).ok()? == expected)
+    };
+    check().unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -283,6 +309,21 @@ mod tests {
         assert!(verify(&h, "s3cret"));
         assert!(!verify(&h, "s3cret "));
         assert!(!verify("not a hash", "x"));
+        // The reused memory gives the same answers, whatever it held before.
+        let mut memory = Vec::new();
+        assert!(verify_with(&h, "s3cret", &mut memory));
+        assert!(!verify_with(&h, "wrong", &mut memory));
+        assert!(verify_with(&h, "s3cret", &mut memory));
+        assert!(!verify_with(DUMMY_HASH, "s3cret", &mut memory));
+        // Hashes with other parameters (argon2i, other costs) verify too.
+        let params = Params::new(4096, 3, 1, None).unwrap();
+        let salt = SaltString::generate(&mut password_hash::rand_core::OsRng);
+        let other = Argon2::new(argon2::Algorithm::Argon2i, Version::V0x13, params)
+            .hash_password(b"password", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_with(&other, "password", &mut memory));
+        assert!(!verify_with(&other, "Password", &mut memory));
     }
 
     #[test]

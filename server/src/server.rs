@@ -135,9 +135,10 @@ struct DataConn {
 
 enum Conn {
     Control(Box<Control>),
+    /// `listener` is `None` once closed: the port is released at once, not at the end of the turn.
     Passive {
         owner: usize,
-        listener: TcpListener,
+        listener: Option<TcpListener>,
     },
     Data(DataConn),
     /// A HASH job: no socket, it only runs from the runnable queue.
@@ -274,6 +275,13 @@ impl Server {
                 if now.mono >= deadline {
                     warn!("shutdown grace period over; closing {} sessions", self.controls);
                     let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+                    for &k in &keys {
+                        // Last words, best effort: 426 for the cut transfer, 421 for the session.
+                        if let Some(Conn::Control(c)) = self.conns.get_mut(k) {
+                            c.session.handle_shutdown_expired(now);
+                        }
+                        self.apply(k, now);
+                    }
                     for k in keys {
                         self.close(k);
                     }
@@ -588,7 +596,7 @@ impl Server {
         if let Err(e) = self.poll.registry().register(&mut listener, Token(key), Interest::READABLE) {
             return self.tell(owner, Outcome::PassiveFailed(e), now);
         }
-        entry.insert(Conn::Passive { owner, listener });
+        entry.insert(Conn::Passive { owner, listener: Some(listener) });
         self.mark_open(key);
         if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
             c.passive = Some(key);
@@ -617,7 +625,7 @@ impl Server {
 
     /// Accepts the client's data connection on a passive listener; only the control connection's peer may connect.
     fn accept_data(&mut self, key: usize, now: Now) {
-        let Some(Conn::Passive { owner, listener }) = self.conns.get(key) else { return };
+        let Some(Conn::Passive { owner, listener: Some(listener) }) = self.conns.get(key) else { return };
         let owner = *owner;
         let Some(Conn::Control(c)) = self.conns.get(owner) else { return };
         let expected = canonical(c.session.peer().ip());
@@ -941,7 +949,9 @@ impl Server {
                 debug!("closed session at key {key}; connections: {}", self.controls);
             }
             Some(Conn::Passive { listener, .. }) => {
-                let _ = registry.deregister(listener);
+                if let Some(mut l) = listener.take() {
+                    let _ = registry.deregister(&mut l);
+                }
             }
             Some(Conn::Data(d)) => {
                 if let Some(mut s) = d.stream.take() {

@@ -527,6 +527,18 @@ impl Session {
         }
     }
 
+    /// The shutdown grace period is over: a running transfer is cut (426) and the session told why (421).
+    pub fn handle_shutdown_expired(&mut self, now: Now) {
+        if self.closing.is_some() {
+            return;
+        }
+        if self.is_busy() {
+            self.reply(ReplyCode::TransferAborted, "Transfer aborted: server shutting down.");
+        }
+        self.reply(ReplyCode::ServiceNotAvailable, "Server shutting down.");
+        self.close(now);
+    }
+
     /// The control connection is gone (EOF, reset, or the loop cut it): release everything.
     pub fn handle_disconnect(&mut self) {
         match std::mem::replace(&mut self.data, Data::None) {

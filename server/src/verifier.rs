@@ -7,7 +7,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::thread;
 
-use crate::access::verify;
+use crate::access::verify_with;
 
 struct Job {
     key: usize,
@@ -35,8 +35,10 @@ impl Verifier {
         let (done_tx, done) = channel::<Done>();
         let waker = Arc::new(waker);
         thread::Builder::new().name("password-verifier".into()).spawn(move || {
+            // argon2's working memory, kept from one check to the next.
+            let mut memory = Vec::new();
             for job in job_rx {
-                let ok = verify(&job.hash, &job.password);
+                let ok = verify_with(&job.hash, &job.password, &mut memory);
                 if done_tx.send(Done { key: job.key, session: job.session, ok }).is_err() {
                     break;
                 }

@@ -1,0 +1,667 @@
+//! The harness every integration test shares: a real `ftpserver` process on a free port with its own temporary
+//! root, a raw control-connection driver (`Ctl`) for scripted dialogues, data-connection helpers, deterministic
+//! content and SHA-256 digests, and bounded subprocess runs for the peer clients. Every wait here is bounded: reads
+//! carry timeouts, child processes are polled against a deadline and killed when it passes.
+
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ftp_common::hostport::{parse_epsv_reply, parse_pasv_reply};
+use ftp_common::ReplyParser;
+use sha2::{Digest, Sha256};
+use socket2::{Domain, Socket, Type};
+use tempfile::TempDir;
+
+/// How long any single network wait may take before the test fails.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the server may take to print its ready line.
+const BANNER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a stopped server may take to exit.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+
+// ---- binaries ------------------------------------------------------------------------------------------------
+
+/// The directory holding this build's binaries: `target/<profile>`, the parent of the `deps` folder this test
+/// binary runs from.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let deps = exe.parent().expect("the test binary lives in a folder");
+    let dir =
+        if deps.file_name().is_some_and(|n| n == "deps") { deps.parent().expect("deps has a parent") } else { deps };
+    dir.to_path_buf()
+}
+
+/// Builds `bin` of `package` with the cargo running these tests, in the same target directory and profile.
+fn build_bin(package: &str, bin: &str) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", package, "--bin", bin, "--manifest-path"]).arg(manifest);
+    let dir = profile_dir();
+    match dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => {}
+        Some("release") => {
+            cmd.arg("--release");
+        }
+        Some(profile) => {
+            cmd.args(["--profile", profile]);
+        }
+    }
+    if std::env::var_os("CARGO_TARGET_DIR").is_none() {
+        if let Some(target) = dir.parent() {
+            cmd.env("CARGO_TARGET_DIR", target);
+        }
+    }
+    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo to build {bin}: {e}"));
+    assert!(status.success(), "building {bin} failed: {status}");
+}
+
+/// The path of a workspace binary. Under cargo it is built once per run (a no-op when up to date), because
+/// `cargo test` of this package alone does not rebuild other packages' binaries and a stale one would be tested;
+/// run directly, the test binary builds it only if it is missing.
+fn binary(package: &str, bin: &str, once: &'static OnceLock<PathBuf>) -> PathBuf {
+    once.get_or_init(|| {
+        let path = profile_dir().join(bin);
+        if std::env::var_os("CARGO").is_some() || !path.exists() {
+            build_bin(package, bin);
+        }
+        assert!(path.exists(), "{} is missing after building it", path.display());
+        path
+    })
+    .clone()
+}
+
+/// The `ftpserver` binary.
+pub fn server_bin() -> PathBuf {
+    static ONCE: OnceLock<PathBuf> = OnceLock::new();
+    binary("ftp-server", "ftpserver", &ONCE)
+}
+
+/// The `ftpclient` binary.
+pub fn client_bin() -> PathBuf {
+    static ONCE: OnceLock<PathBuf> = OnceLock::new();
+    binary("ftp-client", "ftpclient", &ONCE)
+}
+
+// ---- the server under test -----------------------------------------------------------------------------------
+
+/// An `ftpserver` process serving a fresh temporary root on a free port of 127.0.0.1 (or of the `--bind` address).
+pub struct TestServer {
+    child: Child,
+    addr: SocketAddr,
+    /// The directory served as `/`: `_root` unless the caller gave its own.
+    served: PathBuf,
+    _root: TempDir,
+    log_dir: TempDir,
+    log_path: PathBuf,
+    exit: Option<ExitStatus>,
+}
+
+impl TestServer {
+    /// Starts `ftpserver 0 --root <fresh dir>` plus `args` and waits (bounded) for its ready line.
+    pub fn start(args: &[&str]) -> TestServer {
+        TestServer::start_with_prefix(&[], args)
+    }
+
+    /// Like [`TestServer::start`], run under a wrapper command such as `prlimit --nofile=48:48 --` (which execs
+    /// the server, so the process id is the server's).
+    pub fn start_with_prefix(prefix: &[&str], args: &[&str]) -> TestServer {
+        TestServer::launch(prefix, None, args)
+    }
+
+    /// Like [`TestServer::start`], serving `root` (an existing directory the caller owns) instead of a fresh one.
+    pub fn start_in(root: &Path, args: &[&str]) -> TestServer {
+        TestServer::launch(&[], Some(root), args)
+    }
+
+    fn launch(prefix: &[&str], root_dir: Option<&Path>, args: &[&str]) -> TestServer {
+        let root = tempfile::Builder::new().prefix("ftp-root-").tempdir().expect("temporary root");
+        let log_dir = tempfile::Builder::new().prefix("ftp-log-").tempdir().expect("temporary log folder");
+        let log_path = log_dir.path().join("ftpserver.log");
+        let log = fs::File::create(&log_path).expect("server log file");
+        let served = root_dir.unwrap_or(root.path()).to_path_buf();
+        let mut command = match prefix.split_first() {
+            Some((wrapper, rest)) => {
+                let mut c = Command::new(wrapper);
+                c.args(rest).arg(server_bin());
+                c
+            }
+            None => Command::new(server_bin()),
+        };
+        let mut child = command
+            .arg("0")
+            .arg("--root")
+            .arg(&served)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start ftpserver: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let result = reader.read_line(&mut line).map(|_| line);
+            let _ = tx.send(result);
+            // Keep reading so the server never blocks on a full pipe.
+            let _ = io::copy(&mut reader, &mut io::sink());
+        });
+        let unbound = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+        let mut server =
+            TestServer { child, addr: unbound, served: served.clone(), _root: root, log_dir, log_path, exit: None };
+        let line = match rx.recv_timeout(BANNER_TIMEOUT) {
+            Ok(Ok(line)) => line,
+            Ok(Err(e)) => panic!("reading the ready line: {e}; log {}:\n{}", server.log_path.display(), server.log()),
+            Err(_) => {
+                panic!("no ready line within {BANNER_TIMEOUT:?}; log {}:\n{}", server.log_path.display(), server.log())
+            }
+        };
+        server.addr = parse_banner(&line, &served)
+            .unwrap_or_else(|| panic!("unexpected ready line {line:?}; log:\n{}", server.log()));
+        server
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The address the server listens on, as its ready line announced it.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The directory served as `/`.
+    pub fn root(&self) -> &Path {
+        &self.served
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        fs::read(&self.log_path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn terminate(&self) {
+        let status =
+            Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("running kill -TERM");
+        assert!(status.success(), "kill -TERM {} failed: {status}", self.child.id());
+    }
+
+    /// Waits (bounded) for the process to exit and returns its status.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        if let Some(status) = self.exit {
+            return status;
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    self.exit = Some(status);
+                    return status;
+                }
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+                Ok(None) => panic!("ftpserver did not exit within {limit:?}; log:\n{}", self.log()),
+                Err(e) => panic!("waiting for ftpserver: {e}"),
+            }
+        }
+    }
+
+    /// Graceful stop: SIGTERM, then a bounded wait for the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        if self.exit.is_none() {
+            self.terminate();
+        }
+        self.wait_exit(EXIT_TIMEOUT)
+    }
+
+    /// A raw control connection, greeting already read and checked.
+    pub fn ctl(&self) -> Ctl {
+        Ctl::connect(self.addr())
+    }
+
+    /// A raw control connection, logged in as anonymous.
+    pub fn login(&self) -> Ctl {
+        let mut c = self.ctl();
+        c.login();
+        c
+    }
+
+    /// A logged-in `FtpClient`.
+    pub fn client(&self) -> ftp_client::FtpClient {
+        let mut c = ftp_client::FtpClient::connect(&self.addr.ip().to_string(), self.addr.port(), IO_TIMEOUT)
+            .unwrap_or_else(|e| panic!("FtpClient::connect: {e}"));
+        c.login("anonymous", "test@example.com").unwrap_or_else(|e| panic!("FtpClient::login: {e}"));
+        c
+    }
+
+    /// Writes `data` to `rel` under the root (creating folders) and returns its path.
+    pub fn put_file(&self, rel: &str, data: &[u8]) -> PathBuf {
+        let path = self.root().join(rel);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).expect("creating folders under the root");
+        }
+        fs::write(&path, data).expect("writing a file under the root");
+        path
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if self.exit.is_none() {
+            // By PID, never by name.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if thread::panicking() {
+            let log = self.log();
+            let tail: String = {
+                let lines: Vec<&str> = log.lines().collect();
+                lines[lines.len().saturating_sub(60)..].join("\n")
+            };
+            self.log_dir.disable_cleanup(true);
+            eprintln!("ftpserver log kept at {} (last lines):\n{tail}", self.log_path.display());
+        }
+    }
+}
+
+/// The address in `ftpserver listening on ADDR:PORT, root DIR`, with the root checked against the expected one.
+pub fn parse_banner(line: &str, root: &Path) -> Option<SocketAddr> {
+    let rest = line.strip_suffix('\n')?.strip_prefix("ftpserver listening on ")?;
+    let (addr, dir) = rest.split_once(", root ")?;
+    let canonical = root.canonicalize().ok()?;
+    (Path::new(dir) == canonical).then_some(())?;
+    addr.parse().ok().filter(|a: &SocketAddr| a.port() != 0)
+}
+
+// ---- raw control connection ----------------------------------------------------------------------------------
+
+/// A control connection driven line by line, for dialogues that assert exact reply codes.
+pub struct Ctl {
+    stream: TcpStream,
+    parser: ReplyParser,
+}
+
+impl Ctl {
+    /// The control socket itself, e.g. to reset it.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
+    /// The control socket, for raw writes and timeouts.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Connects and reads the 220 greeting.
+    pub fn connect(addr: SocketAddr) -> Ctl {
+        let mut c = Ctl::connect_no_greeting(addr);
+        let (code, text) = c.reply();
+        assert_eq!(code, 220, "greeting: {text}");
+        c
+    }
+
+    /// Connects without reading anything.
+    pub fn connect_no_greeting(addr: SocketAddr) -> Ctl {
+        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
+        stream.set_write_timeout(Some(IO_TIMEOUT)).expect("write timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Ctl { stream, parser: ReplyParser::default() }
+    }
+
+    /// USER anonymous (331), PASS (230).
+    pub fn login(&mut self) {
+        assert_eq!(self.cmd("USER anonymous"), 331);
+        assert_eq!(self.cmd("PASS guest@example.com"), 230);
+    }
+
+    /// Sends `line` followed by CRLF.
+    pub fn send(&mut self, line: &str) {
+        self.send_bytes(format!("{line}\r\n").as_bytes());
+    }
+
+    /// Sends raw bytes as they are.
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap_or_else(|e| panic!("sending {:?}: {e}", String::from_utf8_lossy(bytes)));
+    }
+
+    /// The next reply: its code and its lines joined with `\n`. Fails the test if none arrives in time.
+    pub fn reply(&mut self) -> (u16, String) {
+        match self.try_reply() {
+            Ok(Some(r)) => r,
+            Ok(None) => panic!("the server closed the control connection while a reply was expected"),
+            Err(e) => panic!("reading a reply: {e}"),
+        }
+    }
+
+    /// The next reply, `Ok(None)` on a clean end of stream.
+    pub fn try_reply(&mut self) -> io::Result<Option<(u16, String)>> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(r) = self.parser.pop() {
+                let r = r.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e:?}")))?;
+                return Ok(Some((r.code, r.lines.join("\n"))));
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Ok(None),
+                Ok(n) => self.parser.push(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends `line` and returns the code of its reply.
+    pub fn cmd(&mut self, line: &str) -> u16 {
+        self.cmd_full(line).0
+    }
+
+    /// Sends `line` and returns its whole reply.
+    pub fn cmd_full(&mut self, line: &str) -> (u16, String) {
+        self.send(line);
+        self.reply()
+    }
+
+    /// Asserts that `line` is answered with `code`.
+    pub fn expect(&mut self, line: &str, code: u16) -> String {
+        let (got, text) = self.cmd_full(line);
+        assert_eq!(got, code, "{line:?} was answered {got} {text}");
+        text
+    }
+
+    /// PASV: the data address from the 227 reply.
+    pub fn pasv(&mut self) -> SocketAddr {
+        let (code, text) = self.cmd_full("PASV");
+        assert_eq!(code, 227, "PASV: {text}");
+        let addr: SocketAddrV4 = parse_pasv_reply(&text).unwrap_or_else(|| panic!("no address in {text:?}"));
+        SocketAddr::V4(addr)
+    }
+
+    /// EPSV: the data address (the control connection's peer IP and the port from the 229 reply).
+    pub fn epsv(&mut self) -> SocketAddr {
+        let (code, text) = self.cmd_full("EPSV");
+        assert_eq!(code, 229, "EPSV: {text}");
+        let port = parse_epsv_reply(&text).unwrap_or_else(|| panic!("no port in {text:?}"));
+        SocketAddr::new(self.stream.peer_addr().expect("peer address").ip(), port)
+    }
+
+    /// Asserts the server closes the connection (bounded); returns the replies that came before the end.
+    pub fn expect_closed(&mut self) -> Vec<(u16, String)> {
+        let mut seen = Vec::new();
+        loop {
+            match self.try_reply() {
+                Ok(Some(r)) => seen.push(r),
+                Ok(None) => return seen,
+                // A reset after the last reply is a close too.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return seen,
+                Err(e) => panic!("waiting for the server to close the connection (after {seen:?}): {e}"),
+            }
+        }
+    }
+}
+
+// ---- data connections ----------------------------------------------------------------------------------------
+
+/// Opens a data connection to `addr` with read and write timeouts.
+pub fn data_connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap_or_else(|e| panic!("data connect {addr}: {e}"));
+    s.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
+    s.set_write_timeout(Some(IO_TIMEOUT)).expect("write timeout");
+    s
+}
+
+/// Opens a data connection whose receive buffer is fixed small, so a client that stops reading stalls the server's
+/// sending soon instead of letting the kernel absorb megabytes.
+pub fn data_connect_small_window(addr: SocketAddr) -> TcpStream {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(16 * 1024).expect("SO_RCVBUF");
+    socket.connect_timeout(&addr.into(), IO_TIMEOUT).unwrap_or_else(|e| panic!("data connect {addr}: {e}"));
+    let s: TcpStream = socket.into();
+    s.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
+    s.set_write_timeout(Some(IO_TIMEOUT)).expect("write timeout");
+    s
+}
+
+/// Opens a connection to `addr` from the local address `from` (another loopback IP such as 127.0.0.2).
+pub fn connect_from(from: Ipv4Addr, addr: SocketAddr) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.bind(&SocketAddr::from((from, 0)).into())?;
+    socket.connect_timeout(&addr.into(), IO_TIMEOUT)?;
+    let s: TcpStream = socket.into();
+    s.set_read_timeout(Some(IO_TIMEOUT))?;
+    s.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(s)
+}
+
+/// Closes `stream` with a TCP reset instead of an orderly FIN.
+pub fn reset(stream: TcpStream) {
+    let socket = Socket::from(stream);
+    socket.set_linger(Some(Duration::ZERO)).expect("SO_LINGER 0");
+    drop(socket);
+}
+
+/// Reads until the peer closes the connection.
+pub fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).unwrap_or_else(|e| panic!("reading the data connection: {e}"));
+    out
+}
+
+/// Writes everything, then closes the sending side so the server sees the end of the upload.
+pub fn write_and_close(mut stream: TcpStream, data: &[u8]) {
+    stream.write_all(data).unwrap_or_else(|e| panic!("writing the data connection: {e}"));
+    stream.shutdown(Shutdown::Write).expect("shutdown(Write)");
+    // Wait for the server's close so the 226 that follows refers to all of it.
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+}
+
+/// Whether the peer ends `stream` (EOF or reset) without sending data, within the read timeout.
+pub fn closed_without_data(stream: &mut TcpStream) -> Result<(), String> {
+    let mut buf = [0u8; 1024];
+    match stream.read(&mut buf) {
+        Ok(0) => Ok(()),
+        Ok(n) => Err(format!("received {n} bytes")),
+        Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted) => Ok(()),
+        Err(e) => Err(format!("no end of stream: {e}")),
+    }
+}
+
+// ---- content and digests -------------------------------------------------------------------------------------
+
+/// `len` pseudo-random bytes, the same for the same `seed` (xorshift64*).
+pub fn content(seed: u64, len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    ContentReader::new(seed, len as u64).read_exact(&mut out).expect("generating content");
+    out
+}
+
+/// A reader yielding `content(seed, len)` without holding it in memory.
+pub struct ContentReader {
+    state: u64,
+    left: u64,
+    word: [u8; 8],
+    used: usize,
+}
+
+impl ContentReader {
+    pub fn new(seed: u64, len: u64) -> ContentReader {
+        ContentReader { state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1, left: len, word: [0; 8], used: 8 }
+    }
+
+    fn next_word(&mut self) -> [u8; 8] {
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        self.state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes()
+    }
+}
+
+impl Read for ContentReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let mut i = 0;
+        while i < n {
+            if self.used == 8 {
+                if n - i >= 8 {
+                    buf[i..i + 8].copy_from_slice(&self.next_word());
+                    i += 8;
+                    continue;
+                }
+                self.word = self.next_word();
+                self.used = 0;
+            }
+            buf[i] = self.word[self.used];
+            self.used += 1;
+            i += 1;
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// Lowercase hex SHA-256 of a file's contents.
+pub fn sha256_file(path: &Path) -> String {
+    let mut f = fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    let mut w = HashWriter::default();
+    io::copy(&mut f, &mut w).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    w.hex()
+}
+
+/// A writer that hashes and counts what passes through it.
+#[derive(Default)]
+pub struct HashWriter {
+    hasher: Sha256,
+    pub bytes: u64,
+}
+
+impl HashWriter {
+    pub fn hex(self) -> String {
+        hex(&self.hasher.finalize())
+    }
+}
+
+impl Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.hasher.update(buf);
+        self.bytes += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---- polling and subprocesses --------------------------------------------------------------------------------
+
+/// Polls `cond` until it holds or `limit` passes; returns whether it held.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Names of the entries in `dir`.
+pub fn dir_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Whether a peer tool can run. Missing in CI (`CI=true`) fails the test; elsewhere the test is skipped with a line.
+pub fn tool_available(tool: &str, test: &str) -> bool {
+    let found = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("{test}: the peer client `{tool}` is required in CI but was not found on PATH");
+    }
+    eprintln!("SKIP {test}: `{tool}` not found on PATH");
+    false
+}
+
+/// Runs `cmd` to completion with captured output, killing it (by PID) if it takes longer than `limit`.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_reader = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_reader = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stdout = out_reader.join().unwrap_or_default();
+                let stderr = err_reader.join().unwrap_or_default();
+                panic!(
+                    "{cmd:?} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                    String::from_utf8_lossy(&stdout),
+                    String::from_utf8_lossy(&stderr)
+                );
+            }
+            Err(e) => panic!("waiting for {cmd:?}: {e}"),
+        }
+    };
+    let stdout = out_reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    Output { status, stdout, stderr }
+}
