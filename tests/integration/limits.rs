@@ -387,3 +387,35 @@ fn swapped_symlink_never_escapes() {
     swapper.join().expect("swapper");
     eprintln!("swapped_symlink_never_escapes: {served} of 200 reads served the inside file, the rest were refused");
 }
+
+// --pasv-ports: every passive port comes from the range, and more than one of them is used.
+#[test]
+fn passive_ports_come_from_the_range() {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
+    let base = probe.local_addr().expect("addr").port().saturating_sub(20).max(20000);
+    drop(probe);
+    let range = format!("{base}-{}", base + 15);
+    let server = TestServer::start(&["--pasv-ports", &range]);
+    let mut c = server.login();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..12 {
+        let port = c.pasv().port();
+        assert!((base..=base + 15).contains(&port), "port {port} outside {range}");
+        seen.insert(port);
+    }
+    assert!(seen.len() > 1, "always the same passive port: {seen:?}");
+}
+
+// Very long names: a name over the file system's limit is refused (553), never truncated, and a line over
+// the command limit is refused whole (500); the session goes on.
+#[test]
+fn overlong_names_are_refused() {
+    let server = TestServer::start(&[]);
+    let mut c = server.login();
+    assert_eq!(c.cmd(&format!("MKD {}", "n".repeat(300))), 553);
+    assert_eq!(c.cmd(&format!("RETR {}", "d/".repeat(2000))), 550);
+    c.send(&format!("RETR {}", "x".repeat(5000)));
+    assert_eq!(c.reply().0, 500);
+    assert_eq!(c.cmd("NOOP"), 200);
+    assert!(fs::read_dir(server.root()).expect("root").next().is_none(), "something was created");
+}
