@@ -413,7 +413,7 @@ fn overlong_names_are_refused() {
     let server = TestServer::start(&[]);
     let mut c = server.login();
     assert_eq!(c.cmd(&format!("MKD {}", "n".repeat(300))), 553);
-    assert_eq!(c.cmd(&format!("RETR {}", "d/".repeat(2000))), 550);
+    assert_eq!(c.cmd(&format!("SIZE {}", "d/".repeat(2000))), 550);
     c.send(&format!("RETR {}", "x".repeat(5000)));
     assert_eq!(c.reply().0, 500);
     assert_eq!(c.cmd("NOOP"), 200);
