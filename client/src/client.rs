@@ -4,13 +4,15 @@
 //! [`ReplyParser`], checking each reply against the codes its command accepts, and moving file and listing bytes over
 //! data connections, from the start or from an offset (REST). Negotiating data connections, passive or active, is in
 //! [`data`]; the extensions of RFC 2389, RFC 3659 and the HASH draft (FEAT, MDTM, MFMT, MLSD, MLST, HASH) are in
-//! [`ext`]. Every socket has a connect timeout and read and write timeouts, reading one reply has an overall deadline
-//! and an active data connection is awaited for at most the timeout, so no call can hang forever. After an I/O or
-//! framing failure on the control connection its replies can no longer be matched to commands, so the connection is
-//! closed and every later call fails with [`FtpError::Closed`].
+//! [`ext`]; FTPS (implicit TLS, AUTH TLS, protected data connections) in [`secure`]. Every socket has a connect
+//! timeout and read and write timeouts, reading one reply and each TLS handshake have an overall deadline and an
+//! active data connection is awaited for at most the timeout, so no call can hang forever. After an I/O or framing
+//! failure on the control connection its replies can no longer be matched to commands, so the connection is closed
+//! and every later call fails with [`FtpError::Closed`].
 
 mod data;
 mod ext;
+mod secure;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
@@ -19,7 +21,8 @@ use std::time::{Duration, Instant};
 use ftp_common::{Reply, ReplyParser};
 use log::debug;
 
-use crate::FtpError;
+use crate::{FtpError, FtpStream};
+use secure::TlsSession;
 
 /// Size of the buffer that file and listing data move through.
 pub const DATA_BUFFER: usize = 64 * 1024;
@@ -36,7 +39,11 @@ const TRANSFER_STARTED: &[u16] = &[125, 150];
 /// A logged-in (or about to be) FTP session over one control connection.
 #[derive(Debug)]
 pub struct FtpClient {
-    control: TcpStream,
+    control: FtpStream,
+    /// The host as given to connect, without brackets: the name a TLS certificate is checked against.
+    host: String,
+    /// Set once the control connection is protected by TLS.
+    tls: Option<TlsSession>,
     parser: ReplyParser,
     greeting: Reply,
     peer: SocketAddr,
@@ -54,40 +61,25 @@ impl FtpClient {
     /// Connects to `host:port` and reads the server's 220 greeting. `host` may be a name or an IPv4 or IPv6 literal
     /// (with or without brackets). `timeout` bounds connecting, each read and write, and the wait for each reply.
     pub fn connect(host: &str, port: u16, timeout: Duration) -> Result<FtpClient, FtpError> {
-        if timeout.is_zero() {
-            return Err(FtpError::Io(io::Error::new(io::ErrorKind::InvalidInput, "the timeout must be positive")));
-        }
-        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-        let target = match host.parse::<IpAddr>() {
-            Ok(ip) => SocketAddr::new(ip, port).to_string(),
-            Err(_) => format!("{host}:{port}"),
-        };
-        let addrs: Vec<SocketAddr> =
-            (host, port).to_socket_addrs().map_err(|e| FtpError::io(format!("resolving {host}"), e))?.collect();
-        let mut last_error = None;
-        let mut control = None;
-        for addr in addrs {
-            match TcpStream::connect_timeout(&addr, timeout) {
-                Ok(stream) => {
-                    control = Some(stream);
-                    break;
-                }
-                Err(e) => last_error = Some(FtpError::io(format!("connecting to {addr}"), e)),
-            }
-        }
-        let Some(control) = control else {
-            return Err(last_error.unwrap_or_else(|| {
-                FtpError::Io(io::Error::new(io::ErrorKind::NotFound, format!("resolving {host}: no address")))
-            }));
-        };
+        let (control, target) = open_control(host, port, timeout)?;
+        FtpClient::greet(FtpStream::Plain(control), host, &target, timeout, None)
+    }
+
+    /// Reads the greeting over a freshly opened control connection to `target` (`host:port` as shown).
+    fn greet(
+        control: FtpStream,
+        host: &str,
+        target: &str,
+        timeout: Duration,
+        tls: Option<TlsSession>,
+    ) -> Result<FtpClient, FtpError> {
         let setup = |e| FtpError::io(format!("setting up the connection to {target}"), e);
-        control.set_nodelay(true).map_err(setup)?;
-        control.set_read_timeout(Some(timeout)).map_err(setup)?;
-        control.set_write_timeout(Some(timeout)).map_err(setup)?;
-        let peer = control.peer_addr().map_err(setup)?;
+        let peer = control.tcp().peer_addr().map_err(setup)?;
         debug!("connected to {peer}");
         let mut client = FtpClient {
             control,
+            host: strip_brackets(host).to_string(),
+            tls,
             parser: ReplyParser::default(),
             greeting: Reply { code: 0, lines: vec![String::new()] },
             peer,
@@ -143,10 +135,15 @@ impl FtpClient {
         self.active
     }
 
-    /// Logs in: USER, then PASS if the server asks for it (331), then TYPE I so transfers are byte-exact.
+    /// Logs in: USER, then PASS if the server asks for it (331), then TYPE I so transfers are byte-exact. Over TLS
+    /// it then protects the data connections too (PBSZ 0, PROT P; see [`FtpClient::protect_data`]), as clients
+    /// commonly do after logging in, and every time: a server may forget the protection level at USER.
     pub fn login(&mut self, user: &str, pass: &str) -> Result<(), FtpError> {
         // A server may offer more once a user is logged in.
         self.features = None;
+        if let Some(tls) = &mut self.tls {
+            tls.protected = false;
+        }
         let line = format!("USER {user}");
         self.send(&line)?;
         let reply = self.read_reply_for(&line)?;
@@ -158,6 +155,9 @@ impl FtpClient {
             _ => return Err(FtpError::Unexpected { command: line, reply }),
         }
         self.command("TYPE I", &[200])?;
+        if self.tls.is_some() {
+            self.protect_data()?;
+        }
         Ok(())
     }
 
@@ -268,16 +268,21 @@ impl FtpClient {
         self.read_reply_for("reading a reply")
     }
 
-    /// Says goodbye (QUIT, 221) and closes the control connection.
+    /// Says goodbye (QUIT, 221) and closes the control connection (with TLS close_notify first, over TLS).
     pub fn quit(mut self) -> Result<(), FtpError> {
         let result = self.command("QUIT", &[221]).map(drop);
+        if result.is_ok() {
+            // The server is done with the session; a failure to say goodbye properly changes nothing.
+            let _ = self.control.finish();
+        }
         self.close();
         result
     }
 
     /// Prepares a data connection, sends REST `offset` (unless 0) and `line`, waits for the 125/150 that starts
-    /// the transfer and, in active mode, for the server to connect.
-    fn start_transfer(&mut self, line: &str, offset: u64) -> Result<TcpStream, FtpError> {
+    /// the transfer and, in active mode, for the server to connect. With protected data the TLS handshake follows,
+    /// only now: a server may not accept the connection (vsftpd) or start TLS on it before the command.
+    fn start_transfer(&mut self, line: &str, offset: u64) -> Result<FtpStream, FtpError> {
         let channel = self.data_channel()?;
         if offset > 0 {
             self.command(&format!("REST {offset}"), &[350])?;
@@ -285,7 +290,7 @@ impl FtpClient {
         self.send(line)?;
         let reply = self.read_reply_for(line)?;
         expect(line, reply, TRANSFER_STARTED)?;
-        match channel.establish(self.peer.ip(), self.timeout) {
+        match channel.establish(self.peer.ip(), self.timeout).and_then(|data| self.secure_data(data, line)) {
             Ok(data) => Ok(data),
             // The server has started the transfer and will report on it: read that, to stay in step.
             Err(e) => Err(self.abandoned(line, e)),
@@ -331,16 +336,23 @@ impl FtpClient {
             }
             total += n as u64;
         };
-        // End of file on the data connection is what tells the server the upload is complete.
+        // End of file on the data connection (after TLS close_notify) is what tells the server the upload is
+        // complete.
         let failure = match failure {
-            None => data
-                .shutdown(Shutdown::Write)
-                .err()
-                .map(|e| Failure::Remote(FtpError::io(format!("{line}: closing"), e))),
+            None => data.finish().err().map(|e| Failure::Remote(FtpError::io(format!("{line}: closing"), e))),
             some => some,
         };
+        if failure.is_some() {
+            drop(data);
+            return self.finish_transfer(line, failure).map(|()| total);
+        }
+        // Closed only after the server's reply: a TLS server may have sent something (session tickets) that was
+        // never read, and closing a socket with unread data resets the connection, which can destroy the end of the
+        // upload before the server has read it. Those tickets are what later data connections resume with.
+        let result = self.finish_transfer(line, None);
+        data.take_in_pending();
         drop(data);
-        self.finish_transfer(line, failure).map(|()| total)
+        result.map(|()| total)
     }
 
     /// Reads the reply that ends a transfer. A local failure wins over whatever the server says; after a network
@@ -382,7 +394,7 @@ impl FtpClient {
         let mut bytes = Vec::with_capacity(line.len() + 2);
         bytes.extend_from_slice(line.as_bytes());
         bytes.extend_from_slice(b"\r\n");
-        if let Err(e) = self.control.write_all(&bytes) {
+        if let Err(e) = self.control.write_all(&bytes).and_then(|()| self.control.flush()) {
             self.close();
             return Err(FtpError::io(format!("sending {label}"), e));
         }
@@ -414,16 +426,17 @@ impl FtpClient {
                 let e = io::Error::new(io::ErrorKind::TimedOut, "no complete reply in time");
                 return Err(FtpError::io(format!("waiting for the reply to {label}"), e));
             }
-            let read = match self.control.set_read_timeout(Some(left.max(Duration::from_millis(1)))) {
-                Ok(()) => self.control.read(&mut buf),
+            let read = match self.control.tcp().set_read_timeout(Some(left.max(Duration::from_millis(1)))) {
+                Ok(()) => self.control.read_once(&mut buf),
                 Err(e) => Err(e),
             };
             match read {
-                Ok(0) => {
+                Ok(Some(0)) => {
                     self.close();
                     return Err(FtpError::Closed);
                 }
-                Ok(n) => self.parser.push(&buf[..n]),
+                Ok(Some(n)) => self.parser.push(&buf[..n]),
+                Ok(None) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.close();
@@ -438,9 +451,50 @@ impl FtpClient {
         if !self.closed {
             self.closed = true;
             // The peer may already be gone; there is nothing left to report.
-            let _ = self.control.shutdown(Shutdown::Both);
+            let _ = self.control.tcp().shutdown(Shutdown::Both);
         }
     }
+}
+
+/// Opens a TCP connection to `host:port`, trying each address the name resolves to, with the timeouts set; returns
+/// it with `host:port` as it is shown in messages.
+fn open_control(host: &str, port: u16, timeout: Duration) -> Result<(TcpStream, String), FtpError> {
+    if timeout.is_zero() {
+        return Err(FtpError::Io(io::Error::new(io::ErrorKind::InvalidInput, "the timeout must be positive")));
+    }
+    let host = strip_brackets(host);
+    let target = match host.parse::<IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port).to_string(),
+        Err(_) => format!("{host}:{port}"),
+    };
+    let addrs: Vec<SocketAddr> =
+        (host, port).to_socket_addrs().map_err(|e| FtpError::io(format!("resolving {host}"), e))?.collect();
+    let mut last_error = None;
+    let mut control = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(stream) => {
+                control = Some(stream);
+                break;
+            }
+            Err(e) => last_error = Some(FtpError::io(format!("connecting to {addr}"), e)),
+        }
+    }
+    let Some(control) = control else {
+        return Err(last_error.unwrap_or_else(|| {
+            FtpError::Io(io::Error::new(io::ErrorKind::NotFound, format!("resolving {host}: no address")))
+        }));
+    };
+    let setup = |e| FtpError::io(format!("setting up the connection to {target}"), e);
+    control.set_nodelay(true).map_err(setup)?;
+    control.set_read_timeout(Some(timeout)).map_err(setup)?;
+    control.set_write_timeout(Some(timeout)).map_err(setup)?;
+    Ok((control, target))
+}
+
+/// `host` without the brackets around an IPv6 literal.
+fn strip_brackets(host: &str) -> &str {
+    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
 }
 
 /// Why a transfer stopped early: on our side (the caller's reader or writer) or on the network.

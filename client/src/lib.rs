@@ -6,23 +6,34 @@
 //! otherwise. Data connections are passive by default, active on request. The [`cli`] module is the
 //! `ftpclient` program: argument parsing, the command language (`get`, `upload`, `ls` ...) and the safe handling of
 //! local files. Wire framing (replies, host-port notations) comes from `ftp-common`.
+//!
+//! FTPS (RFC 4217) is built in: [`FtpClient::connect_implicit_tls`] for implicit TLS, [`FtpClient::auth_tls`] for
+//! explicit TLS, after which every data connection is TLS too; [`TlsConfig`] says which certificates to trust.
 
 pub mod cli;
 mod client;
 mod entry;
 mod error;
 mod features;
+mod stream;
 pub mod timestamp;
+pub mod tls;
 
 pub use client::{parse_quoted_path, FtpClient, DATA_BUFFER};
 pub use entry::{parse_mlsd, Entry, EntryKind};
 pub use error::FtpError;
 pub use features::{feature_params, parse_choice_list, parse_feat_lines, parse_hash_reply, to_hex, FileHash};
 pub use ftp_common::{Reply, ReplyCode};
+pub use stream::FtpStream;
+pub use tls::TlsConfig;
 
 #[cfg(test)]
 mod extension_tests;
 #[cfg(test)]
 mod fake_server;
 #[cfg(test)]
+mod fake_tls;
+#[cfg(test)]
 mod protocol_tests;
+#[cfg(test)]
+mod tls_tests;

@@ -240,7 +240,7 @@ fn cli_url_mode() {
     assert!(stderr.starts_with("error: cd nowhere: server replied 550"), "{stderr}");
     let (code, _, stderr) = result(&ftpclient(dir.path(), &["sftp://127.0.0.1/"], None));
     assert_eq!(code, Some(2));
-    assert!(stderr.contains("only ftp:// is supported"), "{stderr}");
+    assert!(stderr.contains("only ftp:// and ftps:// are supported"), "{stderr}");
 }
 
 #[test]

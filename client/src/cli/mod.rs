@@ -3,14 +3,20 @@
 //! `ftpclient [HOST] PORT` or `ftpclient ftp://[USER[:PASS]@]HOST[:PORT][/PATH]` connects (HOST defaults to
 //! 127.0.0.1), logs in, then runs commands from `-c` options and a `-b` batch file, or else from standard input (with
 //! an `ftp> ` prompt when that is a terminal). A URL naming a file downloads it into the current directory, runs
-//! the `-c` and `-b` commands if there are any, and exits; one naming a directory starts the session there. The exit status is 0 when every command succeeded, 1 when any
-//! failed, and 2 for a usage error or when connecting, logging in or entering the URL's directory failed.
+//! the `-c` and `-b` commands if there are any, and exits; one naming a directory starts the session there. The exit
+//! status is 0 when every command succeeded, 1 when any failed, and 2 for a usage error or when connecting
+//! (including TLS), logging in or entering the URL's directory failed.
+//!
+//! FTPS: `--tls` protects the session with AUTH TLS before logging in, `ftps://` URLs use implicit TLS; either
+//! way every data connection is TLS as well. The server's certificate is verified (`--ca-file` adds CAs,
+//! `--insecure` skips the check); see [`connect`].
 //!
 //! Credentials, first found wins: `-u`/`-p`, the URL, `$FTP_PASSWORD` (password only), the netrc file
 //! ([`netrc`]), then a prompt that does not echo (for a named user, on a terminal), else `anonymous` with the
 //! password `anonymous@`. The command language is in [`words`], running commands in [`shell`], transfers and
 //! their verification in [`transfer`], local file handling in [`local`].
 
+pub mod connect;
 pub mod listing;
 pub mod local;
 pub mod netrc;
@@ -30,7 +36,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::FtpClient;
+use connect::Security;
 use netrc::NetrcEntry;
 use shell::{Flow, Shell};
 use url::{is_url, parse_url};
@@ -58,12 +64,13 @@ pub const ANONYMOUS_PASSWORD: &str = "anonymous@";
     name = "ftpclient",
     version,
     about = "Transfer files with an FTP server.",
-    override_usage = "ftpclient [OPTIONS] [HOST] PORT\n       ftpclient [OPTIONS] ftp://[USER[:PASS]@]HOST[:PORT][/PATH]",
+    override_usage = "ftpclient [OPTIONS] [HOST] PORT\n       ftpclient [OPTIONS] ftp://[USER[:PASS]@]HOST[:PORT][/PATH]\n       \
+                      ftpclient [OPTIONS] ftps://[USER[:PASS]@]HOST[:PORT][/PATH]   (implicit TLS, port 990)",
     after_help = words::HELP
 )]
 pub struct Args {
-    /// Server: `PORT` (on 127.0.0.1), `HOST PORT` (HOST a name or an IPv4 or IPv6 address) or an ftp:// URL. A URL
-    /// path naming a file downloads it here and exits; one ending in `/` starts in that directory.
+    /// Server: `PORT` (on 127.0.0.1), `HOST PORT` (HOST a name or an IPv4 or IPv6 address) or an ftp:// or ftps://
+    /// URL. A URL path naming a file downloads it here and exits; one ending in `/` starts in that directory.
     #[arg(value_name = "HOST PORT | URL", num_args = 1..=2, required = true)]
     pub target: Vec<String>,
 
@@ -107,6 +114,19 @@ pub struct Args {
     /// Seconds to wait for connecting, for each reply and for each read or write of data.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_timeout)]
     pub timeout: Duration,
+
+    /// Explicit FTPS: AUTH TLS before logging in, then TLS on every data connection; fails if the server refuses.
+    /// (An ftps:// URL is implicit TLS.)
+    #[arg(long)]
+    pub tls: bool,
+
+    /// Also trust the CA certificates in this PEM file (or a self-signed server certificate) with --tls or ftps://.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// DANGEROUS: do not verify the server's TLS certificate; anyone on the path can pose as the server.
+    #[arg(long, conflicts_with = "ca_file")]
+    pub insecure: bool,
 }
 
 /// The whole program; returns the exit status.
@@ -142,10 +162,24 @@ pub fn run(args: &Args) -> u8 {
     let download =
         target.file.clone().map(|remote| Cmd::Get { remote, local: None, force: args.force, resume: args.resume });
     let scripted = !args.commands.is_empty() || args.batch.is_some() || download.is_some();
+    let security = match connect::security(target.implicit_tls, args.tls, args.insecure, args.ca_file.as_deref()) {
+        Ok(security) => security,
+        Err(msg) => return usage_error(&msg),
+    };
+    let tls = match security {
+        Security::Plain => None,
+        Security::Explicit | Security::Implicit => match connect::tls_config(args.insecure, args.ca_file.as_deref()) {
+            Ok(tls) => Some(tls),
+            Err(msg) => return usage_error(&msg),
+        },
+    };
+    if args.insecure {
+        eprintln!("{}", connect::INSECURE_WARNING);
+    }
 
-    let mut client = match FtpClient::connect(&target.host, target.port, args.timeout) {
+    let mut client = match connect::connect(&target.host, target.port, args.timeout, security, tls.as_ref()) {
         Ok(client) => client,
-        Err(e) => return usage_error(&e.to_string()),
+        Err(msg) => return usage_error(&msg),
     };
     let netrc = match netrc::load_netrc() {
         Ok(entries) => entries,
@@ -182,7 +216,8 @@ pub fn run(args: &Args) -> u8 {
     let progress = !args.quiet && stderr.is_terminal();
     let (mut out, mut err) = (stdout.lock(), stderr.lock());
     if interactive && !args.quiet {
-        let _ = writeln!(out, "connected to {}: {}", client.peer_addr(), client.greeting());
+        let tls = client.tls_summary().map(|tls| format!(" ({tls})")).unwrap_or_default();
+        let _ = writeln!(out, "connected to {}{tls}: {}", client.peer_addr(), client.greeting());
     }
     let mut shell = Shell::new(client, args.force, args.quiet, &mut out, &mut err);
     shell.set_progress(progress);
@@ -264,6 +299,8 @@ pub struct Target {
     pub file: Option<String>,
     /// The directory a URL names: start there.
     pub directory: Option<String>,
+    /// An ftps:// URL: TLS from the first byte.
+    pub implicit_tls: bool,
 }
 
 /// `[PORT]`, `[HOST, PORT]` or `[URL]` to a [`Target`].
@@ -272,14 +309,15 @@ pub fn parse_target(target: &[String]) -> Result<Target, String> {
         if is_url(one) {
             let url = parse_url(one)?;
             let (file, directory) = (url.file().map(str::to_string), url.directory().map(str::to_string));
-            return Ok(Target { host: url.host, port: url.port, user: url.user, pass: url.pass, file, directory });
+            let (user, pass, implicit_tls) = (url.user, url.pass, url.implicit_tls);
+            return Ok(Target { host: url.host, port: url.port, user, pass, file, directory, implicit_tls });
         }
     }
     let (host, port) = match target {
         [port] => (DEFAULT_HOST, port),
         [host, port] if is_url(host) => return Err(format!("a URL takes no separate port: {host} {port}")),
         [host, port] => (host.as_str(), port),
-        _ => return Err("expected [HOST] PORT or an ftp:// URL".to_string()),
+        _ => return Err("expected [HOST] PORT or an ftp:// or ftps:// URL".to_string()),
     };
     match port.parse::<u16>() {
         Ok(port) if port != 0 => Ok(Target { host: host.to_string(), port, ..Target::default() }),
@@ -329,6 +367,50 @@ mod tests {
         assert_eq!((t.port, t.file, t.directory.as_deref()), (21, None, Some("pub")));
         assert!(parse_target(&strings(&["ftp://host/", "21"])).is_err());
         assert!(parse_target(&strings(&["http://host/"])).is_err());
+        assert!(!parse_target(&strings(&["ftp://host/"])).expect("url").implicit_tls);
+        assert!(!parse_target(&strings(&["host", "990"])).expect("host port").implicit_tls);
+    }
+
+    #[test]
+    fn ftps_url_targets() {
+        let t = parse_target(&strings(&["ftps://bob@host/dir/"])).expect("url");
+        assert!(t.implicit_tls);
+        assert_eq!(
+            (t.host.as_str(), t.port, t.user.as_deref(), t.directory.as_deref()),
+            ("host", 990, Some("bob"), Some("dir"))
+        );
+        let t = parse_target(&strings(&["ftps://[::1]:2990/f.bin"])).expect("url");
+        assert!(t.implicit_tls);
+        assert_eq!((t.host.as_str(), t.port, t.file.as_deref()), ("::1", 2990, Some("f.bin")));
+        assert!(parse_target(&strings(&["ftps://host/", "990"])).is_err());
+    }
+
+    #[test]
+    fn tls_options() {
+        let args = parse(&["5106"]).expect("parses");
+        assert!(!args.tls && !args.insecure && args.ca_file.is_none());
+        let args = parse(&["--tls", "--ca-file", "ca.pem", "host", "21"]).expect("parses");
+        assert!(args.tls && !args.insecure);
+        assert_eq!(args.ca_file, Some(PathBuf::from("ca.pem")));
+        let args = parse(&["--tls", "--insecure", "ftps://host/"]).expect("parses");
+        assert!(args.tls && args.insecure);
+        // Trusting a CA and trusting everything do not go together.
+        assert!(parse(&["--tls", "--insecure", "--ca-file", "ca.pem", "21"]).is_err());
+    }
+
+    // TLS options without TLS, and an unreadable CA file, are refused before connecting (port 1: nothing listens).
+    #[test]
+    fn tls_usage_errors() {
+        for args in [
+            &["--insecure", "1"][..],
+            &["--ca-file", "ca.pem", "1"],
+            &["--insecure", "ftp://127.0.0.1:1/"],
+            &["--tls", "--ca-file", "/nonexistent/ca.pem", "1"],
+            &["--ca-file", "/nonexistent/ca.pem", "ftps://127.0.0.1:1/"],
+        ] {
+            let parsed = parse(args).expect("parses");
+            assert_eq!(run(&parsed), EXIT_USAGE, "{args:?}");
+        }
     }
 
     fn entry(machine: Option<&str>, login: Option<&str>, password: Option<&str>) -> NetrcEntry {

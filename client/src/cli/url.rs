@@ -1,16 +1,22 @@
-//! `ftp://` URLs as the target of `ftpclient` (RFC 1738 §3.2, RFC 3986 for the authority).
+//! `ftp://` and `ftps://` URLs as the target of `ftpclient` (RFC 1738 §3.2, RFC 3986 for the authority).
 //!
 //! `ftp://[USER[:PASS]@]HOST[:PORT][/PATH]`: HOST is a name, an IPv4 address or a bracketed IPv6 address; PORT
-//! defaults to 21. USER, PASS and PATH are percent-decoded (`%40` is `@`, `%2F` is `/`). As in RFC 1738 and curl,
+//! defaults to 21. `ftps://` is the same with implicit TLS (TLS from the first byte, as curl means it), PORT
+//! defaulting to 990. USER, PASS and PATH are percent-decoded (`%40` is `@`, `%2F` is `/`). As in RFC 1738 and curl,
 //! PATH is relative to the directory the server puts the user in: `ftp://host/pub/a.txt` is `pub/a.txt` there and
 //! `ftp://host/%2Fetc/motd` is `/etc/motd`. A PATH ending in `/` (or none) names a directory, anything else a file.
 
-/// The FTP port when a URL names none.
+/// The FTP port when an `ftp://` URL names none.
 pub const DEFAULT_PORT: u16 = 21;
 
-/// The parts of an `ftp://` URL, decoded.
+/// The implicit-TLS FTP port when an `ftps://` URL names none.
+pub const DEFAULT_FTPS_PORT: u16 = 990;
+
+/// The parts of an `ftp://` or `ftps://` URL, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FtpUrl {
+    /// `ftps://`: TLS from the first byte.
+    pub implicit_tls: bool,
     pub user: Option<String>,
     pub pass: Option<String>,
     /// Without brackets for IPv6.
@@ -40,12 +46,16 @@ pub fn is_url(text: &str) -> bool {
     })
 }
 
-/// Parses an `ftp://` URL.
+/// Parses an `ftp://` or `ftps://` URL.
 pub fn parse_url(text: &str) -> Result<FtpUrl, String> {
     let (scheme, rest) = text.split_once("://").ok_or_else(|| format!("{text:?} is not a URL"))?;
-    if !scheme.eq_ignore_ascii_case("ftp") {
-        return Err(format!("unsupported URL scheme {scheme:?} (only ftp:// is supported)"));
-    }
+    let (implicit_tls, default_port) = if scheme.eq_ignore_ascii_case("ftp") {
+        (false, DEFAULT_PORT)
+    } else if scheme.eq_ignore_ascii_case("ftps") {
+        (true, DEFAULT_FTPS_PORT)
+    } else {
+        return Err(format!("unsupported URL scheme {scheme:?} (only ftp:// and ftps:// are supported)"));
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i + 1..]),
         None => (rest, ""),
@@ -66,7 +76,7 @@ pub fn parse_url(text: &str) -> Result<FtpUrl, String> {
             None => (Some(percent_decode(info)?), None),
         },
     };
-    let (host, port) = split_host_port(hostport)?;
+    let (host, port) = split_host_port(hostport, default_port)?;
     if host.is_empty() {
         return Err(format!("no host in {text:?}"));
     }
@@ -74,11 +84,11 @@ pub fn parse_url(text: &str) -> Result<FtpUrl, String> {
     if path.contains(['\r', '\n']) || user.iter().chain(pass.iter()).any(|s| s.contains(['\r', '\n'])) {
         return Err(format!("line breaks are not allowed in {text:?}"));
     }
-    Ok(FtpUrl { user: user.filter(|u| !u.is_empty()), pass, host, port, path })
+    Ok(FtpUrl { implicit_tls, user: user.filter(|u| !u.is_empty()), pass, host, port, path })
 }
 
-/// `host`, `host:port`, `[v6]` or `[v6]:port`.
-fn split_host_port(text: &str) -> Result<(String, u16), String> {
+/// `host`, `host:port`, `[v6]` or `[v6]:port`; `default_port` when none is given.
+fn split_host_port(text: &str, default_port: u16) -> Result<(String, u16), String> {
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
         let (host, after) = rest.split_once(']').ok_or_else(|| format!("unterminated '[' in {text:?}"))?;
         if host.parse::<std::net::Ipv6Addr>().is_err() {
@@ -95,7 +105,7 @@ fn split_host_port(text: &str) -> Result<(String, u16), String> {
         }
     };
     let port = match port {
-        None | Some("") => DEFAULT_PORT,
+        None | Some("") => default_port,
         Some(p) => match p.parse::<u16>() {
             Ok(p) if p != 0 => p,
             _ => return Err(format!("invalid port {p:?} (expected 1-65535)")),
@@ -145,6 +155,21 @@ mod tests {
         assert_eq!((u.host.as_str(), u.port, u.file()), ("::1", 2121, Some("x")));
         assert_eq!(url("ftp://[fe80::1]").host, "fe80::1");
         assert_eq!(url("ftp://h:/").port, 21);
+        assert!(!url("ftp://h/").implicit_tls);
+    }
+
+    #[test]
+    fn ftps_is_implicit_tls_on_port_990() {
+        let u = url("ftps://bob:pw@ftp.example.org/pub/file.bin");
+        assert!(u.implicit_tls);
+        assert_eq!((u.host.as_str(), u.port, u.file()), ("ftp.example.org", 990, Some("pub/file.bin")));
+        assert_eq!((u.user.as_deref(), u.pass.as_deref()), (Some("bob"), Some("pw")));
+        let u = url("FTPS://[::1]:2990/");
+        assert!(u.implicit_tls);
+        assert_eq!((u.host.as_str(), u.port, u.directory()), ("::1", 2990, None));
+        assert_eq!(url("ftps://h:/x/").port, 990);
+        assert!(parse_url("ftps://h:0/").is_err());
+        assert!(parse_url("ftpes://h/").expect_err("scheme").contains("only ftp:// and ftps://"));
     }
 
     #[test]

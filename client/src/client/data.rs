@@ -43,7 +43,8 @@ impl DataChannel {
 
 impl FtpClient {
     /// Negotiates a passive data connection and connects it: EPSV, or PASV once the server has refused EPSV with
-    /// 500, 501 or 502. The connection goes to the control connection's peer IP.
+    /// 500, 501 or 502. The connection goes to the control connection's peer IP. It is the bare TCP connection,
+    /// without TLS even when data is protected; [`FtpClient::open_data_stream`] adds that.
     pub fn open_data_connection(&mut self) -> Result<TcpStream, FtpError> {
         let addr = self.passive_address()?;
         let data = TcpStream::connect_timeout(&addr, self.timeout)
@@ -66,7 +67,7 @@ impl FtpClient {
     /// Listens on the control connection's local IP and announces the address: PORT for IPv4 unless the server
     /// has refused it (500, 501 or 502), EPRT otherwise.
     fn active_listener(&mut self) -> Result<TcpListener, FtpError> {
-        let local_ip = self.control.local_addr().map_err(|e| FtpError::io("reading the local address", e))?.ip();
+        let local_ip = self.control.tcp().local_addr().map_err(|e| FtpError::io("reading the local address", e))?.ip();
         let listener = TcpListener::bind((local_ip, 0))
             .map_err(|e| FtpError::io(format!("listening for a data connection on {local_ip}"), e))?;
         let addr = listener.local_addr().map_err(|e| FtpError::io("reading the data listener's address", e))?;

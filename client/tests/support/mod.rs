@@ -1,9 +1,12 @@
-//! What the tests against real peer servers share: starting pyftpdlib, running the `ftpclient` binary with bounded
-//! waits, deterministic file contents and digests, and the rule for missing tools (skip with a printed line, except
-//! under CI=true, where it is a failure).
+//! What the tests against real peer servers share: starting pyftpdlib (plain, or with TLS as in [`tls`]), running
+//! the `ftpclient` binary with bounded waits, deterministic file contents and digests, and the rule for missing tools
+//! (skip with a printed line, except under CI=true, where it is a failure).
 
 #![allow(dead_code)]
 
+pub mod tls;
+
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -88,44 +91,70 @@ pub struct PeerServer {
     child: Child,
     pub port: u16,
     root: TempDir,
+    /// The server's certificate and key, for a TLS server.
+    certs: Option<TempDir>,
 }
 
 impl PeerServer {
     /// Starts a server on `host`, with HASH when `hash` is set; `Err` when it did not come up (with the reason).
     pub fn start(host: &str, hash: bool) -> Result<PeerServer, String> {
         let root = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
-        let mut child = Command::new("python3")
-            .arg("-c")
-            .arg(SERVER_SCRIPT)
-            .arg(host)
-            .arg(root.path())
-            .arg(if hash { "hash" } else { "plain" })
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("starting python3: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let port = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) => line.trim().parse::<u16>().map_err(|_| format!("pyftpdlib printed {line:?}, not a port")),
-            Err(_) => Err("pyftpdlib did not print its port within 30 s".to_string()),
-        };
-        match port {
-            Ok(port) => Ok(PeerServer { child, port, root }),
-            Err(msg) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(msg)
-            }
-        }
+        let mode = if hash { "hash" } else { "plain" };
+        let args = [OsStr::new(host), root.path().as_os_str(), OsStr::new(mode)];
+        let (child, port) = start_python(SERVER_SCRIPT, &args)?;
+        Ok(PeerServer { child, port, root, certs: None })
     }
 
+    /// Starts a pyftpdlib server with TLS as `script` sets it up, given `host`, the root, the certificate and key
+    /// paths and `mode` as arguments.
+    pub fn start_with_cert(script: &str, host: &str, mode: &str) -> Result<PeerServer, String> {
+        let root = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+        let certs = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+        let (cert, key) = tls::write_cert(certs.path());
+        let args = [OsStr::new(host), root.path().as_os_str(), cert.as_os_str(), key.as_os_str(), OsStr::new(mode)];
+        let (child, port) = start_python(script, &args)?;
+        Ok(PeerServer { child, port, root, certs: Some(certs) })
+    }
+
+    /// The PEM file of a TLS server's self-signed certificate.
+    pub fn cert_path(&self) -> PathBuf {
+        self.certs.as_ref().expect("a TLS server").path().join(tls::CERT_FILE)
+    }
+}
+
+/// Runs `python3 -c script args...` and reads the port it prints first.
+fn start_python(script: &str, args: &[&OsStr]) -> Result<(Child, u16), String> {
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting python3: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let port = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(line) => line.trim().parse::<u16>().map_err(|_| format!("pyftpdlib printed {line:?}, not a port")),
+        Err(_) => Err("pyftpdlib did not print its port within 30 s".to_string()),
+    };
+    match port {
+        Ok(port) => Ok((child, port)),
+        Err(msg) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(msg)
+        }
+    }
+}
+
+impl PeerServer {
     /// A server on 127.0.0.1, or `None` (after printing why) when pyftpdlib is not installed.
     pub fn local() -> Option<PeerServer> {
         Self::local_with(false)
