@@ -31,3 +31,6 @@ mod limits;
 
 #[path = "integration/chaos.rs"]
 mod chaos;
+
+#[path = "integration/tls.rs"]
+mod tls;

@@ -10,6 +10,7 @@ use log::warn;
 use crate::access::Anonymous;
 use crate::server::Config;
 use crate::session::SessionConfig;
+use crate::tls;
 
 /// A single-threaded FTP server for many simultaneous clients.
 #[derive(Debug, Parser)]
@@ -94,6 +95,23 @@ pub struct Args {
     #[arg(long)]
     pub pasv_address: Option<Ipv4Addr>,
 
+    /// Certificate chain (PEM, leaf first) for FTPS: enables AUTH TLS, PBSZ and PROT.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Refuse logins before AUTH TLS (534) and transfers without PROT P (521).
+    #[arg(long, requires = "tls_cert")]
+    pub require_tls: bool,
+
+    /// Also serve implicit FTPS (TLS from the first byte, as ftps:// URLs expect) on this port; 0 picks any free
+    /// port. Its address is printed on a second line after the ready line.
+    #[arg(long, requires = "tls_cert")]
+    pub implicit_tls_port: Option<u16>,
+
     /// More log output (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -104,6 +122,42 @@ pub struct Args {
 pub enum Tool {
     /// Read a password from stdin and print its argon2id hash for the users file.
     HashPassword,
+    /// Write a self-signed certificate and key for localhost, 127.0.0.1 and ::1 (tests and quick starts).
+    GenCert(GenCert),
+}
+
+/// Where `gen-cert` writes: `--out DIR` (DIR/cert.pem and DIR/key.pem) or `--cert FILE --key FILE`.
+#[derive(Debug, clap::Args)]
+pub struct GenCert {
+    /// Folder for cert.pem and key.pem (created if missing).
+    #[arg(long, required_unless_present = "cert", conflicts_with_all = ["cert", "key"])]
+    pub out: Option<PathBuf>,
+
+    /// Certificate file to write.
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// Key file to write (readable by its owner only).
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// Another name the certificate is for, a DNS name or an IP address (repeatable).
+    #[arg(long = "name")]
+    pub names: Vec<String>,
+}
+
+impl GenCert {
+    /// The certificate and key paths, creating `--out` if needed.
+    pub fn paths(&self) -> Result<(PathBuf, PathBuf), String> {
+        match (&self.out, &self.cert, &self.key) {
+            (Some(dir), _, _) => {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                Ok((dir.join("cert.pem"), dir.join("key.pem")))
+            }
+            (None, Some(cert), Some(key)) => Ok((cert.clone(), key.clone())),
+            _ => Err("give --out DIR, or --cert FILE and --key FILE".to_string()),
+        }
+    }
 }
 
 fn positive_secs(s: &str) -> Result<f64, String> {
@@ -155,6 +209,10 @@ impl Args {
             None if self.bind.is_loopback() => Anonymous::Write,
             None => Anonymous::Read,
         };
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::load_config(cert, key)?),
+            _ => None,
+        };
         let secs = Duration::from_secs_f64;
         Ok(Config {
             bind: self.bind,
@@ -169,6 +227,8 @@ impl Args {
                 max_login_failures: self.max_login_failures,
                 login_failure_delay: secs(self.login_failure_delay),
                 pasv_address: self.pasv_address,
+                tls: tls.is_some(),
+                require_tls: self.require_tls,
             },
             anonymous,
             read_only: self.read_only,
@@ -179,6 +239,8 @@ impl Args {
             pasv_ports: self.pasv_ports,
             shutdown_grace: secs(self.shutdown_grace),
             handle_signals: true,
+            tls,
+            implicit_tls_port: self.implicit_tls_port,
         })
     }
 
@@ -195,6 +257,7 @@ impl Args {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     // The seed's `ftpserver 5106` still works: the port is positional.
     #[test]
@@ -237,6 +300,33 @@ mod tests {
         let args = ["ftpserver", "--root", root, "--bind", "::", "--anonymous", "write"];
         assert_eq!(Args::try_parse_from(args).unwrap().into_config().unwrap().anonymous, Anonymous::Write);
         assert!(Args::try_parse_from(["ftpserver", "--anonymous", "maybe"]).is_err());
+    }
+
+    // TLS options need a certificate; gen-cert takes a folder or two files.
+    #[test]
+    fn tls_options() {
+        assert!(Args::try_parse_from(["ftpserver", "--tls-cert", "c.pem"]).is_err());
+        assert!(Args::try_parse_from(["ftpserver", "--require-tls"]).is_err());
+        assert!(Args::try_parse_from(["ftpserver", "--implicit-tls-port", "0"]).is_err());
+        let a = Args::try_parse_from(["ftpserver", "--tls-cert", "c", "--tls-key", "k", "--implicit-tls-port", "0"]);
+        assert_eq!(a.unwrap().implicit_tls_port, Some(0));
+        assert!(Args::try_parse_from(["ftpserver", "gen-cert"]).is_err());
+        assert!(Args::try_parse_from(["ftpserver", "gen-cert", "--out", "d", "--cert", "c", "--key", "k"]).is_err());
+        assert!(Args::try_parse_from(["ftpserver", "gen-cert", "--cert", "c"]).is_err());
+        let a = Args::try_parse_from(["ftpserver", "gen-cert", "--cert", "c", "--key", "k"]).unwrap();
+        assert!(matches!(a.command, Some(Tool::GenCert(g)) if g.paths().unwrap().1 == Path::new("k")));
+    }
+
+    // A certificate that cannot be loaded is a configuration error naming the file.
+    #[test]
+    fn bad_certificate_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_str().unwrap();
+        let cert = tmp.path().join("cert.pem");
+        std::fs::write(&cert, "garbage").unwrap();
+        let cert = cert.to_str().unwrap();
+        let a = Args::try_parse_from(["ftpserver", "--root", root, "--tls-cert", cert, "--tls-key", cert]).unwrap();
+        assert!(a.into_config().unwrap_err().contains("cert.pem"));
     }
 
     #[test]

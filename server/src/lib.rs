@@ -1,7 +1,8 @@
 //! The `ftpserver` library: a single-threaded mio event loop serving FTP from a confined root.
 //!
 //! [`server`] owns all I/O (the poll loop, sockets, the slab of connections); [`session`] is the protocol state
-//! machine, free of I/O and clocks; [`transfer`] moves one transfer's bytes in bounded chunks; [`listing`] formats
+//! machine, free of I/O and clocks; [`transfer`] moves one transfer's bytes in bounded chunks; [`stream`] is a
+//! connection's bytes, plain or TLS; [`tls`] loads the certificate and makes self-signed ones; [`listing`] formats
 //! directory listings as a stream; [`fs`] is the only door to the filesystem; [`cli`] turns arguments into a
 //! [`server::Config`].
 
@@ -13,6 +14,8 @@ pub mod hash;
 pub mod listing;
 pub mod server;
 pub mod session;
+pub mod stream;
+pub mod tls;
 pub mod transfer;
 pub mod verifier;
 

@@ -1,18 +1,20 @@
 //! `ftpserver`: parse arguments, bind, print the ready line, serve. `ftpserver hash-password` prints a users-file
-//! hash for a password read from stdin.
+//! hash for a password read from stdin; `ftpserver gen-cert` writes a self-signed certificate and key.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use ftp_server::cli::{Args, Tool};
+use ftp_server::cli::{Args, GenCert, Tool};
 use ftp_server::Server;
 
 fn main() -> ExitCode {
     let args = Args::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(args.log_level())).init();
-    if let Some(Tool::HashPassword) = args.command {
-        return hash_password();
+    match &args.command {
+        Some(Tool::HashPassword) => return hash_password(),
+        Some(Tool::GenCert(g)) => return gen_cert(g),
+        None => {}
     }
     let config = match args.into_config() {
         Ok(c) => c,
@@ -28,8 +30,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // Scripts and tests read the port from this one line.
+    // Scripts and tests read the port from this line; with --implicit-tls-port a second line follows.
     println!("ftpserver listening on {}, root {}", server.local_addr(), server.root_path().display());
+    if let Some(addr) = server.implicit_tls_addr() {
+        println!("ftpserver implicit TLS on {addr}");
+    }
     let _ = std::io::stdout().flush();
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -58,6 +63,28 @@ fn hash_password() -> ExitCode {
         }
         Err(e) => {
             eprintln!("ftpserver: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn gen_cert(g: &GenCert) -> ExitCode {
+    let written = g.paths().and_then(|(cert, key)| {
+        ftp_server::tls::write_self_signed(&cert, &key, &g.names)?;
+        Ok((cert, key))
+    });
+    match written {
+        Ok((cert, key)) => {
+            println!(
+                "certificate {}
+key {}",
+                cert.display(),
+                key.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ftpserver: gen-cert: {e}");
             ExitCode::from(1)
         }
     }

@@ -7,17 +7,20 @@
 //! non-empty, because edge-triggered readiness is not announced twice); remove closed connections only after the
 //! batch so no slab key is reused while stale events for it may be buffered; keep every deadline in one ordered
 //! set; stop reading from a session whose replies pile up; never panic on the network path.
+//!
+//! Control connections live in [`control`], data connections and transfers in [`data`]. TLS changes none of the
+//! rules: a connection's [`Stream`] reports `WouldBlock` only when its socket did, and asks for `WRITABLE` while
+//! ciphertext waits, so handshakes and encrypted chunks interleave like plain ones.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::hash::{BuildHasher, Hasher};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use ftp_common::LineBuffer;
-use log::{debug, error, info, trace, warn};
+use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -25,13 +28,22 @@ use slab::Slab;
 use crate::access::{Access, Anonymous};
 use crate::fs::Root;
 use crate::hash::{HashJob, HashStep, HASH_BYTES_PER_TURN};
-use crate::session::{canonical, Action, Now, Outcome, ServerStats, Session, SessionConfig};
-use crate::transfer::{Step, Transfer, TransferError};
+use crate::session::{canonical, Now, Outcome, ServerStats, Session, SessionConfig};
+use crate::stream::Stream;
+use crate::tls::TlsConfig;
 use crate::verifier::Verifier;
+
+mod control;
+mod data;
+
+use control::Control;
+use data::DataConn;
 
 const LISTENER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
 const VERIFIER: Token = Token(usize::MAX - 2);
+/// The implicit-FTPS listener (`--implicit-tls-port`).
+const IMPLICIT_LISTENER: Token = Token(usize::MAX - 3);
 /// Timer key for resuming accepts after descriptor exhaustion (slab keys never get this high).
 const ACCEPT_TIMER: usize = usize::MAX;
 
@@ -68,69 +80,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Whether SIGINT/SIGTERM trigger a graceful shutdown (off for servers embedded in tests).
     pub handle_signals: bool,
-}
-
-struct Control {
-    stream: TcpStream,
-    session: Session,
-    lines: LineBuffer,
-    out: Vec<u8>,
-    out_pos: usize,
-    interest: Interest,
-    passive: Option<usize>,
-    data: Option<usize>,
-    /// A HASH being computed for this session.
-    hash: Option<usize>,
-    deadline: Option<Instant>,
-    closing: bool,
-    /// Reading stopped for back-pressure (replies piling up, or the session's command queue full); resumes
-    /// through the runnable queue once that clears, since no new readiness event may come.
-    paused: bool,
-}
-
-impl Control {
-    fn pending_out(&self) -> usize {
-        self.out.len() - self.out_pos
-    }
-
-    /// Writes queued reply bytes until done or `WouldBlock`.
-    fn flush(&mut self) -> io::Result<()> {
-        while self.out_pos < self.out.len() {
-            match self.stream.write(&self.out[self.out_pos..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.out_pos += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.out_pos = 0;
-        // An idle session holds no buffer: the next reply allocates a fresh one.
-        self.out = Vec::new();
-        Ok(())
-    }
-
-    /// Readiness follows state: always readable, writable only while replies wait to be sent.
-    fn wanted_interest(&self) -> Interest {
-        if self.pending_out() > 0 {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        }
-    }
-}
-
-struct DataConn {
-    owner: usize,
-    /// `None` once the transfer ended: the socket is closed at once so the client sees EOF before the 226.
-    stream: Option<TcpStream>,
-    transfer: Option<Box<Transfer>>,
-    /// An active-mode connect still in progress.
-    connecting: bool,
-    /// When the running transfer last moved a byte.
-    last_progress: Instant,
-    /// The stall timer's entry, if one is set.
-    stall_deadline: Option<Instant>,
+    /// FTPS: the server's certificate, ready for rustls (`None`: no TLS, AUTH gets 502).
+    pub tls: Option<TlsConfig>,
+    /// Also listen on this port (0: any free one) for implicit FTPS, TLS from the first byte; needs `tls`.
+    pub implicit_tls_port: Option<u16>,
 }
 
 enum Conn {
@@ -153,6 +106,10 @@ pub struct Server {
     poll: Poll,
     listener: Option<TcpListener>,
     local_addr: SocketAddr,
+    /// The implicit-FTPS listener and its address.
+    implicit: Option<TcpListener>,
+    implicit_addr: Option<SocketAddr>,
+    tls: Option<TlsConfig>,
     conns: Slab<Conn>,
     /// Keys closed during this batch; removed from the slab after it.
     closed: Vec<usize>,
@@ -181,8 +138,13 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the root and binds the listening socket.
-    pub fn bind(config: Config) -> io::Result<Server> {
+    /// Opens the root and binds the listening sockets.
+    pub fn bind(mut config: Config) -> io::Result<Server> {
+        if config.tls.is_none() && (config.session.require_tls || config.implicit_tls_port.is_some()) {
+            let e = "--require-tls and --implicit-tls-port need --tls-cert and --tls-key";
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, e));
+        }
+        config.session.tls = config.tls.is_some();
         let root = Root::open(&config.root)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot open root {}: {e}", config.root.display())))?;
         let root = Rc::new(root);
@@ -198,6 +160,17 @@ impl Server {
             TcpListener::bind(addr).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         let local_addr = listener.local_addr()?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let implicit = match config.implicit_tls_port {
+            None => None,
+            Some(port) => {
+                let addr = SocketAddr::new(config.bind, port);
+                let mut l = TcpListener::bind(addr)
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr} (implicit TLS): {e}")))?;
+                poll.registry().register(&mut l, IMPLICIT_LISTENER, Interest::READABLE)?;
+                Some(l)
+            }
+        };
+        let implicit_addr = implicit.as_ref().map(TcpListener::local_addr).transpose()?;
         let signals = if config.handle_signals {
             let mut s =
                 signal_hook_mio::v1_0::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
@@ -210,6 +183,9 @@ impl Server {
             poll,
             listener: Some(listener),
             local_addr,
+            implicit,
+            implicit_addr,
+            tls: config.tls,
             conns: Slab::new(),
             closed: Vec::new(),
             is_closed: Vec::new(),
@@ -240,6 +216,11 @@ impl Server {
         self.local_addr
     }
 
+    /// Where implicit-FTPS clients connect, if `--implicit-tls-port` was given.
+    pub fn implicit_tls_addr(&self) -> Option<SocketAddr> {
+        self.implicit_addr
+    }
+
     pub fn root_path(&self) -> &std::path::Path {
         self.root.host_path()
     }
@@ -258,7 +239,8 @@ impl Server {
             let now = Now::from_system();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept_all(now),
+                    LISTENER => self.accept_all(false, now),
+                    IMPLICIT_LISTENER => self.accept_all(true, now),
                     SIGNALS => self.handle_signals(now),
                     VERIFIER => self.verifier_done(now),
                     Token(k) => self.ready(k, now),
@@ -307,11 +289,13 @@ impl Server {
 
     // ---- accepting -----------------------------------------------------------------------------------------
 
-    fn accept_all(&mut self, now: Now) {
+    /// Accepts from the plain listener or, with `implicit`, the implicit-FTPS one.
+    fn accept_all(&mut self, implicit: bool, now: Now) {
         while !self.accept_paused {
-            let Some(listener) = &self.listener else { return };
+            let listener = if implicit { &self.implicit } else { &self.listener };
+            let Some(listener) = listener else { return };
             match listener.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer, now),
+                Ok((stream, peer)) => self.admit(stream, peer, implicit, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.raw_os_error(), Some(23 | 24)) => {
@@ -328,7 +312,8 @@ impl Server {
         }
     }
 
-    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Now) {
+    /// A new control connection; with `implicit`, TLS from its first byte (the greeting waits for the handshake).
+    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, implicit: bool, now: Now) {
         let ip = canonical(peer.ip());
         let from_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
         let refusal: Option<&[u8]> = if self.controls >= self.max_connections {
@@ -340,7 +325,10 @@ impl Server {
         };
         if let Some(text) = refusal {
             // Best effort: a full socket buffer on a fresh connection is unlikely, and the close follows anyway.
-            let _ = stream.write(text);
+            // A TLS client could not read a plaintext reply; it only sees the close.
+            if !implicit {
+                let _ = stream.write(text);
+            }
             debug!("{peer}: refused, {} connections, {from_ip} from this address", self.controls);
             return;
         }
@@ -359,9 +347,20 @@ impl Server {
                 return;
             }
         };
+        let mut stream = Stream::plain(stream);
+        if implicit {
+            let started = match &self.tls {
+                Some(tls) => stream.start_tls(tls.control.clone()),
+                None => Err(io::Error::other("no certificate")),
+            };
+            if let Err(e) = started {
+                warn!("{peer}: TLS: {e}");
+                return;
+            }
+        }
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        if let Err(e) = self.poll.registry().register(&mut stream, Token(key), Interest::READABLE) {
+        if let Err(e) = self.poll.registry().register(stream.socket_mut(), Token(key), Interest::READABLE) {
             warn!("{peer}: register: {e}");
             return;
         }
@@ -369,6 +368,9 @@ impl Server {
         self.next_session += 1;
         let mut session = Session::new(id, peer, local, self.access.clone(), self.session_config.clone(), now);
         session.set_stats(self.stats.clone());
+        if implicit {
+            session.start_implicit_tls();
+        }
         entry.insert(Conn::Control(Box::new(Control {
             stream,
             session,
@@ -382,6 +384,7 @@ impl Server {
             deadline: None,
             closing: false,
             paused: false,
+            start_tls: None,
         })));
         self.mark_open(key);
         self.controls += 1;
@@ -413,7 +416,7 @@ impl Server {
     /// Stops accepting, tells idle sessions, and lets running transfers finish within the grace period.
     pub fn begin_shutdown(&mut self, now: Now) {
         self.shutdown_deadline = Some(now.mono + self.shutdown_grace);
-        if let Some(mut l) = self.listener.take() {
+        for mut l in [self.listener.take(), self.implicit.take()].into_iter().flatten() {
             let _ = self.poll.registry().deregister(&mut l);
         }
         let keys: Vec<usize> =
@@ -442,369 +445,17 @@ impl Server {
         }
     }
 
-    /// Flushes replies, then reads and handles commands until the socket is drained, the session wants no more
-    /// input, replies pile up, or this connection's per-turn budget is spent.
-    fn pump_control(&mut self, key: usize, now: Now) {
-        let Some(Conn::Control(c)) = self.conns.get_mut(key) else { return };
-        if let Err(e) = c.flush() {
-            debug!("connection {key}: write: {e}");
-            self.close(key);
+    // ---- scheduling ----------------------------------------------------------------------------------------
+
+    /// Hands an I/O outcome to its session and carries out what the session asks next.
+    fn tell(&mut self, owner: usize, outcome: Outcome, now: Now) {
+        if self.is_closed.get(owner).copied().unwrap_or(true) {
             return;
         }
-        let mut reads = 0;
-        loop {
-            // Handle complete lines first, each followed by whatever it made the session ask for.
-            loop {
-                let Some(Conn::Control(c)) = self.conns.get_mut(key) else { return };
-                if c.closing || !c.session.wants_input() || c.pending_out() > REPLY_HIGH_WATER {
-                    break;
-                }
-                let Some(line) = c.lines.pop() else { break };
-                c.session.handle_line(now, line);
-                self.apply(key, now);
-                if self.is_closed[key] {
-                    return;
-                }
-            }
-            let Some(Conn::Control(c)) = self.conns.get_mut(key) else { return };
-            if c.closing || !c.session.wants_input() || c.pending_out() > REPLY_HIGH_WATER || c.lines.ready_lines() > 0
-            {
-                break;
-            }
-            if reads == CONTROL_READS_PER_TURN {
-                self.enqueue(key);
-                break;
-            }
-            reads += 1;
-            match c.stream.read(&mut self.read_buf) {
-                Ok(0) => {
-                    debug!("connection {key}: client closed the control connection");
-                    self.close(key);
-                    return;
-                }
-                Ok(n) => c.lines.push(&self.read_buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    debug!("connection {key}: read: {e}");
-                    self.close(key);
-                    return;
-                }
-            }
-        }
-        self.update_control(key);
-    }
-
-    /// Carries out everything the session asked for, queues its replies and resyncs its timer.
-    fn apply(&mut self, key: usize, now: Now) {
-        loop {
-            let Some(Conn::Control(c)) = self.conns.get_mut(key) else { return };
-            while let Some(reply) = c.session.poll_reply() {
-                trace!("session {} -> {reply}", c.session.id());
-                reply.encode(&mut c.out);
-            }
-            let Some(action) = c.session.poll_action() else { break };
-            trace!("session {}: action {action:?}", c.session.id());
-            match action {
-                Action::ListenPassive => self.listen_passive(key, now),
-                Action::ConnectActive(addr) => self.connect_active(key, addr, now),
-                Action::VerifyPassword { hash, password } => {
-                    let id = c.session.id();
-                    if let Err(e) = self.verifier.submit(key, id, hash, password) {
-                        error!("password verifier gone: {e}");
-                        self.tell(key, Outcome::Verified(false), now);
-                    }
-                }
-                Action::StartTransfer(t) => self.start_transfer(key, t, now),
-                Action::CloseData => self.close_data(key),
-                Action::StartHash(job) => {
-                    let hkey = self.conns.insert(Conn::Hash { owner: key, job });
-                    self.mark_open(hkey);
-                    if let Some(Conn::Control(c)) = self.conns.get_mut(key) {
-                        c.hash = Some(hkey);
-                    }
-                    self.enqueue(hkey);
-                }
-                Action::Close => {
-                    c.closing = true;
-                }
-            }
-        }
-        self.update_control(key);
-    }
-
-    /// Flushes, closes a finished session, syncs interest and timer with the session's state.
-    fn update_control(&mut self, key: usize) {
-        if self.is_closed.get(key).copied().unwrap_or(true) {
-            return;
-        }
-        let Some(Conn::Control(c)) = self.conns.get_mut(key) else { return };
-        if let Err(e) = c.flush() {
-            debug!("connection {key}: write: {e}");
-            self.close(key);
-            return;
-        }
-        if c.closing && c.pending_out() == 0 {
-            self.close(key);
-            return;
-        }
-        if c.paused && c.session.wants_input() && c.pending_out() <= REPLY_HIGH_WATER {
-            c.paused = false;
-            self.enqueue(key);
-        }
-        let Some(Conn::Control(c)) = self.conns.get_mut(key) else { return };
-        let wanted = c.wanted_interest();
-        if wanted != c.interest {
-            if let Err(e) = self.poll.registry().reregister(&mut c.stream, Token(key), wanted) {
-                debug!("connection {key}: reregister: {e}");
-                self.close(key);
-                return;
-            }
-            c.interest = wanted;
-        }
-        let deadline = c.session.poll_timeout();
-        if deadline != c.deadline {
-            if let Some(old) = c.deadline {
-                self.timers.remove(&(old, key));
-            }
-            if let Some(new) = deadline {
-                self.timers.insert((new, key));
-            }
-            c.deadline = deadline;
-        }
-    }
-
-    // ---- data connections ----------------------------------------------------------------------------------
-
-    fn listen_passive(&mut self, owner: usize, now: Now) {
-        let Some(Conn::Control(c)) = self.conns.get(owner) else { return };
-        // On a dual-stack listener an IPv4 client's local address is IPv4-mapped; listen on the plain IPv4 form.
-        let ip = match c.stream.local_addr() {
-            Ok(a) => canonical(a.ip()),
-            Err(e) => return self.tell(owner, Outcome::PassiveFailed(e), now),
-        };
-        let mut listener = match self.bind_passive(ip) {
-            Ok(l) => l,
-            Err(e) => return self.tell(owner, Outcome::PassiveFailed(e), now),
-        };
-        let addr = match listener.local_addr() {
-            Ok(a) => a,
-            Err(e) => return self.tell(owner, Outcome::PassiveFailed(e), now),
-        };
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        if let Err(e) = self.poll.registry().register(&mut listener, Token(key), Interest::READABLE) {
-            return self.tell(owner, Outcome::PassiveFailed(e), now);
-        }
-        entry.insert(Conn::Passive { owner, listener: Some(listener) });
-        self.mark_open(key);
         if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
-            c.passive = Some(key);
+            c.session.handle_outcome(now, outcome);
+            self.apply(owner, now);
         }
-        trace!("session {owner}: passive listener {addr} (key {key})");
-        self.tell(owner, Outcome::PassiveReady(addr), now);
-    }
-
-    /// A passive listener on `ip`: any free port, or a random free one from `--pasv-ports` (random, so the next
-    /// data port cannot be guessed and hijacked).
-    fn bind_passive(&self, ip: IpAddr) -> io::Result<TcpListener> {
-        let Some((lo, hi)) = self.pasv_ports else { return TcpListener::bind(SocketAddr::new(ip, 0)) };
-        let span = u64::from(hi - lo) + 1;
-        let start = std::collections::hash_map::RandomState::new().build_hasher().finish() % span;
-        // Walk the whole range once from a random start: every free port is found, none is tried twice.
-        let mut last = io::Error::new(io::ErrorKind::AddrInUse, "no free port in --pasv-ports");
-        for i in 0..span {
-            let port = lo + ((start + i) % span) as u16;
-            match TcpListener::bind(SocketAddr::new(ip, port)) {
-                Ok(l) => return Ok(l),
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
-    }
-
-    /// Accepts the client's data connection on a passive listener; only the control connection's peer may connect.
-    fn accept_data(&mut self, key: usize, now: Now) {
-        let Some(Conn::Passive { owner, listener: Some(listener) }) = self.conns.get(key) else { return };
-        let owner = *owner;
-        let Some(Conn::Control(c)) = self.conns.get(owner) else { return };
-        let expected = canonical(c.session.peer().ip());
-        let stream = loop {
-            match listener.accept() {
-                Ok((stream, from)) if canonical(from.ip()) == expected => break stream,
-                Ok((_, from)) => warn!("session {owner}: refused data connection from {from} (expected {expected})"),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    debug!("session {owner}: data accept: {e}");
-                    return;
-                }
-            }
-        };
-        // One data connection per PASV: the listener goes now.
-        self.close(key);
-        let mut stream = stream;
-        let entry = self.conns.vacant_entry();
-        let dkey = entry.key();
-        if let Err(e) = self.poll.registry().register(&mut stream, Token(dkey), Interest::READABLE | Interest::WRITABLE)
-        {
-            debug!("session {owner}: register data: {e}");
-            return;
-        }
-        entry.insert(Conn::Data(DataConn {
-            owner,
-            stream: Some(stream),
-            transfer: None,
-            connecting: false,
-            last_progress: now.mono,
-            stall_deadline: None,
-        }));
-        self.mark_open(dkey);
-        if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
-            c.passive = None;
-            c.data = Some(dkey);
-        }
-        self.tell(owner, Outcome::DataConnected, now);
-    }
-
-    /// Starts a non-blocking connect to a PORT/EPRT address, from the control connection's local address.
-    fn connect_active(&mut self, owner: usize, addr: SocketAddr, now: Now) {
-        let Some(Conn::Control(c)) = self.conns.get(owner) else { return };
-        let local = c.stream.local_addr().map(|a| SocketAddr::new(canonical(a.ip()), 0));
-        let stream = local.and_then(|local| {
-            let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
-            socket.set_nonblocking(true)?;
-            socket.bind(&local.into())?;
-            match socket.connect(&addr.into()) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(115) || e.kind() == io::ErrorKind::WouldBlock => {} // EINPROGRESS
-                Err(e) => return Err(e),
-            }
-            Ok(TcpStream::from_std(socket.into()))
-        });
-        let mut stream = match stream {
-            Ok(s) => s,
-            Err(e) => return self.tell(owner, Outcome::ActiveFailed(e), now),
-        };
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        if let Err(e) = self.poll.registry().register(&mut stream, Token(key), Interest::READABLE | Interest::WRITABLE)
-        {
-            return self.tell(owner, Outcome::ActiveFailed(e), now);
-        }
-        entry.insert(Conn::Data(DataConn {
-            owner,
-            stream: Some(stream),
-            transfer: None,
-            connecting: true,
-            last_progress: now.mono,
-            stall_deadline: None,
-        }));
-        self.mark_open(key);
-        if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
-            c.data = Some(key);
-        }
-        trace!("session {owner}: connecting to {addr} (key {key})");
-    }
-
-    /// A readiness event on a connecting socket: connected, failed, or (spuriously) neither yet.
-    fn check_connect(&mut self, key: usize, now: Now) {
-        let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
-        let Some(stream) = &d.stream else { return };
-        let owner = d.owner;
-        let result = match stream.take_error() {
-            Ok(Some(e)) | Err(e) => Err(e),
-            Ok(None) => match stream.peer_addr() {
-                Ok(_) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
-                Err(e) => Err(e),
-            },
-        };
-        match result {
-            Ok(()) => {
-                d.connecting = false;
-                self.tell(owner, Outcome::DataConnected, now);
-            }
-            Err(e) => {
-                self.close(key);
-                if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
-                    c.data = None;
-                }
-                self.tell(owner, Outcome::ActiveFailed(e), now);
-            }
-        }
-    }
-
-    fn start_transfer(&mut self, owner: usize, transfer: Box<Transfer>, now: Now) {
-        let dkey = match self.conns.get(owner) {
-            Some(Conn::Control(c)) => c.data,
-            _ => None,
-        };
-        match dkey.and_then(|k| self.conns.get_mut(k)) {
-            Some(Conn::Data(d)) if d.stream.is_some() => {
-                d.transfer = Some(transfer);
-                d.last_progress = now.mono;
-                let deadline = now.mono + self.stall_timeout;
-                d.stall_deadline = Some(deadline);
-                if let Some(k) = dkey {
-                    self.timers.insert((deadline, k));
-                }
-                // The socket may already be ready, and edge-triggered readiness will not say so again.
-                if let Some(k) = dkey {
-                    self.enqueue(k);
-                }
-            }
-            _ => {
-                let error = TransferError::Network(io::Error::new(io::ErrorKind::NotConnected, "no data connection"));
-                self.tell(owner, Outcome::TransferFailed { bytes: 0, error }, now);
-            }
-        }
-    }
-
-    /// One turn of one transfer.
-    fn step_transfer(&mut self, key: usize, now: Now) {
-        let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
-        let (Some(stream), Some(transfer)) = (d.stream.as_mut(), d.transfer.as_mut()) else { return };
-        let before = transfer.bytes();
-        let step = transfer.step(stream);
-        if transfer.bytes() != before {
-            d.last_progress = now.mono;
-        }
-        let outcome = match step {
-            Step::Yield => {
-                self.enqueue(key);
-                return;
-            }
-            Step::Blocked => return,
-            Step::Done => Outcome::TransferDone { bytes: transfer.bytes() },
-            Step::Failed(error) => Outcome::TransferFailed { bytes: transfer.bytes(), error },
-        };
-        self.end_transfer(key, outcome, now);
-    }
-
-    /// Aborts a running transfer from the loop's side (it stalled).
-    fn fail_transfer(&mut self, key: usize, e: io::Error, now: Now) {
-        let Some(Conn::Data(d)) = self.conns.get(key) else { return };
-        let bytes = d.transfer.as_ref().map_or(0, |t| t.bytes());
-        self.end_transfer(key, Outcome::TransferFailed { bytes, error: TransferError::Network(e) }, now);
-    }
-
-    /// Closes a data connection whose transfer ended, then tells the session how it ended.
-    fn end_transfer(&mut self, key: usize, outcome: Outcome, now: Now) {
-        let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
-        let owner = d.owner;
-        // Close the socket before the session answers, so the client sees EOF no later than the 226.
-        if let Some(mut s) = d.stream.take() {
-            let _ = self.poll.registry().deregister(&mut s);
-        }
-        d.transfer = None;
-        self.close(key);
-        if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
-            if c.data == Some(key) {
-                c.data = None;
-            }
-        }
-        self.tell(owner, outcome, now);
     }
 
     /// One turn of a HASH job.
@@ -825,27 +476,6 @@ impl Server {
         }
         self.tell(owner, outcome, now);
     }
-
-    /// Drops a session's passive listener and data connection (and any transfer on it).
-    fn close_data(&mut self, owner: usize) {
-        let Some(Conn::Control(c)) = self.conns.get_mut(owner) else { return };
-        let keys = [c.passive.take(), c.data.take(), c.hash.take()];
-        for k in keys.into_iter().flatten() {
-            self.close(k);
-        }
-    }
-
-    fn tell(&mut self, owner: usize, outcome: Outcome, now: Now) {
-        if self.is_closed.get(owner).copied().unwrap_or(true) {
-            return;
-        }
-        if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
-            c.session.handle_outcome(now, outcome);
-            self.apply(owner, now);
-        }
-    }
-
-    // ---- scheduling ----------------------------------------------------------------------------------------
 
     fn enqueue(&mut self, key: usize) {
         if !self.queued[key] {
@@ -879,7 +509,8 @@ impl Server {
             self.timers.pop_first();
             if key == ACCEPT_TIMER {
                 self.accept_paused = false;
-                self.accept_all(now);
+                self.accept_all(false, now);
+                self.accept_all(true, now);
                 continue;
             }
             if self.is_closed.get(key).copied().unwrap_or(true) {
@@ -932,7 +563,7 @@ impl Server {
         let mut children = [None, None, None];
         match self.conns.get_mut(key) {
             Some(Conn::Control(c)) => {
-                let _ = registry.deregister(&mut c.stream);
+                let _ = registry.deregister(c.stream.socket_mut());
                 c.session.handle_disconnect();
                 if let Some(at) = c.deadline.take() {
                     self.timers.remove(&(at, key));
@@ -955,7 +586,7 @@ impl Server {
             }
             Some(Conn::Data(d)) => {
                 if let Some(mut s) = d.stream.take() {
-                    let _ = registry.deregister(&mut s);
+                    let _ = registry.deregister(s.socket_mut());
                 }
                 d.transfer = None;
                 if let Some(at) = d.stall_deadline.take() {
@@ -980,6 +611,14 @@ impl Server {
         if self.conns.is_empty() && self.conns.capacity() > 1024 {
             // After a burst, give the memory back.
             self.conns.shrink_to_fit();
+        }
+    }
+
+    /// The number log lines give the session at slab key `owner` (0 if it is gone).
+    fn session_id(&self, owner: usize) -> u64 {
+        match self.conns.get(owner) {
+            Some(Conn::Control(c)) => c.session.id(),
+            _ => 0,
         }
     }
 

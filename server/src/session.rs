@@ -18,19 +18,27 @@ use log::{debug, info, trace, warn};
 use crate::access::{Access, Account, Perm, Perms};
 use crate::facts::Facts;
 use crate::fs::{Root, VPath};
-use crate::hash::{Algorithm, HashJob};
+use crate::hash::Algorithm;
 use crate::transfer::{Transfer, TransferError};
 
 mod control_cmds;
 mod file_cmds;
+mod io_types;
+mod security_cmds;
 mod transfer_cmds;
+
+pub use io_types::{Action, Outcome};
+use security_cmds::Security;
 
 /// Commands queued while a transfer runs (RFC 959 lets the server answer them after it). Past this the loop
 /// stops reading from the client, so a pipelining client cannot make the session hold more.
 pub const MAX_DEFERRED: usize = 16;
 
-/// Verbs the parser knows that this server answers with 502 (see the last arm of `dispatch`).
-const NOT_IMPLEMENTED: &[&str] = &["REIN", "AUTH", "PBSZ", "PROT"];
+/// Verbs the parser knows that this server answers with 502 (see the last arms of `dispatch`).
+const NOT_IMPLEMENTED: &[&str] = &["REIN"];
+
+/// The FTPS verbs, answered with 502 like [`NOT_IMPLEMENTED`] when no certificate is configured.
+const TLS_VERBS: &[&str] = &["AUTH", "PBSZ", "PROT"];
 
 /// How long a closing session waits for its last replies to drain before the connection is cut.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
@@ -76,6 +84,10 @@ pub struct SessionConfig {
     pub login_failure_delay: Duration,
     /// The address PASV replies advertise instead of the control connection's local address.
     pub pasv_address: Option<std::net::Ipv4Addr>,
+    /// A certificate is configured: AUTH TLS, PBSZ and PROT work (and FEAT says so).
+    pub tls: bool,
+    /// `--require-tls`: no login before AUTH TLS, no data connection without PROT P.
+    pub require_tls: bool,
 }
 
 impl Default for SessionConfig {
@@ -89,65 +101,10 @@ impl Default for SessionConfig {
             max_login_failures: 3,
             login_failure_delay: Duration::from_secs(1),
             pasv_address: None,
+            tls: false,
+            require_tls: false,
         }
     }
-}
-
-/// I/O the session asks the loop to carry out.
-pub enum Action {
-    /// Open a passive listener; answer with [`Outcome::PassiveReady`] or [`Outcome::PassiveFailed`].
-    ListenPassive,
-    /// Connect to the client's PORT/EPRT address; answer with [`Outcome::DataConnected`] or
-    /// [`Outcome::ActiveFailed`].
-    ConnectActive(SocketAddr),
-    /// Hash a file in steps across turns; answer with [`Outcome::HashDone`] or [`Outcome::HashFailed`].
-    StartHash(Box<HashJob>),
-    /// Run this transfer on the (connected) data connection; answer with a transfer outcome.
-    StartTransfer(Box<Transfer>),
-    /// Drop the passive listener, the data connection and any transfer on it. No outcome follows.
-    CloseData,
-    /// Check `password` against the PHC string `hash` off the loop; answer with [`Outcome::Verified`].
-    VerifyPassword { hash: String, password: String },
-    /// Send the queued replies, then close the control connection.
-    Close,
-}
-
-impl std::fmt::Debug for Action {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Action::ListenPassive => write!(f, "ListenPassive"),
-            Action::ConnectActive(a) => write!(f, "ConnectActive({a})"),
-            Action::StartTransfer(t) => write!(f, "StartTransfer(upload={})", t.is_upload()),
-            Action::CloseData => write!(f, "CloseData"),
-            Action::StartHash(_) => write!(f, "StartHash"),
-            Action::VerifyPassword { .. } => write!(f, "VerifyPassword"),
-            Action::Close => write!(f, "Close"),
-        }
-    }
-}
-
-/// What the loop's I/O achieved.
-#[derive(Debug)]
-pub enum Outcome {
-    PassiveReady(SocketAddr),
-    PassiveFailed(io::Error),
-    /// The data connection is established (the client connected to the listener, or our connect succeeded).
-    DataConnected,
-    ActiveFailed(io::Error),
-    TransferDone {
-        bytes: u64,
-    },
-    HashDone {
-        hex: String,
-        size: u64,
-    },
-    HashFailed(io::Error),
-    /// Whether the password matched.
-    Verified(bool),
-    TransferFailed {
-        bytes: u64,
-        error: TransferError,
-    },
 }
 
 enum Login {
@@ -277,6 +234,7 @@ pub struct Session {
     stats: Option<Rc<ServerStats>>,
     /// A HASH being computed: the path and the algorithm.
     hashing: Option<(VPath, Algorithm)>,
+    security: Security,
 }
 
 impl Session {
@@ -316,6 +274,7 @@ impl Session {
             hash_algorithm: Algorithm::Sha256,
             stats: None,
             hashing: None,
+            security: Security::Plain,
         };
         s.reply(ReplyCode::ServiceReady, "FTP server ready.");
         s
@@ -653,8 +612,12 @@ impl Session {
         }
     }
 
-    /// The common start of every transfer command: without a data connection set up, 425 at once.
+    /// The common start of every transfer command: without a data connection set up, 425 at once; without PROT P
+    /// under `--require-tls`, 521.
     fn has_data_channel(&mut self) -> bool {
+        if !self.data_allowed() {
+            return false;
+        }
         if matches!(self.data, Data::None | Data::Binding { .. }) {
             self.reply(ReplyCode::CantOpenDataConnection, "Use PASV, EPSV, PORT or EPRT first.");
             return false;
@@ -692,7 +655,7 @@ impl Session {
             format!("Opening {mode} mode data connection for {}.", job.path)
         };
         self.reply(ReplyCode::FileStatusOk, text);
-        self.actions.push_back(Action::StartTransfer(transfer));
+        self.actions.push_back(Action::StartTransfer { transfer, tls: self.data_private() });
         self.set_data(Data::Transferring { job, started: now.mono });
     }
 
@@ -856,3 +819,7 @@ mod tests;
 #[cfg(test)]
 #[path = "session_tests_protocol.rs"]
 mod protocol_tests;
+
+#[cfg(test)]
+#[path = "session_tests_tls.rs"]
+mod tls_tests;

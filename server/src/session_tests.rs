@@ -14,7 +14,7 @@ pub(super) struct T {
     dir: tempfile::TempDir,
 }
 
-fn config() -> SessionConfig {
+pub(super) fn config() -> SessionConfig {
     SessionConfig {
         chunk_size: 7,
         quantum: 3,
@@ -24,6 +24,8 @@ fn config() -> SessionConfig {
         max_login_failures: 2,
         login_failure_delay: Duration::from_secs(1),
         pasv_address: None,
+        tls: false,
+        require_tls: false,
     }
 }
 
@@ -80,7 +82,7 @@ impl T {
     pub(super) fn started(&mut self) -> Box<Transfer> {
         let mut found = None;
         for a in self.actions() {
-            if let Action::StartTransfer(t) = a {
+            if let Action::StartTransfer { transfer: t, .. } = a {
                 found = Some(t);
             }
         }
@@ -131,9 +133,16 @@ fn peer() -> SocketAddr {
 
 /// Connected, greeted, not logged in.
 pub(super) fn fresh() -> T {
+    fresh_with(config())
+}
+
+/// Like [`fresh`], with its own settings (TLS, limits).
+pub(super) fn fresh_with(config: SessionConfig) -> T {
     let dir = tempfile::tempdir().unwrap();
     let now = Now::from_system();
-    let s = session_with(dir.path(), Anonymous::Write, false, now);
+    let root = Rc::new(Root::open(dir.path()).unwrap());
+    let access = Rc::new(Access::anonymous_only(root, Anonymous::Write, false));
+    let s = Session::new(1, peer(), "127.0.0.1:21".parse().unwrap(), access, Rc::new(config), now);
     let mut t = T { s, now, dir };
     assert_eq!(t.codes(), vec![220]);
     t

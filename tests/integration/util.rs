@@ -665,3 +665,96 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
     let stderr = err_reader.join().unwrap_or_default();
     Output { status, stdout, stderr }
 }
+
+// ---- FTPS ----------------------------------------------------------------------------------------------------
+
+/// A self-signed certificate and key for localhost, 127.0.0.1 and ::1, made by `ftpserver gen-cert`.
+pub struct Certs {
+    _dir: TempDir,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Certs {
+    pub fn new() -> Certs {
+        let dir = tempfile::Builder::new().prefix("ftp-certs-").tempdir().expect("certificate folder");
+        let out = run_bounded(Command::new(server_bin()).arg("gen-cert").arg("--out").arg(dir.path()), IO_TIMEOUT);
+        assert!(out.status.success(), "gen-cert failed: {}", String::from_utf8_lossy(&out.stderr));
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        Certs { _dir: dir, cert, key }
+    }
+
+    /// `--tls-cert CERT --tls-key KEY` followed by `args`.
+    fn args<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = vec!["--tls-cert", path_str(&self.cert), "--tls-key", path_str(&self.key)];
+        all.extend_from_slice(args);
+        all
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+impl TestServer {
+    /// A server with the certificate (AUTH TLS works), plus `args`.
+    pub fn start_tls(certs: &Certs, args: &[&str]) -> TestServer {
+        TestServer::start(&certs.args(args))
+    }
+
+    /// A server with the certificate and `--implicit-tls-port 0`, plus `args`; also the implicit-FTPS address,
+    /// read from the second line the server prints.
+    pub fn start_implicit_tls(certs: &Certs, args: &[&str]) -> (TestServer, SocketAddr) {
+        let mut all = certs.args(&["--implicit-tls-port", "0"]);
+        all.extend_from_slice(args);
+        let (server, second) = TestServer::launch_two_lines(&all);
+        let addr = second
+            .strip_prefix("ftpserver implicit TLS on ")
+            .and_then(|a| a.trim_end().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected second line {second:?}; log:\n{}", server.log()));
+        (server, addr)
+    }
+
+    /// Like [`TestServer::launch`], reading the line after the ready line too.
+    fn launch_two_lines(args: &[&str]) -> (TestServer, String) {
+        let root = tempfile::Builder::new().prefix("ftp-root-").tempdir().expect("temporary root");
+        let log_dir = tempfile::Builder::new().prefix("ftp-log-").tempdir().expect("temporary log folder");
+        let log_path = log_dir.path().join("ftpserver.log");
+        let log = fs::File::create(&log_path).expect("server log file");
+        let served = root.path().to_path_buf();
+        let mut child = Command::new(server_bin())
+            .arg("0")
+            .arg("--root")
+            .arg(&served)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start ftpserver: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            for _ in 0..2 {
+                let mut line = String::new();
+                let _ = tx.send(reader.read_line(&mut line).map(|_| line));
+            }
+            let _ = io::copy(&mut reader, &mut io::sink());
+        });
+        let unbound = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+        let mut server =
+            TestServer { child, addr: unbound, served: served.clone(), _root: root, log_dir, log_path, exit: None };
+        let mut lines = Vec::new();
+        for _ in 0..2 {
+            match rx.recv_timeout(BANNER_TIMEOUT) {
+                Ok(Ok(line)) => lines.push(line),
+                Ok(Err(e)) => panic!("reading the ready lines: {e}; log:\n{}", server.log()),
+                Err(_) => panic!("no ready lines within {BANNER_TIMEOUT:?}; log:\n{}", server.log()),
+            }
+        }
+        server.addr = parse_banner(&lines[0], &served)
+            .unwrap_or_else(|| panic!("unexpected ready line {:?}; log:\n{}", lines[0], server.log()));
+        (server, lines.remove(1))
+    }
+}

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, SocketAddrV4};
 use ftp_common::{hostport, Command, EpsvArg, Reply, ReplyCode, TransferType};
 use log::{info, warn};
 
-use super::{canonical, ipv4_of, Action, Data, Login, Now, Session, NOT_IMPLEMENTED};
+use super::{canonical, ipv4_of, Action, Data, Login, Now, Session, NOT_IMPLEMENTED, TLS_VERBS};
 use crate::access::{Account, LoginPlan, Perm};
 use crate::facts::Facts;
 use crate::fs::{Root, VPath};
@@ -23,8 +23,16 @@ impl Session {
             }
         }
         match cmd {
-            Command::User(name) => self.cmd_user(name),
-            Command::Pass(pass) => self.cmd_pass(pass),
+            Command::User(name) => {
+                if self.login_allowed() {
+                    self.cmd_user(name)
+                }
+            }
+            Command::Pass(pass) => {
+                if self.login_allowed() {
+                    self.cmd_pass(pass)
+                }
+            }
             Command::Acct(_) => self.reply(ReplyCode::CommandSuperfluous, "ACCT not needed."),
             Command::Allo(_) => self.reply(ReplyCode::CommandSuperfluous, "ALLO not needed."),
             Command::Quit => {
@@ -120,6 +128,9 @@ impl Session {
             Command::Hash(path) => self.cmd_hash(&path),
             Command::Port(addr) => self.cmd_port(addr, false),
             Command::Eprt(addr) => self.cmd_port(addr, true),
+            Command::Auth(mechanism) if self.config.tls => self.cmd_auth(now, &mechanism),
+            Command::Pbsz(size) if self.config.tls => self.cmd_pbsz(&size),
+            Command::Prot(level) if self.config.tls => self.cmd_prot(&level),
             Command::Rein | Command::Auth(_) | Command::Pbsz(_) | Command::Prot(_) => {
                 self.reply(ReplyCode::CommandNotImplemented, "Command not implemented.")
             }
@@ -131,6 +142,9 @@ impl Session {
         let mut lines = vec!["Features:".to_string()];
         for f in [" EPRT", " EPSV", " MDTM", " MFMT", " PASV", " REST STREAM", " SIZE", " TVFS", " UTF8"] {
             lines.push(f.to_string());
+        }
+        if self.config.tls {
+            lines.extend([" AUTH TLS", " PBSZ", " PROT"].map(String::from));
         }
         lines.push(self.facts.feat_line());
         lines.push(Algorithm::feat_line(self.hash_algorithm));
@@ -226,8 +240,12 @@ impl Session {
 
     /// HELP lists the verbs this server implements, from the same table the parser uses.
     fn cmd_help(&mut self) {
-        let verbs: Vec<&str> =
-            ftp_common::command::VERBS.iter().map(|v| v.name).filter(|v| !NOT_IMPLEMENTED.contains(v)).collect();
+        let tls = self.config.tls;
+        let verbs: Vec<&str> = ftp_common::command::VERBS
+            .iter()
+            .map(|v| v.name)
+            .filter(|v| !NOT_IMPLEMENTED.contains(v) && (tls || !TLS_VERBS.contains(v)))
+            .collect();
         let mut lines = vec!["The following commands are recognized:".to_string()];
         lines.extend(verbs.chunks(12).map(|c| format!(" {}", c.join(" "))));
         lines.push("Help OK.".to_string());
@@ -241,6 +259,9 @@ impl Session {
             format!(" Logged in as {}", self.user()),
             format!(" TYPE: {}", if self.ascii { "ASCII" } else { "BINARY" }),
         ];
+        if self.config.tls {
+            lines.push(format!(" Security: {}", self.security_summary()));
+        }
         if let Data::Transferring { job, .. }
         | Data::Listening { pending: Some((job, _)), .. }
         | Data::Connecting { pending: (job, _), .. } = &self.data

@@ -1,0 +1,245 @@
+//! Control connections: flushing replies, reading and feeding command lines, carrying out the session's actions,
+//! and keeping interest and timers in step with the session's state (DESIGN.md §3, loop rules 2, 3 and 8).
+//!
+//! With TLS, the connection's [`Stream`] does the encryption; this module only decides when to switch (after the
+//! 234 to AUTH TLS has gone out in plaintext) and makes sure waiting ciphertext, like waiting replies, keeps
+//! `WRITABLE` asked for.
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ftp_common::LineBuffer;
+use log::{debug, error, trace};
+use mio::{Interest, Token};
+
+use super::{Conn, Server, CONTROL_READS_PER_TURN, REPLY_HIGH_WATER};
+use crate::session::{Action, Now, Outcome, Session};
+use crate::stream::Stream;
+
+pub(super) struct Control {
+    pub(super) stream: Stream,
+    pub(super) session: Session,
+    pub(super) lines: LineBuffer,
+    pub(super) out: Vec<u8>,
+    pub(super) out_pos: usize,
+    pub(super) interest: Interest,
+    pub(super) passive: Option<usize>,
+    pub(super) data: Option<usize>,
+    /// A HASH being computed for this session.
+    pub(super) hash: Option<usize>,
+    pub(super) deadline: Option<Instant>,
+    pub(super) closing: bool,
+    /// Reading stopped for back-pressure (replies piling up, or the session's command queue full); resumes
+    /// through the runnable queue once that clears, since no new readiness event may come.
+    pub(super) paused: bool,
+    /// AUTH TLS was accepted: once the queued replies (the 234) are out in plaintext, the stream switches to TLS
+    /// with this configuration. Nothing is read meanwhile: the next bytes are the client's handshake.
+    pub(super) start_tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Control {
+    fn pending_out(&self) -> usize {
+        self.out.len() - self.out_pos
+    }
+
+    /// Writes queued reply bytes until done or `WouldBlock`, switches to TLS if that was waiting for them, and
+    /// pushes out ciphertext an earlier write left behind.
+    fn flush(&mut self) -> io::Result<()> {
+        while self.out_pos < self.out.len() {
+            match self.stream.write(&self.out[self.out_pos..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.out_pos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.out_pos = 0;
+        // An idle session holds no buffer: the next reply allocates a fresh one.
+        self.out = Vec::new();
+        if let Some(config) = self.start_tls.take() {
+            self.stream.start_tls(config)?;
+        }
+        self.stream.send_pending().map(|_| ())
+    }
+
+    /// Whether reading must stop for now: closing, back-pressure, or a TLS switch waiting for its 234 to go out.
+    fn holds_input(&self) -> bool {
+        self.closing || !self.session.wants_input() || self.pending_out() > REPLY_HIGH_WATER || self.start_tls.is_some()
+    }
+
+    /// Readiness follows state: always readable, writable only while replies or ciphertext wait to be sent.
+    fn wanted_interest(&self) -> Interest {
+        if self.pending_out() > 0 || self.stream.wants_write() {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        }
+    }
+}
+
+impl Server {
+    /// Flushes replies, then reads and handles commands until the socket is drained, the session wants no more
+    /// input, replies pile up, or this connection's per-turn budget is spent.
+    pub(super) fn pump_control(&mut self, key: usize, now: Now) {
+        let Some(Conn::Control(c)) = self.conns.get_mut(key) else { return };
+        if let Err(e) = c.flush() {
+            debug!("connection {key}: write: {e}");
+            self.close(key);
+            return;
+        }
+        let mut reads = 0;
+        loop {
+            // Handle complete lines first, each followed by whatever it made the session ask for.
+            loop {
+                let Some(Conn::Control(c)) = self.conns.get_mut(key) else { return };
+                if c.holds_input() {
+                    break;
+                }
+                let Some(line) = c.lines.pop() else { break };
+                c.session.handle_line(now, line);
+                self.apply(key, now);
+                if self.is_closed[key] {
+                    return;
+                }
+            }
+            let Some(Conn::Control(c)) = self.conns.get_mut(key) else { return };
+            if c.holds_input() {
+                // Bytes may be left in the socket or in TLS buffers, and no readiness event will say so again:
+                // update_control puts the connection back in the runnable queue once reading may resume.
+                c.paused = !c.closing;
+                break;
+            }
+            if c.lines.ready_lines() > 0 {
+                break;
+            }
+            if reads == CONTROL_READS_PER_TURN {
+                self.enqueue(key);
+                break;
+            }
+            reads += 1;
+            match c.stream.read(&mut self.read_buf) {
+                Ok(0) => {
+                    debug!("connection {key}: client closed the control connection");
+                    self.close(key);
+                    return;
+                }
+                Ok(n) => c.lines.push(&self.read_buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!("connection {key}: read: {e}");
+                    self.close(key);
+                    return;
+                }
+            }
+        }
+        self.update_control(key);
+    }
+
+    /// Carries out everything the session asked for, queues its replies and resyncs its timer.
+    pub(super) fn apply(&mut self, key: usize, now: Now) {
+        loop {
+            let Some(Conn::Control(c)) = self.conns.get_mut(key) else { return };
+            while let Some(reply) = c.session.poll_reply() {
+                trace!("session {} -> {reply}", c.session.id());
+                reply.encode(&mut c.out);
+            }
+            let Some(action) = c.session.poll_action() else { break };
+            trace!("session {}: action {action:?}", c.session.id());
+            match action {
+                Action::ListenPassive => self.listen_passive(key, now),
+                Action::ConnectActive(addr) => self.connect_active(key, addr, now),
+                Action::VerifyPassword { hash, password } => {
+                    let id = c.session.id();
+                    if let Err(e) = self.verifier.submit(key, id, hash, password) {
+                        error!("password verifier gone: {e}");
+                        self.tell(key, Outcome::Verified(false), now);
+                    }
+                }
+                Action::StartTransfer { transfer, tls } => self.start_transfer(key, transfer, tls, now),
+                Action::StartTls => match &self.tls {
+                    Some(config) => {
+                        c.start_tls = Some(config.control.clone());
+                        // Whatever followed the AUTH line came in plaintext; executing it would let an attacker
+                        // inject commands into the protected session.
+                        c.lines = LineBuffer::default();
+                    }
+                    None => {
+                        error!("session {}: AUTH TLS accepted without a certificate", c.session.id());
+                        c.closing = true;
+                    }
+                },
+                Action::CloseData => self.close_data(key),
+                Action::StartHash(job) => {
+                    let hkey = self.conns.insert(Conn::Hash { owner: key, job });
+                    self.mark_open(hkey);
+                    if let Some(Conn::Control(c)) = self.conns.get_mut(key) {
+                        c.hash = Some(hkey);
+                    }
+                    self.enqueue(hkey);
+                }
+                // A second Close is the session's grace period running out: the client is not reading what is left.
+                Action::Close if c.closing => {
+                    self.close(key);
+                    return;
+                }
+                Action::Close => {
+                    c.closing = true;
+                }
+            }
+        }
+        self.update_control(key);
+    }
+
+    /// Flushes, closes a finished session, syncs interest and timer with the session's state.
+    pub(super) fn update_control(&mut self, key: usize) {
+        if self.is_closed.get(key).copied().unwrap_or(true) {
+            return;
+        }
+        let Some(Conn::Control(c)) = self.conns.get_mut(key) else { return };
+        if let Err(e) = c.flush() {
+            debug!("connection {key}: write: {e}");
+            self.close(key);
+            return;
+        }
+        if let Some(summary) = c.stream.take_handshake_summary() {
+            debug!("session {}: TLS {summary}", c.session.id());
+        }
+        if c.closing && c.pending_out() == 0 {
+            // With TLS, close_notify goes first so the client can tell our close from a cut connection.
+            match c.stream.close_notify() {
+                Ok(false) => {}
+                Ok(true) | Err(_) => {
+                    self.close(key);
+                    return;
+                }
+            }
+        }
+        if c.paused && !c.holds_input() {
+            c.paused = false;
+            self.enqueue(key);
+        }
+        let Some(Conn::Control(c)) = self.conns.get_mut(key) else { return };
+        let wanted = c.wanted_interest();
+        if wanted != c.interest {
+            if let Err(e) = self.poll.registry().reregister(c.stream.socket_mut(), Token(key), wanted) {
+                debug!("connection {key}: reregister: {e}");
+                self.close(key);
+                return;
+            }
+            c.interest = wanted;
+        }
+        let deadline = c.session.poll_timeout();
+        if deadline != c.deadline {
+            if let Some(old) = c.deadline {
+                self.timers.remove(&(old, key));
+            }
+            if let Some(new) = deadline {
+                self.timers.insert((new, key));
+            }
+            c.deadline = deadline;
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! Data connections: passive listeners, active connects, and running transfers on them in bounded turns.
+//!
+//! A transfer on a PROT P session runs over TLS: the data connection's [`Stream`] becomes the TLS server side when
+//! the transfer starts, its handshake interleaves with everything else (it is just more reads and writes that may
+//! block), and when the transfer ends, close_notify must be on its way before the socket closes and the session
+//! answers 226, so a data connection may spend a few turns "ending" while its last ciphertext goes out.
+
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use log::{debug, trace, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Token};
+
+use super::{Conn, Server};
+use crate::session::{canonical, Now, Outcome};
+use crate::stream::Stream;
+use crate::transfer::{Step, Transfer, TransferError};
+
+pub(super) struct DataConn {
+    pub(super) owner: usize,
+    /// `None` once the transfer ended: the socket is closed at once so the client sees EOF before the 226.
+    pub(super) stream: Option<Stream>,
+    pub(super) transfer: Option<Box<Transfer>>,
+    /// An active-mode connect still in progress.
+    pub(super) connecting: bool,
+    /// When the running transfer last moved a byte.
+    pub(super) last_progress: Instant,
+    /// The stall timer's entry, if one is set.
+    pub(super) stall_deadline: Option<Instant>,
+    /// The transfer is over and this is its outcome, held back until the TLS close_notify has gone out.
+    pub(super) ending: Option<Outcome>,
+}
+
+impl DataConn {
+    fn new(owner: usize, stream: TcpStream, connecting: bool, now: Now) -> DataConn {
+        DataConn {
+            owner,
+            stream: Some(Stream::plain(stream)),
+            transfer: None,
+            connecting,
+            last_progress: now.mono,
+            stall_deadline: None,
+            ending: None,
+        }
+    }
+}
+
+impl Server {
+    pub(super) fn listen_passive(&mut self, owner: usize, now: Now) {
+        let Some(Conn::Control(c)) = self.conns.get(owner) else { return };
+        // On a dual-stack listener an IPv4 client's local address is IPv4-mapped; listen on the plain IPv4 form.
+        let ip = match c.stream.socket().local_addr() {
+            Ok(a) => canonical(a.ip()),
+            Err(e) => return self.tell(owner, Outcome::PassiveFailed(e), now),
+        };
+        let mut listener = match self.bind_passive(ip) {
+            Ok(l) => l,
+            Err(e) => return self.tell(owner, Outcome::PassiveFailed(e), now),
+        };
+        let addr = match listener.local_addr() {
+            Ok(a) => a,
+            Err(e) => return self.tell(owner, Outcome::PassiveFailed(e), now),
+        };
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = self.poll.registry().register(&mut listener, Token(key), Interest::READABLE) {
+            return self.tell(owner, Outcome::PassiveFailed(e), now);
+        }
+        entry.insert(Conn::Passive { owner, listener: Some(listener) });
+        self.mark_open(key);
+        if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
+            c.passive = Some(key);
+        }
+        trace!("session {owner}: passive listener {addr} (key {key})");
+        self.tell(owner, Outcome::PassiveReady(addr), now);
+    }
+
+    /// A passive listener on `ip`: any free port, or a random free one from `--pasv-ports` (random, so the next
+    /// data port cannot be guessed and hijacked).
+    fn bind_passive(&self, ip: IpAddr) -> io::Result<TcpListener> {
+        let Some((lo, hi)) = self.pasv_ports else { return TcpListener::bind(SocketAddr::new(ip, 0)) };
+        let span = u64::from(hi - lo) + 1;
+        let start = std::collections::hash_map::RandomState::new().build_hasher().finish() % span;
+        // Walk the whole range once from a random start: every free port is found, none is tried twice.
+        let mut last = io::Error::new(io::ErrorKind::AddrInUse, "no free port in --pasv-ports");
+        for i in 0..span {
+            let port = lo + ((start + i) % span) as u16;
+            match TcpListener::bind(SocketAddr::new(ip, port)) {
+                Ok(l) => return Ok(l),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Accepts the client's data connection on a passive listener; only the control connection's peer may connect.
+    pub(super) fn accept_data(&mut self, key: usize, now: Now) {
+        let Some(Conn::Passive { owner, listener: Some(listener) }) = self.conns.get(key) else { return };
+        let owner = *owner;
+        let Some(Conn::Control(c)) = self.conns.get(owner) else { return };
+        let expected = canonical(c.session.peer().ip());
+        let stream = loop {
+            match listener.accept() {
+                Ok((stream, from)) if canonical(from.ip()) == expected => break stream,
+                Ok((_, from)) => warn!("session {owner}: refused data connection from {from} (expected {expected})"),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!("session {owner}: data accept: {e}");
+                    return;
+                }
+            }
+        };
+        // One data connection per PASV: the listener goes now.
+        self.close(key);
+        let mut stream = stream;
+        let entry = self.conns.vacant_entry();
+        let dkey = entry.key();
+        if let Err(e) = self.poll.registry().register(&mut stream, Token(dkey), Interest::READABLE | Interest::WRITABLE)
+        {
+            debug!("session {owner}: register data: {e}");
+            return;
+        }
+        entry.insert(Conn::Data(DataConn::new(owner, stream, false, now)));
+        self.mark_open(dkey);
+        if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
+            c.passive = None;
+            c.data = Some(dkey);
+        }
+        self.tell(owner, Outcome::DataConnected, now);
+    }
+
+    /// Starts a non-blocking connect to a PORT/EPRT address, from the control connection's local address.
+    pub(super) fn connect_active(&mut self, owner: usize, addr: SocketAddr, now: Now) {
+        let Some(Conn::Control(c)) = self.conns.get(owner) else { return };
+        let local = c.stream.socket().local_addr().map(|a| SocketAddr::new(canonical(a.ip()), 0));
+        let stream = local.and_then(|local| {
+            let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+            socket.set_nonblocking(true)?;
+            socket.bind(&local.into())?;
+            match socket.connect(&addr.into()) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(115) || e.kind() == io::ErrorKind::WouldBlock => {} // EINPROGRESS
+                Err(e) => return Err(e),
+            }
+            Ok(TcpStream::from_std(socket.into()))
+        });
+        let mut stream = match stream {
+            Ok(s) => s,
+            Err(e) => return self.tell(owner, Outcome::ActiveFailed(e), now),
+        };
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = self.poll.registry().register(&mut stream, Token(key), Interest::READABLE | Interest::WRITABLE)
+        {
+            return self.tell(owner, Outcome::ActiveFailed(e), now);
+        }
+        entry.insert(Conn::Data(DataConn::new(owner, stream, true, now)));
+        self.mark_open(key);
+        if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
+            c.data = Some(key);
+        }
+        trace!("session {owner}: connecting to {addr} (key {key})");
+    }
+
+    /// A readiness event on a connecting socket: connected, failed, or (spuriously) neither yet.
+    pub(super) fn check_connect(&mut self, key: usize, now: Now) {
+        let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
+        let Some(stream) = &d.stream else { return };
+        let owner = d.owner;
+        let result = match stream.socket().take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => match stream.socket().peer_addr() {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => Err(e),
+            },
+        };
+        match result {
+            Ok(()) => {
+                d.connecting = false;
+                self.tell(owner, Outcome::DataConnected, now);
+            }
+            Err(e) => {
+                self.close(key);
+                if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
+                    c.data = None;
+                }
+                self.tell(owner, Outcome::ActiveFailed(e), now);
+            }
+        }
+    }
+
+    pub(super) fn start_transfer(&mut self, owner: usize, transfer: Box<Transfer>, tls: bool, now: Now) {
+        let dkey = match self.conns.get(owner) {
+            Some(Conn::Control(c)) => c.data,
+            _ => None,
+        };
+        let connected = |k: &usize| matches!(self.conns.get(*k), Some(Conn::Data(d)) if d.stream.is_some());
+        let Some(k) = dkey.filter(connected) else {
+            let error = TransferError::Network(io::Error::new(io::ErrorKind::NotConnected, "no data connection"));
+            return self.tell(owner, Outcome::TransferFailed { bytes: 0, error }, now);
+        };
+        let Some(Conn::Data(d)) = self.conns.get_mut(k) else { return };
+        let Some(stream) = d.stream.as_mut() else { return };
+        // PROT P: the data connection is a TLS server from its first byte; the client starts the handshake.
+        let started = match (&self.tls, tls) {
+            (_, false) => Ok(()),
+            (Some(config), true) => stream.start_tls(config.data.clone()),
+            (None, true) => Err(io::Error::other("TLS asked for without a certificate")),
+        };
+        d.transfer = Some(transfer);
+        d.last_progress = now.mono;
+        let deadline = now.mono + self.stall_timeout;
+        d.stall_deadline = Some(deadline);
+        self.timers.insert((deadline, k));
+        if let Err(e) = started {
+            return self.fail_transfer(k, e, now);
+        }
+        // The socket may already be ready, and edge-triggered readiness will not say so again.
+        self.enqueue(k);
+    }
+
+    /// One turn of one transfer (or of its ending, while close_notify goes out).
+    pub(super) fn step_transfer(&mut self, key: usize, now: Now) {
+        let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
+        if d.ending.is_some() {
+            return self.finish_ending(key, now);
+        }
+        let (Some(stream), Some(transfer)) = (d.stream.as_mut(), d.transfer.as_mut()) else { return };
+        let before = transfer.bytes();
+        let step = transfer.step(stream);
+        let bytes = transfer.bytes();
+        if bytes != before {
+            d.last_progress = now.mono;
+        }
+        if let Some(summary) = stream.take_handshake_summary() {
+            let owner = d.owner;
+            debug!("session {}: data connection TLS {summary}", self.session_id(owner));
+        }
+        let outcome = match step {
+            Step::Yield => {
+                self.enqueue(key);
+                return;
+            }
+            Step::Blocked => return,
+            Step::Done => Outcome::TransferDone { bytes },
+            Step::Failed(error) => Outcome::TransferFailed { bytes, error },
+        };
+        self.end_transfer(key, outcome, now);
+    }
+
+    /// Aborts a running transfer from the loop's side (it stalled, or TLS could not start): the connection is cut,
+    /// without close_notify, so the client cannot take what it got for a complete file.
+    pub(super) fn fail_transfer(&mut self, key: usize, e: io::Error, now: Now) {
+        let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
+        d.ending = None;
+        let bytes = d.transfer.as_ref().map_or(0, |t| t.bytes());
+        self.close_ended(key, Outcome::TransferFailed { bytes, error: TransferError::Network(e) }, now);
+    }
+
+    /// A transfer ended. A TLS transfer that succeeded first sends close_notify: the client's proof that it has
+    /// every byte. A failed one is cut without it, so no client mistakes a partial file for a whole one.
+    fn end_transfer(&mut self, key: usize, outcome: Outcome, now: Now) {
+        let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
+        let tls = d.stream.as_ref().is_some_and(Stream::is_tls);
+        if tls && matches!(outcome, Outcome::TransferDone { .. }) {
+            d.ending = Some(outcome);
+            return self.finish_ending(key, now);
+        }
+        self.close_ended(key, outcome, now)
+    }
+
+    /// Finishes the handshake (an empty download never wrote) and sends close_notify; once it is out (or failed),
+    /// closes and tells the session.
+    fn finish_ending(&mut self, key: usize, now: Now) {
+        let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
+        let Some(outcome) = d.ending.take() else { return };
+        let upload = d.transfer.as_ref().is_some_and(|t| t.is_upload());
+        let sent = d.stream.as_mut().map_or(Ok(true), |s| Ok(s.complete_handshake()? && s.close_notify()?));
+        let outcome = match sent {
+            Ok(true) => outcome,
+            Ok(false) => {
+                // Back on the next readiness event (ready() queues a data connection with a transfer).
+                d.ending = Some(outcome);
+                return;
+            }
+            // The end of a download may not have reached the client; an upload is complete all the same.
+            Err(e) => match outcome {
+                Outcome::TransferDone { bytes } if !upload => {
+                    Outcome::TransferFailed { bytes, error: TransferError::Network(e) }
+                }
+                other => other,
+            },
+        };
+        self.close_ended(key, outcome, now)
+    }
+
+    /// Closes a data connection whose transfer ended, then tells the session how it ended.
+    fn close_ended(&mut self, key: usize, outcome: Outcome, now: Now) {
+        let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
+        let owner = d.owner;
+        // Close the socket before the session answers, so the client sees EOF no later than the 226.
+        if let Some(mut s) = d.stream.take() {
+            let _ = self.poll.registry().deregister(s.socket_mut());
+        }
+        d.transfer = None;
+        self.close(key);
+        if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
+            if c.data == Some(key) {
+                c.data = None;
+            }
+        }
+        self.tell(owner, outcome, now);
+    }
+
+    /// Drops a session's passive listener and data connection (and any transfer on it).
+    pub(super) fn close_data(&mut self, owner: usize) {
+        let Some(Conn::Control(c)) = self.conns.get_mut(owner) else { return };
+        let keys = [c.passive.take(), c.data.take(), c.hash.take()];
+        for k in keys.into_iter().flatten() {
+            self.close(k);
+        }
+    }
+}

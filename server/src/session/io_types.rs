@@ -1,0 +1,71 @@
+//! The session's side of its contract with the loop: the [`Action`]s it asks for and the [`Outcome`]s it is told.
+
+use std::io;
+use std::net::SocketAddr;
+
+use crate::hash::HashJob;
+use crate::transfer::{Transfer, TransferError};
+
+/// I/O the session asks the loop to carry out.
+pub enum Action {
+    /// Open a passive listener; answer with [`Outcome::PassiveReady`] or [`Outcome::PassiveFailed`].
+    ListenPassive,
+    /// Connect to the client's PORT/EPRT address; answer with [`Outcome::DataConnected`] or
+    /// [`Outcome::ActiveFailed`].
+    ConnectActive(SocketAddr),
+    /// Hash a file in steps across turns; answer with [`Outcome::HashDone`] or [`Outcome::HashFailed`].
+    StartHash(Box<HashJob>),
+    /// Run this transfer on the (connected) data connection, as a TLS server when `tls` (PROT P); answer with a
+    /// transfer outcome.
+    StartTransfer { transfer: Box<Transfer>, tls: bool },
+    /// Send the queued replies (the 234) in plaintext, then switch the control connection to TLS. Lines the
+    /// client sent after the AUTH command are discarded: they came in plaintext. No outcome follows.
+    StartTls,
+    /// Drop the passive listener, the data connection and any transfer on it. No outcome follows.
+    CloseData,
+    /// Check `password` against the PHC string `hash` off the loop; answer with [`Outcome::Verified`].
+    VerifyPassword { hash: String, password: String },
+    /// Send the queued replies, then close the control connection.
+    Close,
+}
+
+impl std::fmt::Debug for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::ListenPassive => write!(f, "ListenPassive"),
+            Action::ConnectActive(a) => write!(f, "ConnectActive({a})"),
+            Action::StartTransfer { transfer, tls } => {
+                write!(f, "StartTransfer(upload={}, tls={tls})", transfer.is_upload())
+            }
+            Action::StartTls => write!(f, "StartTls"),
+            Action::CloseData => write!(f, "CloseData"),
+            Action::StartHash(_) => write!(f, "StartHash"),
+            Action::VerifyPassword { .. } => write!(f, "VerifyPassword"),
+            Action::Close => write!(f, "Close"),
+        }
+    }
+}
+
+/// What the loop's I/O achieved.
+#[derive(Debug)]
+pub enum Outcome {
+    PassiveReady(SocketAddr),
+    PassiveFailed(io::Error),
+    /// The data connection is established (the client connected to the listener, or our connect succeeded).
+    DataConnected,
+    ActiveFailed(io::Error),
+    TransferDone {
+        bytes: u64,
+    },
+    HashDone {
+        hex: String,
+        size: u64,
+    },
+    HashFailed(io::Error),
+    /// Whether the password matched.
+    Verified(bool),
+    TransferFailed {
+        bytes: u64,
+        error: TransferError,
+    },
+}
