@@ -87,7 +87,7 @@ pub struct Args {
     #[arg(long)]
     pub users: Option<PathBuf>,
 
-    /// Passive data ports are drawn at random from this range, e.g. 50000-50999 [default: any free port].
+    /// Passive data ports are drawn at random from this range, e.g. 50000-50999 [default: the kernel's ephemeral range].
     #[arg(long, value_parser = port_range)]
     pub pasv_ports: Option<(u16, u16)>,
 

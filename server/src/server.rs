@@ -126,7 +126,7 @@ pub struct Server {
     max_per_ip: usize,
     per_ip: HashMap<IpAddr, usize>,
     stall_timeout: Duration,
-    pasv_ports: Option<(u16, u16)>,
+    pasv_ports: (u16, u16),
     controls: usize,
     next_session: u64,
     accept_paused: bool,
@@ -200,7 +200,7 @@ impl Server {
             max_per_ip: config.max_per_ip,
             per_ip: HashMap::new(),
             stall_timeout: config.stall_timeout,
-            pasv_ports: config.pasv_ports,
+            pasv_ports: config.pasv_ports.unwrap_or_else(ephemeral_ports),
             controls: 0,
             next_session: 1,
             accept_paused: false,
@@ -647,4 +647,15 @@ fn default_max_connections() -> usize {
     let fds = usize::try_from(raise_fd_limit()).unwrap_or(usize::MAX);
     let reserve = (fds / 20).max(64);
     fds.saturating_sub(reserve).max(1)
+}
+
+/// The kernel's ephemeral port range, where passive ports go when `--pasv-ports` is not given.
+fn ephemeral_ports() -> (u16, u16) {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok().and_then(|text| {
+        let mut nums = text.split_whitespace().map(|n| n.parse::<u16>().ok());
+        let (lo, hi) = (nums.next()??, nums.next()??);
+        (lo >= 1024 && lo <= hi).then_some((lo, hi))
+    });
+    // The Linux default when the range cannot be read.
+    range.unwrap_or((32768, 60999))
 }
