@@ -46,6 +46,9 @@ fn build_bin(package: &str, bin: &str) {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "--quiet", "-p", package, "--bin", bin, "--manifest-path"]).arg(manifest);
+    // The test's own CARGO_MANIFEST_DIR would make the nested cargo see a changed environment and rebuild
+    // dependencies (ring, rustls) on every run.
+    cmd.env_remove("CARGO_MANIFEST_DIR");
     let dir = profile_dir();
     match dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => {}
