@@ -39,6 +39,11 @@ pub struct Args {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub quantum: u32,
 
+    /// Send files with sendfile(2): binary downloads over plain connections skip the copy through the server,
+    /// still at most one chunk per call and `--quantum` calls per turn. Best with a larger `--chunk-size`.
+    #[arg(long)]
+    pub zero_copy: bool,
+
     /// Control connections held at once; more are refused with 421 [default: from the file-descriptor limit].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: Option<u32>,
@@ -221,6 +226,7 @@ impl Args {
             session: SessionConfig {
                 chunk_size: self.chunk_size as usize,
                 quantum: self.quantum as usize,
+                zero_copy: self.zero_copy,
                 idle_timeout: secs(self.idle_timeout),
                 data_timeout: secs(self.data_timeout),
                 login_timeout: secs(self.login_timeout),

@@ -18,6 +18,7 @@ pub(super) fn config() -> SessionConfig {
     SessionConfig {
         chunk_size: 7,
         quantum: 3,
+        zero_copy: false,
         idle_timeout: Duration::from_secs(60),
         data_timeout: Duration::from_secs(5),
         login_timeout: Duration::from_secs(30),

@@ -227,3 +227,29 @@ fn type_a_line_ends_split_across_tiny_chunks() {
     assert_eq!(ctl.reply().0, 226);
     assert_eq!(sha256_file(&server.root().join("back.txt")), sha256(&text), "TYPE A upload with 7-byte chunks");
 }
+
+// --zero-copy: downloads go out with sendfile, byte-exact, from a REST offset too, and ASCII downloads and
+// uploads are unaffected.
+#[test]
+fn zero_copy_downloads_are_exact() {
+    let server = TestServer::start(&["--zero-copy", "--chunk-size", "65536"]);
+    let data = content(77, (5 << 20) + 333);
+    server.put_file("z.bin", &data);
+    let mut client = server.client();
+    let mut got = Vec::new();
+    client.retr("z.bin", &mut got).expect("RETR");
+    assert_eq!(sha256(&got), sha256(&data));
+    let mut tail = Vec::new();
+    client.retr_from("z.bin", 1_000_001, &mut tail).expect("REST + RETR");
+    assert_eq!(sha256(&tail), sha256(&data[1_000_001..]));
+    client.stor("up.bin", &mut &data[..]).expect("STOR");
+    assert_eq!(crate::util::sha256_file(&server.root().join("up.bin")), sha256(&data));
+    let mut ctl = server.login();
+    assert_eq!(ctl.cmd("TYPE A"), 200);
+    server.put_file("t.txt", b"a\nb\n");
+    let addr = ctl.epsv();
+    let mut conn = crate::util::data_connect(addr);
+    assert_eq!(ctl.cmd("RETR t.txt"), 150);
+    assert_eq!(crate::util::read_to_end(&mut conn), b"a\r\nb\r\n");
+    assert_eq!(ctl.reply().0, 226);
+}

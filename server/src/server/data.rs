@@ -234,7 +234,12 @@ impl Server {
         }
         let (Some(stream), Some(transfer)) = (d.stream.as_mut(), d.transfer.as_mut()) else { return };
         let before = transfer.bytes();
-        let step = transfer.step(stream);
+        // sendfile works on plain sockets only; over TLS the same transfer takes the buffered path.
+        let step = if transfer.is_zero_copy() && !stream.is_tls() {
+            transfer.step_zero_copy(stream.socket())
+        } else {
+            transfer.step(stream)
+        };
         let bytes = transfer.bytes();
         if bytes != before {
             d.last_progress = now.mono;

@@ -33,7 +33,8 @@ impl Session {
         });
         match file {
             Ok(file) => {
-                let t = Transfer::send(Source::File(file), self.ascii, self.config.chunk_size, self.config.quantum);
+                let t = Transfer::send(Source::File(file), self.ascii, self.config.chunk_size, self.config.quantum)
+                    .with_zero_copy(self.config.zero_copy);
                 self.begin(now, Job::new("RETR", p), t);
             }
             Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
