@@ -372,3 +372,27 @@ fn usage_errors_exit_2() {
     assert_eq!(code, Some(2));
     assert!(stderr.contains("--duration"), "{stderr}");
 }
+
+#[test]
+fn loopback_measures_tcp_without_a_server() {
+    let (code, stdout, stderr) =
+        ftpload(&["loopback", "--sockets", "4", "--chunk", "1K", "--duration", "0.5", "--json"]);
+    assert_eq!(code, Some(0), "stdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(stdout.lines().count(), 1, "exactly one line: {stdout}");
+    let v: Value = serde_json::from_str(stdout.trim_end()).expect("the report is JSON");
+    assert_eq!(v["scenario"], "loopback");
+    assert_eq!(u(&v["sockets"]), 4);
+    assert_eq!(u(&v["chunk_bytes"]), 1024);
+    assert_eq!(u(&v["errors"]["total"]), 0, "{v}");
+    let (bytes, calls) = (u(&v["bytes"]), u(&v["write_calls"]));
+    assert!(bytes > 0 && calls > 0, "{v}");
+    // Every call writes at most one chunk.
+    assert!(bytes <= calls * 1024, "{v}");
+    assert!(v["mib_per_s"].as_f64().expect("rate") > 0.0, "{v}");
+    assert!(v["elapsed_s"].as_f64().expect("elapsed") >= 0.5, "{v}");
+    assert_fair(&v);
+
+    let (code, _, stderr) = ftpload(&["21", "loopback"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("no HOST or PORT"), "{stderr}");
+}

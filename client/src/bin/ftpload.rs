@@ -1,13 +1,14 @@
 //! `ftpload [HOST] PORT SCENARIO`: measures an FTP server on this machine (ours or a peer such as vsftpd,
 //! pure-ftpd or pyftpdlib) under many sessions.
 //!
-//! The scenarios are `idle`, `get`, `put`, `small`, `mixed` and `ramp` (see `--help`). Every run ends by itself,
-//! prints one report (text, or one JSON line with `--json`) and exits 0 when it saw no errors, 1 when it did, and
-//! 2 when it could not run at all (a usage error, a refused target, a server that cannot be reached or logged in
-//! to). Sessions are threads over blocking sockets; the modules: [`args`] (the command line), [`run`] (shared
-//! state, preflight, the per-connection scenarios), [`worker`] (one session's transfers), [`idle`], [`ramp`],
-//! [`control`] (bare control connections for idle), [`throttle`] (rate limiting), [`stats`] (histograms, tallies,
-//! fairness), [`progress`] (the live line) and [`report`]. They live in `ftpload/` next to this file.
+//! The scenarios are `idle`, `get`, `put`, `small`, `mixed` and `ramp` (see `--help`), plus `loopback`, which needs
+//! no server: the machine's own TCP ceiling. Every run ends by itself, prints one report (text, or one JSON line
+//! with `--json`) and exits 0 when it saw no errors, 1 when it did, and 2 when it could not run at all (a usage
+//! error, a refused target, a server that cannot be reached or logged in to). Sessions are threads over blocking
+//! sockets; the modules: [`args`] (the command line), [`run`] (shared state, preflight, the per-connection
+//! scenarios), [`worker`] (one session's transfers), [`idle`], [`ramp`], [`control`] (bare control connections for
+//! idle), [`loopback`], [`throttle`] (rate limiting), [`stats`] (histograms, tallies, fairness), [`progress`] (the
+//! live line) and [`report`]. They live in `ftpload/` next to this file.
 
 #[path = "ftpload/args.rs"]
 mod args;
@@ -15,6 +16,8 @@ mod args;
 mod control;
 #[path = "ftpload/idle.rs"]
 mod idle;
+#[path = "ftpload/loopback.rs"]
+mod loopback;
 #[path = "ftpload/progress.rs"]
 mod progress;
 #[path = "ftpload/ramp.rs"]
@@ -75,6 +78,15 @@ fn main() -> ExitCode {
             plan.sessions
         ));
     }
+    if plan.scenario == Scenario::Loopback {
+        let report = loopback::run_loopback(&plan, fd_limit);
+        if plan.json {
+            println!("{}", report.to_json());
+        } else {
+            print!("{}", report.to_text());
+        }
+        return ExitCode::from(if report.errors.total == 0 { EXIT_OK } else { EXIT_ERRORS });
+    }
     let (client, sizes) = match run::preflight(&plan) {
         Ok(found) => found,
         Err(e) => return fail(&format!("cannot start against {}: {e}", plan.target)),
@@ -91,6 +103,8 @@ fn main() -> ExitCode {
             let _ = client.quit();
             run::run_sessions(run, &mut progress)
         }
+        // Answered above, before the preflight: it needs no server.
+        Scenario::Loopback => return fail("the loopback scenario runs without a server"),
     };
     progress.clear();
     let report = Report::new(&plan, sizes, &outcome, fd_limit);

@@ -26,6 +26,12 @@ const MAX_CONNECTIONS: u64 = 10_000;
 const DEFAULT_PUT_SIZE: u64 = 1 << 20;
 /// Per-session rate of `ramp` when `--rate` is not given.
 const DEFAULT_RAMP_RATE: u64 = 64 << 10;
+/// Most sockets of `loopback` (two threads each).
+const MAX_LOOPBACK_SOCKETS: u64 = 1024;
+/// Bytes per write() call of `loopback` when `--chunk` is not given: the server's default chunk.
+const DEFAULT_LOOPBACK_CHUNK: u64 = 1024;
+/// Largest `--chunk` of `loopback`.
+const MAX_LOOPBACK_CHUNK: u64 = 16 << 20;
 
 const SCENARIO_HELP: &str = "\
 Scenarios:
@@ -37,6 +43,9 @@ Scenarios:
           listings, weighted by --mix
   ramp    add a session every --step-interval ms, each downloading --file throttled to --rate; stop when one
           falls below 90% of its rate over the last --window: the result is how many sessions held
+  loopback  no FTP and no HOST or PORT (`ftpload loopback`): --sockets TCP connections over 127.0.0.1 between
+          threads of this process, each writing --chunk bytes per write() call for --duration while a reader
+          drains it: the ceiling of this machine for that write size
 
 Sizes and rates take K, M or G (binary: 4K = 4096). Only loopback targets (127.0.0.0/8, ::1) are accepted.
 Exit status: 0 when the run finished without errors, 1 when it finished with errors, 2 when it could not run.";
@@ -47,12 +56,12 @@ Exit status: 0 when the run finished without errors, 1 when it finished with err
     name = "ftpload",
     version,
     about = "Load-test an FTP server on this machine.",
-    override_usage = "ftpload [OPTIONS] [HOST] PORT SCENARIO",
+    override_usage = "ftpload [OPTIONS] [HOST] PORT SCENARIO\n       ftpload [OPTIONS] loopback",
     after_help = SCENARIO_HELP
 )]
 pub struct Args {
     /// HOST (default 127.0.0.1; a loopback address or a name for one), PORT, and the scenario: idle, get, put,
-    /// small, mixed or ramp.
+    /// small, mixed or ramp; or only the scenario loopback.
     #[arg(value_name = "[HOST] PORT SCENARIO", num_args = 1..=3, required = true)]
     pub target: Vec<String>,
 
@@ -118,6 +127,14 @@ pub struct Args {
     #[arg(long, value_name = "MS")]
     pub probe_interval: Option<u64>,
 
+    /// loopback: TCP connections, each with a writer and a reader thread [default: 1].
+    #[arg(long, value_name = "N")]
+    pub sockets: Option<u64>,
+
+    /// loopback: bytes per write() call [default: 1K].
+    #[arg(long, value_name = "BYTES")]
+    pub chunk: Option<String>,
+
     /// put, mixed: keep the uploaded files instead of deleting each one after it is checked.
     #[arg(long)]
     pub keep: bool,
@@ -160,11 +177,20 @@ pub enum Scenario {
     Small,
     Mixed,
     Ramp,
+    /// No server: TCP between threads of this process.
+    Loopback,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 6] =
-        [Scenario::Idle, Scenario::Get, Scenario::Put, Scenario::Small, Scenario::Mixed, Scenario::Ramp];
+    const ALL: [Scenario; 7] = [
+        Scenario::Idle,
+        Scenario::Get,
+        Scenario::Put,
+        Scenario::Small,
+        Scenario::Mixed,
+        Scenario::Ramp,
+        Scenario::Loopback,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -174,6 +200,7 @@ impl Scenario {
             Scenario::Small => "small",
             Scenario::Mixed => "mixed",
             Scenario::Ramp => "ramp",
+            Scenario::Loopback => "loopback",
         }
     }
 
@@ -228,6 +255,14 @@ pub struct RampPlan {
     pub window: Duration,
 }
 
+/// Settings of `loopback`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoopbackPlan {
+    pub sockets: usize,
+    /// Bytes per write() call.
+    pub chunk: usize,
+}
+
 /// A validated run: every setting the scenario needs, defaults filled in.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -250,6 +285,7 @@ pub struct Plan {
     /// The operations one session cycles through (mixed); one element otherwise.
     pub cycle: Vec<Op>,
     pub ramp: Option<RampPlan>,
+    pub loopback: Option<LoopbackPlan>,
     pub spread: bool,
     pub probe_interval: Duration,
     pub keep: bool,
@@ -261,14 +297,21 @@ impl Plan {
     /// Checks `args` and fills in the scenario's defaults; the error is one line for the user.
     pub fn from_args(args: Args) -> Result<Plan, String> {
         let (host, port, scenario) = match args.target.as_slice() {
-            [port, scenario] => (DEFAULT_HOST, port, scenario),
-            [host, port, scenario] => (host.as_str(), port, scenario),
+            [scenario] => (DEFAULT_HOST, None, scenario),
+            [port, scenario] => (DEFAULT_HOST, Some(port), scenario),
+            [host, port, scenario] => (host.as_str(), Some(port), scenario),
             _ => return Err("expected [HOST] PORT SCENARIO".into()),
         };
         let scenario = Scenario::parse(scenario)?;
-        let port = match port.parse::<u16>() {
-            Ok(p) if p > 0 => p,
-            _ => return Err(format!("{port:?} is not a port (1-65535)")),
+        let port = match (scenario, port) {
+            // It connects to itself, on a port the system picks.
+            (Scenario::Loopback, None) => 0,
+            (Scenario::Loopback, Some(_)) => return Err("loopback takes no HOST or PORT: ftpload loopback".into()),
+            (_, None) => return Err("expected [HOST] PORT SCENARIO".into()),
+            (_, Some(port)) => match port.parse::<u16>() {
+                Ok(p) if p > 0 => p,
+                _ => return Err(format!("{port:?} is not a port (1-65535)")),
+            },
         };
         check_applies(&args, scenario)?;
         let target = resolve_loopback(host, port)?;
@@ -288,6 +331,7 @@ impl Plan {
         let sessions = match scenario {
             Scenario::Idle => bounded("--sessions", args.sessions.unwrap_or(100), MAX_SESSIONS)?,
             Scenario::Ramp => bounded("--max-sessions", args.max_sessions.unwrap_or(1000), MAX_CONNECTIONS)?,
+            Scenario::Loopback => bounded("--sockets", args.sockets.unwrap_or(1), MAX_LOOPBACK_SOCKETS)?,
             _ => bounded("--connections", args.connections.unwrap_or(4), MAX_CONNECTIONS)?,
         };
         let threads = bounded("--threads", args.threads.unwrap_or(8), 1024)?.min(sessions);
@@ -306,7 +350,7 @@ impl Plan {
             Scenario::Get | Scenario::Ramp => vec![Op::Get],
             Scenario::Put => vec![Op::Put],
             Scenario::Small => vec![Op::Small],
-            Scenario::Idle => Vec::new(),
+            Scenario::Idle | Scenario::Loopback => Vec::new(),
         };
         let file = args.file.filter(|f| !f.is_empty());
         let small_file = args.small_file.filter(|f| !f.is_empty());
@@ -332,6 +376,14 @@ impl Plan {
                     return Err("--window must be at least 100 ms".into());
                 }
                 Some(RampPlan { step, window })
+            }
+            _ => None,
+        };
+        let loopback = match scenario {
+            Scenario::Loopback => {
+                let chunk = args.chunk.as_deref().map(|c| parse_bytes("--chunk", c)).transpose()?;
+                let chunk = chunk.unwrap_or(DEFAULT_LOOPBACK_CHUNK);
+                Some(LoopbackPlan { sockets: sessions, chunk: bounded("--chunk", chunk, MAX_LOOPBACK_CHUNK)? })
             }
             _ => None,
         };
@@ -363,6 +415,7 @@ impl Plan {
             rate,
             cycle,
             ramp,
+            loopback,
             spread: spread && scenario == Scenario::Idle,
             probe_interval: Duration::from_millis(args.probe_interval.unwrap_or(10)),
             keep: args.keep,
@@ -375,7 +428,7 @@ impl Plan {
 /// Refuses options that the scenario would ignore, so a mistyped run is not silently a different one.
 fn check_applies(args: &Args, scenario: Scenario) -> Result<(), String> {
     use Scenario::*;
-    let given: [(&str, bool, &[Scenario]); 16] = [
+    let given: [(&str, bool, &[Scenario]); 18] = [
         ("--sessions", args.sessions.is_some(), &[Idle]),
         ("--connections", args.connections.is_some(), &[Get, Put, Small, Mixed]),
         ("--count", args.count.is_some(), &[Get, Put, Small, Mixed]),
@@ -392,6 +445,8 @@ fn check_applies(args: &Args, scenario: Scenario) -> Result<(), String> {
         ("--probe-interval", args.probe_interval.is_some(), &[Idle]),
         ("--keep", args.keep, &[Put, Mixed]),
         ("--prefix", args.prefix.is_some(), &[Put, Mixed]),
+        ("--sockets", args.sockets.is_some(), &[Loopback]),
+        ("--chunk", args.chunk.is_some(), &[Loopback]),
     ];
     for (name, present, scenarios) in given {
         if present && !scenarios.contains(&scenario) {
@@ -576,6 +631,22 @@ mod tests {
         assert!(plan(&["21", "mixed", "--file", "big"]).expect_err("small").contains("--small-file"));
         let p = plan(&["21", "mixed", "--mix", "put=1,list=1"]).expect("plan");
         assert_eq!(p.cycle, vec![Op::Put, Op::List]);
+    }
+
+    #[test]
+    fn loopback_needs_no_server() {
+        let p = plan(&["loopback"]).expect("plan");
+        assert_eq!(p.scenario, Scenario::Loopback);
+        assert_eq!(p.loopback, Some(LoopbackPlan { sockets: 1, chunk: 1024 }));
+        let p = plan(&["loopback", "--sockets", "64", "--chunk", "256K", "--duration", "2"]).expect("plan");
+        assert_eq!(p.loopback, Some(LoopbackPlan { sockets: 64, chunk: 256 * 1024 }));
+        assert_eq!(p.duration, Duration::from_secs(2));
+        assert!(plan(&["21", "loopback"]).expect_err("port").contains("no HOST or PORT"));
+        assert!(plan(&["loopback", "--chunk", "0"]).is_err());
+        assert!(plan(&["loopback", "--sockets", "5000"]).is_err());
+        assert!(plan(&["loopback", "--connections", "2"]).is_err());
+        assert!(plan(&["21", "get", "--file", "f", "--chunk", "1K"]).is_err());
+        assert!(plan(&["get"]).expect_err("port").contains("PORT"));
     }
 
     #[test]
