@@ -16,7 +16,8 @@ mod entry;
 mod error;
 mod features;
 mod stream;
-pub mod timestamp;
+/// FTP time values; they live in ftp-common, shared with the server.
+pub use ftp_common::time as timestamp;
 pub mod tls;
 
 pub use client::{parse_quoted_path, FtpClient, DATA_BUFFER};

@@ -1,10 +1,8 @@
 //! RFC 3659 machine-readable facts (MLST/MLSD) and the `YYYYMMDDHHMMSS` UTC times of MDTM and MFMT.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use cap_std::fs::{Metadata, MetadataExt};
-
-use crate::listing::civil;
 
 /// Which facts MLST/MLSD show (`OPTS MLST type;size;` chooses among them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,66 +77,12 @@ impl Facts {
     }
 }
 
-/// `YYYYMMDDHHMMSS` in UTC, as MDTM and the modify fact give it.
-pub fn timeval(t: SystemTime) -> String {
-    let secs = match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(_) => 0,
-    };
-    let (y, mo, d, h, mi, s) = civil(secs);
-    format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}")
-}
-
-/// Parses `YYYYMMDDHHMMSS` (UTC; a `.fff` fraction is accepted and dropped) into a time.
-pub fn parse_timeval(s: &str) -> Option<SystemTime> {
-    let s = s.split('.').next()?;
-    if s.len() != 14 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s[r].parse::<i64>().ok();
-    let (y, mo, d, h, mi, sec) = (num(0..4)?, num(4..6)?, num(6..8)?, num(8..10)?, num(10..12)?, num(12..14)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    // A leap second (60) is read as 59; the system clock has no other place for it.
-    let sec = sec.min(59);
-    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec;
-    let t = UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?);
-    // Reject dates such as Feb 31 that would silently normalise into another day.
-    (timeval(t) == format!("{}{sec:02}", &s[..12])).then_some(t)
-}
-
-/// Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's days_from_civil).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+/// `YYYYMMDDHHMMSS` in UTC (MDTM, the modify fact) and its parser (MFMT), shared with the client.
+pub use ftp_common::time::{format_ftp_time as timeval, parse_ftp_time as parse_timeval};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    // RFC 3659 §2.3: time values are YYYYMMDDHHMMSS in UTC.
-    #[test]
-    fn timeval_round_trip() {
-        let t = UNIX_EPOCH + Duration::from_secs(951_827_696);
-        assert_eq!(timeval(t), "20000229123456");
-        assert_eq!(parse_timeval("20000229123456"), Some(t));
-        assert_eq!(parse_timeval("20000229123456.123"), Some(t));
-        assert_eq!(timeval(UNIX_EPOCH), "19700101000000");
-    }
-
-    #[test]
-    fn bad_timevals() {
-        for bad in ["2000022912345", "20001329123456", "20000231000000", "2000022912345x", ""] {
-            assert_eq!(parse_timeval(bad), None, "{bad}");
-        }
-    }
 
     // RFC 3659 §7.9: OPTS MLST selects facts; unknown ones are ignored.
     #[test]

@@ -129,8 +129,7 @@ pub fn format_long(out: &mut Vec<u8>, name: &str, meta: &Metadata, now: SystemTi
 /// `ls` shows "Mon DD HH:MM" for times in the last six months and "Mon DD  YYYY" otherwise (UTC here).
 pub fn ls_time(t: SystemTime, now: SystemTime) -> String {
     const SIX_MONTHS: Duration = Duration::from_secs(183 * 24 * 3600);
-    let secs = unix_secs(t);
-    let (y, mo, d, h, mi, _) = civil(secs);
+    let (y, mo, d, h, mi, _) = ftp_common::time::civil(t);
     let month = MONTHS[(mo - 1) as usize];
     let recent = match now.duration_since(t) {
         Ok(age) => age < SIX_MONTHS,
@@ -146,46 +145,12 @@ pub fn ls_time(t: SystemTime, now: SystemTime) -> String {
 
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
-fn unix_secs(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
-}
-
-/// (year, month 1-12, day 1-31, hour, minute, second) in UTC for seconds since the Unix epoch, by the
-/// days-to-civil algorithm of H. Hinnant (proleptic Gregorian calendar).
-pub fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, (rem / 3600) as u32, (rem % 3600 / 60) as u32, (rem % 60) as u32)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
-    }
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil(0), (1970, 1, 1, 0, 0, 0));
-        // 2000-02-29 12:34:56 UTC, a leap day.
-        assert_eq!(civil(951_827_696), (2000, 2, 29, 12, 34, 56));
-        // 2026-11-26 00:00:00 UTC.
-        assert_eq!(civil(1_795_651_200), (2026, 11, 26, 0, 0, 0));
-        assert_eq!(civil(-1), (1969, 12, 31, 23, 59, 59));
     }
 
     // ls shows the time of day for recent files and the year for old ones.

@@ -127,6 +127,17 @@ impl TestServer {
     }
 
     fn launch(prefix: &[&str], root_dir: Option<&Path>, args: &[&str]) -> TestServer {
+        TestServer::launch_lines(prefix, root_dir, args, 1).0
+    }
+
+    /// Starts the server and waits (bounded) for its first `count` stdout lines: the ready line, then any others
+    /// (such as the implicit TLS listener's).
+    fn launch_lines(
+        prefix: &[&str],
+        root_dir: Option<&Path>,
+        args: &[&str],
+        count: usize,
+    ) -> (TestServer, Vec<String>) {
         let root = tempfile::Builder::new().prefix("ftp-root-").tempdir().expect("temporary root");
         let log_dir = tempfile::Builder::new().prefix("ftp-log-").tempdir().expect("temporary log folder");
         let log_path = log_dir.path().join("ftpserver.log");
@@ -154,25 +165,35 @@ impl TestServer {
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let result = reader.read_line(&mut line).map(|_| line);
-            let _ = tx.send(result);
+            for _ in 0..count {
+                let mut line = String::new();
+                let _ = tx.send(reader.read_line(&mut line).map(|_| line));
+            }
             // Keep reading so the server never blocks on a full pipe.
             let _ = io::copy(&mut reader, &mut io::sink());
         });
         let unbound = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
         let mut server =
             TestServer { child, addr: unbound, served: served.clone(), _root: root, log_dir, log_path, exit: None };
-        let line = match rx.recv_timeout(BANNER_TIMEOUT) {
-            Ok(Ok(line)) => line,
-            Ok(Err(e)) => panic!("reading the ready line: {e}; log {}:\n{}", server.log_path.display(), server.log()),
-            Err(_) => {
-                panic!("no ready line within {BANNER_TIMEOUT:?}; log {}:\n{}", server.log_path.display(), server.log())
+        let mut lines = Vec::new();
+        for _ in 0..count {
+            match rx.recv_timeout(BANNER_TIMEOUT) {
+                Ok(Ok(line)) => lines.push(line),
+                Ok(Err(e)) => {
+                    panic!("reading the ready line: {e}; log {}:\n{}", server.log_path.display(), server.log())
+                }
+                Err(_) => {
+                    panic!(
+                        "no ready line within {BANNER_TIMEOUT:?}; log {}:\n{}",
+                        server.log_path.display(),
+                        server.log()
+                    )
+                }
             }
-        };
-        server.addr = parse_banner(&line, &served)
-            .unwrap_or_else(|| panic!("unexpected ready line {line:?}; log:\n{}", server.log()));
-        server
+        }
+        server.addr = parse_banner(&lines[0], &served)
+            .unwrap_or_else(|| panic!("unexpected ready line {:?}; log:\n{}", lines[0], server.log()));
+        (server, lines)
     }
 
     /// The server's process id.
@@ -720,44 +741,7 @@ impl TestServer {
 
     /// Like [`TestServer::launch`], reading the line after the ready line too.
     fn launch_two_lines(args: &[&str]) -> (TestServer, String) {
-        let root = tempfile::Builder::new().prefix("ftp-root-").tempdir().expect("temporary root");
-        let log_dir = tempfile::Builder::new().prefix("ftp-log-").tempdir().expect("temporary log folder");
-        let log_path = log_dir.path().join("ftpserver.log");
-        let log = fs::File::create(&log_path).expect("server log file");
-        let served = root.path().to_path_buf();
-        let mut child = Command::new(server_bin())
-            .arg("0")
-            .arg("--root")
-            .arg(&served)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start ftpserver: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            for _ in 0..2 {
-                let mut line = String::new();
-                let _ = tx.send(reader.read_line(&mut line).map(|_| line));
-            }
-            let _ = io::copy(&mut reader, &mut io::sink());
-        });
-        let unbound = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
-        let mut server =
-            TestServer { child, addr: unbound, served: served.clone(), _root: root, log_dir, log_path, exit: None };
-        let mut lines = Vec::new();
-        for _ in 0..2 {
-            match rx.recv_timeout(BANNER_TIMEOUT) {
-                Ok(Ok(line)) => lines.push(line),
-                Ok(Err(e)) => panic!("reading the ready lines: {e}; log:\n{}", server.log()),
-                Err(_) => panic!("no ready lines within {BANNER_TIMEOUT:?}; log:\n{}", server.log()),
-            }
-        }
-        server.addr = parse_banner(&lines[0], &served)
-            .unwrap_or_else(|| panic!("unexpected ready line {:?}; log:\n{}", lines[0], server.log()));
+        let (server, mut lines) = TestServer::launch_lines(&[], None, args, 2);
         (server, lines.remove(1))
     }
 }

@@ -1,4 +1,5 @@
-//! FTP time values (RFC 3659 §2.3) and the UTC date-times the `ftpclient` command prints.
+//! FTP time values (RFC 3659 §2.3) and UTC date-times, for the server (MDTM, MFMT, MLSx facts, listings) and the
+//! client alike. Pure calendar arithmetic on given times: nothing here reads a clock.
 //!
 //! MDTM replies, MLSx `modify` facts and the MFMT argument carry a UTC time as `YYYYMMDDHHMMSS`, optionally followed
 //! by `.` and fractions of a second. These functions convert between that form and [`SystemTime`] with the proleptic
@@ -60,7 +61,7 @@ pub fn format_utc_minutes(time: SystemTime) -> String {
 }
 
 /// Year, month, day, hour, minute and second of `time` in UTC.
-fn civil(time: SystemTime) -> (i64, u32, u32, u32, u32, u32) {
+pub fn civil(time: SystemTime) -> (i64, u32, u32, u32, u32, u32) {
     let secs = to_unix(time);
     let (days, of_day) = (secs.div_euclid(SECS_PER_DAY), secs.rem_euclid(SECS_PER_DAY) as u32);
     let (year, month, day) = civil_from_days(days);
