@@ -5,23 +5,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::Command;
 
-use crate::util::{content, data_connect, read_to_end, run_bounded, sha256, sha256_file, tool_available, TestServer};
-
-const PEER_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn ok(tool: &str, out: Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{tool} exited with {}\nstdout:\n{stdout}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
+use crate::util::{
+    content, curl_ok, data_connect, expect_success, path_str, python_ok, read_to_end, run_bounded, sha256, sha256_file,
+    tool_available, TestServer, PEER_TIMEOUT,
+};
 
 fn lftp(server: &TestServer, script: &str) -> String {
     let script = format!("set cmd:fail-exit true; set net:max-retries 1; set net:timeout 20; {script}; quit");
@@ -30,18 +19,7 @@ fn lftp(server: &TestServer, script: &str) -> String {
         Command::new("lftp").args(["-u", "anonymous,guest@", "-p", &port, "-e", &script, "127.0.0.1"]),
         PEER_TIMEOUT,
     );
-    ok("lftp", out)
-}
-
-fn curl(args: &[&str]) -> String {
-    ok("curl", run_bounded(Command::new("curl").args(["-sS", "--max-time", "60"]).args(args), PEER_TIMEOUT))
-}
-
-fn python(script: &str, args: &[&str]) -> String {
-    let dir = tempfile::tempdir().expect("script folder");
-    let path = dir.path().join("peer.py");
-    fs::write(&path, script).expect("writing the script");
-    ok("python3", run_bounded(Command::new("python3").arg(&path).args(args), PEER_TIMEOUT))
+    expect_success("lftp", &out)
 }
 
 /// A tree of `dirs` nested directories holding `files` files in all, of varied sizes (0 bytes included).
@@ -84,10 +62,6 @@ fn mtime_secs(p: &Path) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs()
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 temp path")
-}
-
 // lftp mirrors a tree of 200 files up (mirror -R) and back down; the trees are identical, and the times lftp set
 // with MFMT after each upload are the source's.
 #[test]
@@ -100,7 +74,7 @@ fn lftp_mirror_both_ways_preserves_content_and_times() {
     let src = local.path().join("src");
     make_tree(&src, 12, 200);
     let back = local.path().join("back");
-    lftp(&server, &format!("mirror -R '{}' /up; mirror /up '{}'", s(&src), s(&back)));
+    lftp(&server, &format!("mirror -R '{}' /up; mirror /up '{}'", path_str(&src), path_str(&back)));
     let expected = tree_hashes(&src);
     assert_eq!(expected.len(), 200);
     assert_eq!(tree_hashes(&server.root().join("up")), expected, "uploaded tree differs");
@@ -122,7 +96,7 @@ fn lftp_pget_segmented_download() {
     server.put_file("big.bin", &data);
     let local = tempfile::tempdir().expect("local");
     let out = local.path().join("big.bin");
-    lftp(&server, &format!("pget -n 4 /big.bin -o '{}'", s(&out)));
+    lftp(&server, &format!("pget -n 4 /big.bin -o '{}'", path_str(&out)));
     assert_eq!(sha256_file(&out), sha256(&data));
 }
 
@@ -138,9 +112,9 @@ fn curl_resumes_an_interrupted_download() {
     let local = tempfile::tempdir().expect("local");
     let part = local.path().join("big.bin");
     let url = format!("ftp://127.0.0.1:{}/big.bin", server.port());
-    curl(&["-r", "0-1048698", "-o", s(&part), &url]);
+    curl_ok(&["-r", "0-1048698", "-o", path_str(&part), &url]);
     assert_eq!(fs::metadata(&part).expect("partial").len(), 1_048_699);
-    curl(&["-C", "-", "-o", s(&part), &url]);
+    curl_ok(&["-C", "-", "-o", path_str(&part), &url]);
     assert_eq!(sha256_file(&part), sha256(&data));
 }
 
@@ -158,8 +132,8 @@ fn curl_resumes_an_upload() {
     fs::write(&full, &data).expect("full");
     fs::write(&half, &data[..1_500_001]).expect("half");
     let url = format!("ftp://127.0.0.1:{}/up.bin", server.port());
-    curl(&["-T", s(&half), &url]);
-    curl(&["-C", "-", "-T", s(&full), &url]);
+    curl_ok(&["-T", path_str(&half), &url]);
+    curl_ok(&["-C", "-", "-T", path_str(&full), &url]);
     assert_eq!(sha256_file(&server.root().join("up.bin")), sha256(&data));
     assert!(server.log().contains("APPE"), "curl did not append:\n{}", server.log());
 }
@@ -178,11 +152,11 @@ fn curl_active_mode_both_ways() {
     let up = local.path().join("up.bin");
     fs::write(&up, content(35, 777_777)).expect("up");
     let base = format!("ftp://127.0.0.1:{}", server.port());
-    curl(&["-P", "127.0.0.1", "-o", s(&got), &format!("{base}/down.bin")]);
-    curl(&["-P", "127.0.0.1", "--disable-eprt", "-T", s(&up), &format!("{base}/up.bin")]);
+    curl_ok(&["-P", "127.0.0.1", "-o", path_str(&got), &format!("{base}/down.bin")]);
+    curl_ok(&["-P", "127.0.0.1", "--disable-eprt", "-T", path_str(&up), &format!("{base}/up.bin")]);
     assert_eq!(sha256_file(&got), sha256(&data));
     assert_eq!(sha256_file(&server.root().join("up.bin")), sha256_file(&up));
-    let listing = curl(&["-P", "127.0.0.1", &format!("{base}/")]);
+    let listing = curl_ok(&["-P", "127.0.0.1", &format!("{base}/")]);
     assert!(listing.contains("down.bin") && listing.contains("up.bin"), "{listing}");
 }
 
@@ -197,9 +171,9 @@ fn curl_pasv_create_dirs_and_quote() {
     let up = local.path().join("f.bin");
     fs::write(&up, content(36, 12_345)).expect("up");
     let base = format!("ftp://127.0.0.1:{}", server.port());
-    curl(&["--disable-epsv", "--ftp-create-dirs", "-T", s(&up), &format!("{base}/new/deep/dir/f.bin")]);
+    curl_ok(&["--disable-epsv", "--ftp-create-dirs", "-T", path_str(&up), &format!("{base}/new/deep/dir/f.bin")]);
     assert_eq!(sha256_file(&server.root().join("new/deep/dir/f.bin")), sha256_file(&up));
-    curl(&[
+    curl_ok(&[
         "-Q",
         "RNFR new/deep/dir/f.bin",
         "-Q",
@@ -207,7 +181,7 @@ fn curl_pasv_create_dirs_and_quote() {
         "-Q",
         "-DELE /new/g.bin",
         "-o",
-        s(&local.path().join("list.txt")),
+        path_str(&local.path().join("list.txt")),
         &format!("{base}/new/"),
     ]);
     assert!(!server.root().join("new/g.bin").exists(), "post-transfer DELE did not run");
@@ -232,10 +206,10 @@ fn curl_over_ipv6() {
     let local = tempfile::tempdir().expect("local");
     let got = local.path().join("v6.bin");
     let url = format!("ftp://[::1]:{}/v6.bin", server.port());
-    curl(&["-g", "-o", s(&got), &url]);
+    curl_ok(&["-g", "-o", path_str(&got), &url]);
     assert_eq!(sha256_file(&got), sha256(&data));
     fs::remove_file(&got).expect("rm");
-    curl(&["-g", "-P", "::1", "-o", s(&got), &url]);
+    curl_ok(&["-g", "-P", "::1", "-o", path_str(&got), &url]);
     assert_eq!(sha256_file(&got), sha256(&data));
 }
 
@@ -272,7 +246,7 @@ fn ftplib_mlsd_rename_rest_hash() {
     server.put_file("a.bin", &data);
     fs::create_dir(server.root().join("d")).expect("dir");
     let port = server.port().to_string();
-    let out = python(FTPLIB_PROTOCOL, &[&port]);
+    let out = python_ok(FTPLIB_PROTOCOL, &[&port]);
     let expected = format!(
         "mlsd [('a.bin', 'file', '250000'), ('d', 'dir', None)]\nrename 250\nrest {}\nhash SHA-256 {}\nmdtm 213\n\
          rnto alone 503\nquit 221\n",
@@ -293,7 +267,8 @@ fn rclone_copy_and_check_both_ways() {
     let src = local.path().join("src");
     make_tree(&src, 4, 40);
     let back = local.path().join("back");
-    let obscured = ok("rclone", run_bounded(Command::new("rclone").args(["obscure", "guest@"]), PEER_TIMEOUT));
+    let obscured =
+        expect_success("rclone", &run_bounded(Command::new("rclone").args(["obscure", "guest@"]), PEER_TIMEOUT));
     let remote = ":ftp:tree";
     let rclone = |args: &[&str]| {
         let mut cmd = Command::new("rclone");
@@ -303,12 +278,12 @@ fn rclone_copy_and_check_both_ways() {
             .env("RCLONE_FTP_PORT", server.port().to_string())
             .env("RCLONE_FTP_USER", "anonymous")
             .env("RCLONE_FTP_PASS", obscured.trim());
-        ok("rclone", run_bounded(&mut cmd, PEER_TIMEOUT))
+        expect_success("rclone", &run_bounded(&mut cmd, PEER_TIMEOUT))
     };
-    rclone(&["copy", s(&src), remote]);
-    rclone(&["check", s(&src), remote]);
-    rclone(&["copy", remote, s(&back)]);
-    rclone(&["check", remote, s(&back)]);
+    rclone(&["copy", path_str(&src), remote]);
+    rclone(&["check", path_str(&src), remote]);
+    rclone(&["copy", remote, path_str(&back)]);
+    rclone(&["check", remote, path_str(&back)]);
     assert_eq!(tree_hashes(&back), tree_hashes(&src));
     assert_eq!(tree_hashes(&server.root().join("tree")), tree_hashes(&src));
 }

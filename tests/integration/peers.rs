@@ -3,36 +3,8 @@
 //! test in CI (`CI=true`) and skips it elsewhere with a line on stderr.
 
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output};
-use std::time::Duration;
 
-use crate::util::{content, dir_names, run_bounded, sha256, sha256_file, tool_available, TestServer};
-
-/// Longest a peer client may run.
-const PEER_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Runs a Python script (written to a temporary file) with `args`; fails the test unless it exits 0.
-fn python(script: &str, args: &[&str]) -> String {
-    let dir = tempfile::tempdir().expect("script folder");
-    let path = dir.path().join("peer.py");
-    fs::write(&path, script).expect("writing the script");
-    let out = run_bounded(Command::new("python3").arg(&path).args(args), PEER_TIMEOUT);
-    success("python3", &out)
-}
-
-/// Runs curl with `args` (plus a time limit); fails the test unless it exits 0.
-fn curl(args: &[&str]) -> String {
-    let out = run_bounded(Command::new("curl").args(["-sS", "--max-time", "60"]).args(args), PEER_TIMEOUT);
-    success("curl", &out)
-}
-
-fn success(tool: &str, out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{tool} exited with {}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
-    stdout
-}
+use crate::util::{content, curl_ok, dir_names, path_str, python_ok, sha256, sha256_file, tool_available, TestServer};
 
 /// `s` with every byte outside the URL-safe set percent-encoded.
 fn url_encode(s: &str) -> String {
@@ -86,7 +58,7 @@ fn ftplib_transfers_and_commands() {
     fs::write(&upload_path, &upload).expect("upload source");
 
     let port = server.port().to_string();
-    let out = python(FTPLIB_SESSION, &[&port, path_str(&upload_path), path_str(&download_path)]);
+    let out = python_ok(FTPLIB_SESSION, &[&port, path_str(&upload_path), path_str(&download_path)]);
     let expected = format!(
         "welcome 220\nlogin 230\nstor 226\nretr 226\nsize {}\nmkd /made dir\ndele 250\n\
          nlst [\"made dir\", \"served.bin\", \"uploaded.bin\"]\nlist 226 3\ncwd 250\npwd /made dir\nquit 221\n",
@@ -138,7 +110,7 @@ fn ftplib_abort_mid_download() {
     let small_path = local.path().join("small.bin");
 
     let port = server.port().to_string();
-    let out = python(FTPLIB_ABORT, &[&port, path_str(&small_path)]);
+    let out = python_ok(FTPLIB_ABORT, &[&port, path_str(&small_path)]);
     assert_eq!(out, "got 65536\nabort 426 226\nnoop 200\nretr 226\nquit 221\n");
     assert_eq!(sha256_file(&small_path), sha256(&small));
 }
@@ -157,26 +129,26 @@ fn curl_downloads_and_uploads() {
     let local = tempfile::tempdir().expect("local folder");
 
     let out = local.path().join("served.bin");
-    curl(&["-o", path_str(&out), &url(&server, "served.bin")]);
+    curl_ok(&["-o", path_str(&out), &url(&server, "served.bin")]);
     assert_eq!(sha256_file(&out), sha256(&served), "curl download differs (EPSV)");
 
     let out = local.path().join("served-pasv.bin");
-    curl(&["--disable-epsv", "-o", path_str(&out), &url(&server, "served.bin")]);
+    curl_ok(&["--disable-epsv", "-o", path_str(&out), &url(&server, "served.bin")]);
     assert_eq!(sha256_file(&out), sha256(&served), "curl download differs (PASV)");
 
     let out = local.path().join("named.bin");
-    curl(&["-o", path_str(&out), &url(&server, utf8_name)]);
+    curl_ok(&["-o", path_str(&out), &url(&server, utf8_name)]);
     assert_eq!(sha256_file(&out), sha256(&named), "curl download of a UTF-8 name differs");
 
     let source = local.path().join("up.bin");
     let upload = content(33, (1 << 20) + 1);
     fs::write(&source, &upload).expect("upload source");
-    curl(&["-T", path_str(&source), &url(&server, "uploaded.bin")]);
+    curl_ok(&["-T", path_str(&source), &url(&server, "uploaded.bin")]);
     assert_eq!(sha256_file(&server.root().join("uploaded.bin")), sha256(&upload), "curl upload differs");
 
     let empty = local.path().join("empty.bin");
     fs::write(&empty, b"").expect("empty file");
-    curl(&["-T", path_str(&empty), &url(&server, "empty upload.bin")]);
+    curl_ok(&["-T", path_str(&empty), &url(&server, "empty upload.bin")]);
     assert_eq!(fs::metadata(server.root().join("empty upload.bin")).expect("empty upload").len(), 0);
     assert!(dir_names(server.root()).iter().all(|n| !n.ends_with(".part")), "temporary files left");
 }
@@ -196,11 +168,11 @@ fn curl_ftp_methods_reach_nested_files() {
 
     for method in ["multicwd", "nocwd", "singlecwd"] {
         let out = local.path().join(format!("deep-{method}.bin"));
-        curl(&["--ftp-method", method, "-o", path_str(&out), &url(&server, "a/b/c/deep.bin")]);
+        curl_ok(&["--ftp-method", method, "-o", path_str(&out), &url(&server, "a/b/c/deep.bin")]);
         assert_eq!(sha256_file(&out), sha256(&deep), "download with --ftp-method {method} differs");
 
         let remote = format!("a/b/c/up-{method}.bin");
-        curl(&["--ftp-method", method, "-T", path_str(&source), &url(&server, &remote)]);
+        curl_ok(&["--ftp-method", method, "-T", path_str(&source), &url(&server, &remote)]);
         assert_eq!(sha256_file(&server.root().join(&remote)), sha256(&upload), "upload with {method} differs");
     }
 }
@@ -216,12 +188,12 @@ fn curl_lists_names_and_directories() {
     server.put_file("dir/ü.bin", &content(51, 3000));
     fs::create_dir(server.root().join("dir/sub")).expect("sub");
 
-    let names = curl(&["-l", &url(&server, "dir/")]);
+    let names = curl_ok(&["-l", &url(&server, "dir/")]);
     let mut names: Vec<&str> = names.lines().map(|l| l.trim_end_matches('\r')).collect();
     names.sort_unstable();
     assert_eq!(names, ["one.txt", "sub", "two words.txt", "ü.bin"]);
 
-    let listing = curl(&[&url(&server, "dir/")]);
+    let listing = curl_ok(&[&url(&server, "dir/")]);
     let lines: Vec<&str> = listing.lines().map(|l| l.trim_end_matches('\r')).collect();
     assert_eq!(lines.len(), 4, "LIST lines:\n{listing}");
     for (name, size) in [("one.txt", 1), ("two words.txt", 2), ("ü.bin", 3000)] {
@@ -234,8 +206,4 @@ fn curl_lists_names_and_directories() {
     }
     let sub = lines.iter().find(|l| l.ends_with(" sub")).expect("sub in the listing");
     assert!(sub.starts_with('d'), "sub is not shown as a folder: {sub}");
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("temporary paths are UTF-8")
 }

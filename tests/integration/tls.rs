@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
 
 use ftp_common::hostport::parse_epsv_reply;
 use ftp_common::ReplyParser;
@@ -18,30 +17,16 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-use crate::util::{content, run_bounded, sha256, sha256_file, tool_available, Certs, TestServer, IO_TIMEOUT};
-
-const PEER_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn ok(tool: &str, out: Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{tool} exited with {}\nstdout:\n{stdout}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
+use crate::util::{
+    content, expect_success, path_str, run_bounded, sha256, sha256_file, tool_available, Certs, TestServer, IO_TIMEOUT,
+    PEER_TIMEOUT,
+};
 
 /// curl with a time limit, trusting the test certificate.
 fn curl(certs: &Certs, args: &[&str]) -> Output {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--max-time", "60", "--cacert"]).arg(&certs.cert).args(args);
     run_bounded(&mut cmd, PEER_TIMEOUT)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
 }
 
 // ---- a small blocking FTPS client --------------------------------------------------------------------------------
@@ -215,17 +200,17 @@ fn curl_explicit_tls_upload_download_listing() {
         let data = content(100 + i as u64, len);
         let up = local.path().join(format!("up{i}"));
         fs::write(&up, &data).expect("upload source");
-        ok("curl", curl(&certs, &["--ssl-reqd", "-T", s(&up), &format!("{base}/f{i}.bin")]));
+        expect_success("curl", &curl(&certs, &["--ssl-reqd", "-T", path_str(&up), &format!("{base}/f{i}.bin")]));
         assert_eq!(sha256_file(&server.root().join(format!("f{i}.bin"))), sha256(&data), "upload of {len} bytes");
         let down = local.path().join(format!("down{i}"));
-        ok("curl", curl(&certs, &["--ssl-reqd", "-o", s(&down), &format!("{base}/f{i}.bin")]));
+        expect_success("curl", &curl(&certs, &["--ssl-reqd", "-o", path_str(&down), &format!("{base}/f{i}.bin")]));
         assert_eq!(sha256_file(&down), sha256(&data), "download of {len} bytes");
     }
-    let names = ok("curl", curl(&certs, &["--ssl-reqd", "--list-only", &format!("{base}/")]));
+    let names = expect_success("curl", &curl(&certs, &["--ssl-reqd", "--list-only", &format!("{base}/")]));
     let mut names: Vec<&str> = names.lines().collect();
     names.sort();
     assert_eq!(names, ["f0.bin", "f1.bin", "f2.bin", "f3.bin", "f4.bin"]);
-    let long = ok("curl", curl(&certs, &["--ssl-reqd", &format!("{base}/")]));
+    let long = expect_success("curl", &curl(&certs, &["--ssl-reqd", &format!("{base}/")]));
     assert!(long.lines().any(|l| l.starts_with("-rw") && l.ends_with(" f4.bin")), "{long}");
 }
 
@@ -263,9 +248,12 @@ fn ftplib_active_mode_over_tls() {
     let script = local.path().join("peer.py");
     fs::write(&script, FTPLIB_TLS_ACTIVE).expect("script");
     let port = server.port().to_string();
-    let out = ok(
+    let out = expect_success(
         "python3",
-        run_bounded(Command::new("python3").arg(&script).args([&port, s(&certs.cert), s(&upload_path)]), PEER_TIMEOUT),
+        &run_bounded(
+            Command::new("python3").arg(&script).args([&port, path_str(&certs.cert), path_str(&upload_path)]),
+            PEER_TIMEOUT,
+        ),
     );
     assert_eq!(out, format!("retr 226 {}\nstor 226\nquit 221\n", sha256(&served)));
     assert_eq!(sha256_file(&server.root().join("up.bin")), sha256(&upload));
@@ -280,7 +268,8 @@ fn curl_data_connections_resume_the_tls_session() {
     let certs = Certs::new();
     let server = TestServer::start_tls(&certs, &["-v"]);
     server.put_file("a.txt", b"resumed\n");
-    let got = ok("curl", curl(&certs, &["--ssl-reqd", &format!("ftp://127.0.0.1:{}/a.txt", server.port())]));
+    let got =
+        expect_success("curl", &curl(&certs, &["--ssl-reqd", &format!("ftp://127.0.0.1:{}/a.txt", server.port())]));
     assert_eq!(got, "resumed\n");
     let log = server.log();
     assert!(log.lines().any(|l| l.contains("data connection TLS") && l.contains("resumed session")), "{log}");
@@ -299,14 +288,14 @@ fn curl_implicit_ftps() {
     server.put_file("served.bin", &served);
     let local = tempfile::tempdir().expect("local");
     let down = local.path().join("down");
-    ok("curl", curl(&certs, &["-o", s(&down), &format!("{base}/served.bin")]));
+    expect_success("curl", &curl(&certs, &["-o", path_str(&down), &format!("{base}/served.bin")]));
     assert_eq!(sha256_file(&down), sha256(&served));
     let up = local.path().join("up");
     let upload = content(8, 70_001);
     fs::write(&up, &upload).expect("upload source");
-    ok("curl", curl(&certs, &["-T", s(&up), &format!("{base}/up.bin")]));
+    expect_success("curl", &curl(&certs, &["-T", path_str(&up), &format!("{base}/up.bin")]));
     assert_eq!(sha256_file(&server.root().join("up.bin")), sha256(&upload));
-    let names = ok("curl", curl(&certs, &["--list-only", &format!("{base}/")]));
+    let names = expect_success("curl", &curl(&certs, &["--list-only", &format!("{base}/")]));
     let mut names: Vec<&str> = names.lines().collect();
     names.sort();
     assert_eq!(names, ["served.bin", "up.bin"]);
@@ -341,16 +330,16 @@ fn lftp_mirror_over_tls_both_ways() {
     let script = format!(
         "set cmd:fail-exit true; set net:max-retries 1; set net:timeout 20; set ftp:ssl-force true; \
          set ftp:ssl-protect-data true; set ssl:ca-file '{}'; mirror -R '{}' /up; mirror /up '{}'; quit",
-        s(&certs.cert),
-        s(&src),
-        s(&back)
+        path_str(&certs.cert),
+        path_str(&src),
+        path_str(&back)
     );
     let port = server.port().to_string();
     let out = run_bounded(
         Command::new("lftp").args(["-u", "anonymous,guest@", "-p", &port, "-e", &script, "127.0.0.1"]),
         PEER_TIMEOUT,
     );
-    ok("lftp", out);
+    expect_success("lftp", &out);
     for (rel, hash) in &files {
         assert_eq!(&sha256_file(&server.root().join("up").join(rel)), hash, "uploaded {}", rel.display());
         assert_eq!(&sha256_file(&back.join(rel)), hash, "downloaded {}", rel.display());
@@ -390,9 +379,12 @@ fn ftplib_tls_prot_p() {
     let script = local.path().join("peer.py");
     fs::write(&script, FTPLIB_TLS).expect("script");
     let port = server.port().to_string();
-    let out = ok(
+    let out = expect_success(
         "python3",
-        run_bounded(Command::new("python3").arg(&script).args([&port, s(&certs.cert), s(&upload_path)]), PEER_TIMEOUT),
+        &run_bounded(
+            Command::new("python3").arg(&script).args([&port, path_str(&certs.cert), path_str(&upload_path)]),
+            PEER_TIMEOUT,
+        ),
     );
     let expected = format!(
         "welcome 220\nlogin 230\nprot 200\nstor 226\nretr 226 {}\nnlst [\"served.bin\", \"uploaded.bin\"]\nquit 221\n",
@@ -452,9 +444,9 @@ fn plaintext_clients_never_send_the_password() {
                       ftp.connect('127.0.0.1', int(sys.argv[1]), timeout=20)\n\
                       try:\n    ftp.login('alice', 's3cret')\n    print('logged in')\n\
                       except ftplib.error_perm as e:\n    print('refused', str(e)[:3])\n";
-        let out = ok(
+        let out = expect_success(
             "python3",
-            run_bounded(Command::new("python3").args(["-c", script, &server.port().to_string()]), PEER_TIMEOUT),
+            &run_bounded(Command::new("python3").args(["-c", script, &server.port().to_string()]), PEER_TIMEOUT),
         );
         assert_eq!(out, "refused 534\n");
     }

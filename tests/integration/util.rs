@@ -716,10 +716,6 @@ impl Certs {
     }
 }
 
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
-
 impl TestServer {
     /// A server with the certificate (AUTH TLS works), plus `args`.
     pub fn start_tls(certs: &Certs, args: &[&str]) -> TestServer {
@@ -744,4 +740,37 @@ impl TestServer {
         let (server, mut lines) = TestServer::launch_lines(&[], None, args, 2);
         (server, lines.remove(1))
     }
+}
+
+// ---- peer tools ----------------------------------------------------------------------------------------------
+
+/// Longest a peer client (curl, lftp, python3, rclone) may run.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Fails the test unless `tool` exited 0; returns its stdout.
+pub fn expect_success(tool: &str, out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{tool} exited with {}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    stdout
+}
+
+/// Runs curl (quiet, errors shown, 60 s limit) with `args`; fails the test unless it exits 0.
+pub fn curl_ok(args: &[&str]) -> String {
+    let out = run_bounded(Command::new("curl").args(["-sS", "--max-time", "60"]).args(args), PEER_TIMEOUT);
+    expect_success("curl", &out)
+}
+
+/// Runs a Python script (written to a temporary file) with `args`; fails the test unless it exits 0.
+pub fn python_ok(script: &str, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().expect("script folder");
+    let path = dir.path().join("peer.py");
+    fs::write(&path, script).expect("writing the script");
+    let out = run_bounded(Command::new("python3").arg(&path).args(args), PEER_TIMEOUT);
+    expect_success("python3", &out)
+}
+
+/// A temporary path as the `&str` command lines want (temporary paths are UTF-8).
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
 }

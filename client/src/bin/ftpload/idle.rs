@@ -69,6 +69,27 @@ impl Phases {
 }
 
 /// Runs the idle scenario with `probe` as the probe session.
+/// Waits at most `wait` for one report from the pool: `Opened` counts into `opened`, `Done` merges its tally and
+/// counts `pending` down. False once every sender is gone.
+fn receive(
+    rx: &mpsc::Receiver<Msg>,
+    wait: Duration,
+    opened: &mut usize,
+    pending: &mut usize,
+    tally: &mut Tally,
+) -> bool {
+    match rx.recv_timeout(wait) {
+        Ok(Msg::Opened) => *opened += 1,
+        Ok(Msg::Done(t)) => {
+            tally.merge(&t);
+            *pending -= 1;
+        }
+        Err(RecvTimeoutError::Timeout) => {}
+        Err(RecvTimeoutError::Disconnected) => return false,
+    }
+    true
+}
+
 pub fn run_idle(run: Arc<Run>, probe: FtpClient, progress: &mut Progress) -> Outcome {
     let plan = &run.plan;
     let phases = Arc::new(Phases {
@@ -113,14 +134,8 @@ pub fn run_idle(run: Arc<Run>, probe: FtpClient, progress: &mut Progress) -> Out
         if Instant::now() >= open_limit {
             phases.opening_over.store(true, Ordering::Relaxed);
         }
-        match rx.recv_timeout(TICK) {
-            Ok(Msg::Opened) => opened += 1,
-            Ok(Msg::Done(t)) => {
-                tally.merge(&t);
-                pending -= 1;
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+        if !receive(&rx, TICK, &mut opened, &mut pending, &mut tally) {
+            break;
         }
         progress.tick(&run);
     }
@@ -133,13 +148,8 @@ pub fn run_idle(run: Arc<Run>, probe: FtpClient, progress: &mut Progress) -> Out
     progress.note = "  (holding)".into();
     while Instant::now() < hold_end {
         let left = hold_end.saturating_duration_since(Instant::now()).min(TICK);
-        match rx.recv_timeout(left) {
-            Ok(Msg::Done(t)) => {
-                tally.merge(&t);
-                pending -= 1;
-            }
-            Ok(Msg::Opened) | Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+        if !receive(&rx, left, &mut opened, &mut pending, &mut tally) {
+            break;
         }
         progress.tick(&run);
     }
@@ -152,13 +162,8 @@ pub fn run_idle(run: Arc<Run>, probe: FtpClient, progress: &mut Progress) -> Out
     progress.note = "  (checking)".into();
     let give_up = Instant::now() + plan.timeout * 2 + Duration::from_secs(5);
     while pending > 0 && Instant::now() < give_up {
-        match rx.recv_timeout(TICK) {
-            Ok(Msg::Done(t)) => {
-                tally.merge(&t);
-                pending -= 1;
-            }
-            Ok(Msg::Opened) | Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+        if !receive(&rx, TICK, &mut opened, &mut pending, &mut tally) {
+            break;
         }
         progress.tick(&run);
     }
