@@ -188,6 +188,8 @@ pub enum ParseError {
     UnexpectedArgument(&'static VerbInfo),
     /// The argument is present but malformed (a PORT address, a REST offset, ...).
     BadArgument(&'static VerbInfo, &'static str),
+    /// EPRT names a network protocol other than 1 (IPv4) or 2 (IPv6): RFC 2428 §2 answers 522, not 501.
+    UnsupportedProtocol(&'static VerbInfo),
 }
 
 impl ParseError {
@@ -199,7 +201,8 @@ impl ParseError {
             | ParseError::NulByte(v)
             | ParseError::MissingArgument(v)
             | ParseError::UnexpectedArgument(v)
-            | ParseError::BadArgument(v, _) => Some(v),
+            | ParseError::BadArgument(v, _)
+            | ParseError::UnsupportedProtocol(v) => Some(v),
         }
     }
 }
@@ -214,6 +217,7 @@ impl fmt::Display for ParseError {
             ParseError::MissingArgument(v) => write!(f, "{} needs an argument", v.name),
             ParseError::UnexpectedArgument(v) => write!(f, "{} takes no argument", v.name),
             ParseError::BadArgument(v, why) => write!(f, "{} argument invalid: {why}", v.name),
+            ParseError::UnsupportedProtocol(_) => write!(f, "Network protocol not supported, use (1,2)"),
         }
     }
 }
@@ -295,7 +299,12 @@ impl Command {
                 hostport::parse_port_arg(arg.unwrap_or_default()).ok_or(bad("expected h1,h2,h3,h4,p1,p2"))?,
             )),
             "EPRT" => {
-                Command::Eprt(hostport::parse_eprt_arg(arg.unwrap_or_default()).ok_or(bad("expected |af|addr|port|"))?)
+                let arg = arg.unwrap_or_default();
+                match hostport::parse_eprt_arg(arg) {
+                    Some(addr) => Command::Eprt(addr),
+                    None if hostport::eprt_unknown_protocol(arg) => return Err(ParseError::UnsupportedProtocol(info)),
+                    None => return Err(bad("expected |af|addr|port|")),
+                }
             }
             "REST" => Command::Rest(arg.unwrap_or_default().trim().parse().map_err(|_| bad("expected a byte offset"))?),
             "RETR" => Command::Retr(req()),
@@ -502,6 +511,12 @@ mod tests {
     #[test]
     fn extended_arguments() {
         assert_eq!(parse("EPRT |2|::1|5000|"), Ok(Command::Eprt("[::1]:5000".parse().unwrap())));
+        // RFC 2428 §2: an unknown network protocol is its own error (522 naming the supported ones), while a
+        // malformed argument stays a 501.
+        assert!(matches!(parse("EPRT |3|1.2.3.4|5000|"), Err(ParseError::UnsupportedProtocol(_))));
+        assert!(matches!(parse("EPRT |7|x|y|"), Err(ParseError::UnsupportedProtocol(_))));
+        assert!(matches!(parse("EPRT |1|1.2.3.4|"), Err(ParseError::BadArgument(..))));
+        assert!(matches!(parse("EPRT ||1.2.3.4|5000|"), Err(ParseError::BadArgument(..))));
         assert_eq!(parse("EPSV"), Ok(Command::Epsv(None)));
         assert_eq!(parse("EPSV all"), Ok(Command::Epsv(Some(EpsvArg::All))));
         assert_eq!(parse("EPSV 2"), Ok(Command::Epsv(Some(EpsvArg::Protocol(2)))));

@@ -97,6 +97,15 @@ pub fn parse_eprt_arg(arg: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
+/// Whether an EPRT argument is well delimited but names a network protocol other than 1 or 2 (RFC 2428 §2:
+/// the server answers 522 and names the protocols it supports).
+pub fn eprt_unknown_protocol(arg: &str) -> bool {
+    let arg = arg.trim();
+    let Some(d) = arg.chars().next().filter(|d| (33..=126).contains(&(*d as u32))) else { return false };
+    let fields: Vec<&str> = arg.split(d).collect();
+    matches!(fields.as_slice(), ["", af, _, _, ""] if !af.is_empty() && *af != "1" && *af != "2")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,16 @@ pub enum Anonymous {
     Write,
 }
 
+impl fmt::Display for Anonymous {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Anonymous::Off => "off",
+            Anonymous::Read => "read",
+            Anonymous::Write => "write",
+        })
+    }
+}
+
 impl std::str::FromStr for Anonymous {
     type Err = String;
     fn from_str(s: &str) -> Result<Anonymous, String> {

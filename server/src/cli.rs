@@ -80,7 +80,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1.0, value_parser = non_negative_secs)]
     pub login_failure_delay: f64,
 
-    /// Anonymous access: off, read or write [default: write on loopback, read otherwise].
+    /// Anonymous access: off, read or write [default: off with --users; else write on loopback, read otherwise].
     #[arg(long)]
     pub anonymous: Option<Anonymous>,
 
@@ -210,6 +210,9 @@ impl Args {
                 Anonymous::Write
             }
             Some(a) => a,
+            // With accounts configured, anonymous access is something to ask for, never a default: it would reach
+            // every account's files.
+            None if self.users.is_some() => Anonymous::Off,
             // Serving a network, anonymous users only read unless write is asked for explicitly.
             None if self.bind.is_loopback() => Anonymous::Write,
             None => Anonymous::Read,
@@ -291,6 +294,19 @@ mod tests {
     fn hash_password_subcommand() {
         let a = Args::try_parse_from(["ftpserver", "hash-password"]).unwrap();
         assert!(matches!(a.command, Some(Tool::HashPassword)));
+    }
+
+    // Finding 10: with accounts configured, anonymous access is off unless asked for.
+    #[test]
+    fn finding_10_anonymous_is_off_with_accounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        let users = dir.path().join("users.toml");
+        let users = users.to_str().unwrap();
+        let c = Args::try_parse_from(["ftpserver", "--root", root, "--users", users]).unwrap().into_config().unwrap();
+        assert_eq!(c.anonymous, Anonymous::Off);
+        let args = ["ftpserver", "--root", root, "--users", users, "--anonymous", "read"];
+        assert_eq!(Args::try_parse_from(args).unwrap().into_config().unwrap().anonymous, Anonymous::Read);
     }
 
     // Bound to a network address, anonymous users only read unless write is given explicitly.

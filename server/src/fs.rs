@@ -10,7 +10,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use cap_std::fs::{Dir, File, Metadata, OpenOptions, ReadDir};
+use cap_std::fs::{Dir, File, Metadata, OpenOptions, OpenOptionsExt, ReadDir};
 
 /// A client-visible absolute path such as `/pub/a.txt`: always starts with `/`, never contains `.`, `..` or empty
 /// segments, never contains NUL.
@@ -77,6 +77,58 @@ impl fmt::Display for VPath {
     }
 }
 
+/// Upload temporaries are named `.ftpupload-<32 random hex digits>.part`. Clients never see or touch them: they
+/// are left out of listings, and every path naming one is answered as if it did not exist.
+const TEMP_PREFIX: &str = ".ftpupload";
+const TEMP_SUFFIX: &str = ".part";
+
+/// Whether a name is one of our upload temporaries (the older `.ftpupload.<session>.<n>.part` form included, so
+/// that those left by an earlier version are hidden and swept too).
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)
+}
+
+/// An upload's temporary file: only [`Root::create_temp`] makes one, only [`Root`]'s temp methods use one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TempPath(VPath);
+
+impl fmt::Display for TempPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The error for what exists but is neither a regular file nor a directory (a FIFO, a socket, a device).
+pub fn not_regular() -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, "not a regular file")
+}
+
+/// A name nobody can guess: 128 bits from the process's random hash keys, mixed with a counter.
+fn random_hex() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut out = String::with_capacity(32);
+    for salt in [0u64, 1] {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(n);
+        h.write_u64(salt);
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out
+}
+
+/// A short random suffix for names that must not collide (STOU's fallback).
+pub fn random_suffix() -> String {
+    random_hex()[..16].to_string()
+}
+
+/// Opens with O_NONBLOCK: opening a FIFO (or a device) must never block the loop. For regular files and
+/// directories the flag changes nothing; the caller checks the type on the opened handle.
+fn nonblocking(opts: &mut OpenOptions) -> &mut OpenOptions {
+    opts.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+}
+
 /// The directory tree a session may see.
 #[derive(Debug)]
 pub struct Root {
@@ -96,27 +148,68 @@ impl Root {
         &self.host_path
     }
 
-    pub fn metadata(&self, p: &VPath) -> io::Result<Metadata> {
-        self.dir.metadata(p.rel())
-    }
-
-    /// Opens a regular file for reading; a directory is refused.
-    pub fn open_read(&self, p: &VPath) -> io::Result<std::fs::File> {
-        let file = self.dir.open(p.rel())?;
-        if file.metadata()?.is_dir() {
-            return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"));
+    /// The path relative to the root for a client-named path; one naming an upload temporary does not exist.
+    fn rel(&self, p: &VPath) -> io::Result<PathBuf> {
+        if p.segments().any(is_temp_name) {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "no such file"));
         }
-        Ok(file.into_std())
+        Ok(p.rel())
     }
 
-    /// Creates a new file that must not exist yet (for upload temporaries).
-    pub fn create_new(&self, p: &VPath) -> io::Result<std::fs::File> {
+    pub fn metadata(&self, p: &VPath) -> io::Result<Metadata> {
+        self.dir.metadata(self.rel(p)?)
+    }
+
+    /// Whether nothing at all has the name `p`, not even a dangling symlink (lstat semantics): a name whose
+    /// lookup fails for any other reason counts as taken.
+    pub fn is_free(&self, p: &VPath) -> bool {
+        match self.rel(p) {
+            Ok(rel) => matches!(self.dir.symlink_metadata(rel), Err(e) if e.kind() == io::ErrorKind::NotFound),
+            Err(_) => false,
+        }
+    }
+
+    /// Opens a regular file for reading, never blocking: a directory is refused, and so is anything else that is
+    /// not a regular file (a FIFO would block the loop until a writer came).
+    pub fn open_read(&self, p: &VPath) -> io::Result<std::fs::File> {
+        let mut opts = OpenOptions::new();
+        nonblocking(opts.read(true));
+        regular(self.dir.open_with(self.rel(p)?, &opts)?)
+    }
+
+    /// Creates a hidden temporary beside `target` for an upload, under a name nobody can guess or pre-create.
+    pub fn create_temp(&self, target: &VPath) -> io::Result<(TempPath, std::fs::File)> {
+        let temp = target.parent().join(&format!("{TEMP_PREFIX}-{}{TEMP_SUFFIX}", random_hex()));
         let mut opts = OpenOptions::new();
         opts.write(true).create_new(true);
-        Ok(self.dir.open_with(p.rel(), &opts)?.into_std())
+        let file = self.dir.open_with(temp.rel(), &opts)?;
+        Ok((TempPath(temp), file.into_std()))
+    }
+
+    /// Publishes a finished upload under its name, replacing what was there.
+    pub fn publish(&self, temp: &TempPath, to: &VPath) -> io::Result<()> {
+        let to_rel = self.rel(to)?;
+        if to.is_root() {
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "cannot replace the root"));
+        }
+        self.dir.rename(temp.0.rel(), &self.dir, to_rel)
+    }
+
+    /// Publishes a finished upload under a name that must still be free (STOU): fails with `AlreadyExists`
+    /// if anything, even a dangling symlink, has it meanwhile.
+    pub fn publish_new(&self, temp: &TempPath, to: &VPath) -> io::Result<()> {
+        let to_rel = self.rel(to)?;
+        self.dir.hard_link(temp.0.rel(), &self.dir, to_rel)?;
+        self.discard(temp)
+    }
+
+    /// Removes an upload's temporary (an aborted or failed upload).
+    pub fn discard(&self, temp: &TempPath) -> io::Result<()> {
+        self.dir.remove_file(temp.0.rel())
     }
 
     /// Opens a file for writing in place: appending (APPE, created if missing) or from a REST offset (must exist).
+    /// Never blocks, and refuses anything but a regular file.
     pub fn open_write(&self, p: &VPath, append: bool) -> io::Result<std::fs::File> {
         let mut opts = OpenOptions::new();
         if append {
@@ -124,59 +217,124 @@ impl Root {
         } else {
             opts.write(true);
         }
-        let file = self.dir.open_with(p.rel(), &opts)?;
-        if file.metadata()?.is_dir() {
-            return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"));
+        nonblocking(&mut opts);
+        regular(self.dir.open_with(self.rel(p)?, &opts)?)
+    }
+
+    /// Sets a file's or directory's modification time (MFMT) and returns the time the filesystem kept, which may
+    /// differ from the one asked for (filesystems clamp and round).
+    pub fn set_modified(&self, p: &VPath, t: std::time::SystemTime) -> io::Result<std::time::SystemTime> {
+        let mut opts = OpenOptions::new();
+        nonblocking(opts.read(true));
+        let file = self.dir.open_with(self.rel(p)?, &opts)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() && !meta.is_dir() {
+            return Err(not_regular());
         }
-        Ok(file.into_std())
-    }
-
-    /// Gives `from` a second name `to`, failing if `to` exists: an atomic "rename unless taken".
-    pub fn link_new(&self, from: &VPath, to: &VPath) -> io::Result<()> {
-        self.dir.hard_link(from.rel(), &self.dir, to.rel())
-    }
-
-    /// Sets a file's or directory's modification time (MFMT).
-    pub fn set_modified(&self, p: &VPath, t: std::time::SystemTime) -> io::Result<()> {
-        self.dir.open(p.rel())?.into_std().set_modified(t)
+        let file = file.into_std();
+        file.set_modified(t)?;
+        file.metadata()?.modified()
     }
 
     pub fn rename(&self, from: &VPath, to: &VPath) -> io::Result<()> {
         if from.is_root() || to.is_root() {
             return Err(io::Error::new(io::ErrorKind::PermissionDenied, "cannot rename the root"));
         }
-        self.dir.rename(from.rel(), &self.dir, to.rel())
+        self.dir.rename(self.rel(from)?, &self.dir, self.rel(to)?)
+    }
+
+    /// Renames only if `to` does not exist (renameat2 with RENAME_NOREPLACE): for accounts that may rename but
+    /// not delete, so a rename can never destroy a file. Both parents are opened beneath the root, so the
+    /// kernel resolves only the last, single-segment names itself, and those are never followed.
+    pub fn rename_noreplace(&self, from: &VPath, to: &VPath) -> io::Result<()> {
+        if from.is_root() || to.is_root() {
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "cannot rename the root"));
+        }
+        self.rel(from)?;
+        self.rel(to)?;
+        let (Some(from_name), Some(to_name)) = (from.file_name(), to.file_name()) else {
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "cannot rename the root"));
+        };
+        let from_dir = self.dir.open_dir(from.parent().rel())?;
+        let to_dir = self.dir.open_dir(to.parent().rel())?;
+        rustix::fs::renameat_with(&from_dir, from_name, &to_dir, to_name, rustix::fs::RenameFlags::NOREPLACE)
+            .map_err(io::Error::from)
     }
 
     pub fn remove_file(&self, p: &VPath) -> io::Result<()> {
-        self.dir.remove_file(p.rel())
+        self.dir.remove_file(self.rel(p)?)
     }
 
     pub fn create_dir(&self, p: &VPath) -> io::Result<()> {
-        self.dir.create_dir(p.rel())
+        self.dir.create_dir(self.rel(p)?)
     }
 
     pub fn remove_dir(&self, p: &VPath) -> io::Result<()> {
         if p.is_root() {
             return Err(io::Error::new(io::ErrorKind::PermissionDenied, "cannot remove the root"));
         }
-        self.dir.remove_dir(p.rel())
+        self.dir.remove_dir(self.rel(p)?)
     }
 
     /// Entries of a directory, streamed (never collected here).
     pub fn read_dir(&self, p: &VPath) -> io::Result<ReadDir> {
-        self.dir.read_dir(p.rel())
+        self.dir.read_dir(self.rel(p)?)
     }
 
     /// Opens a directory, e.g. to check that CWD may enter it.
     pub fn open_dir(&self, p: &VPath) -> io::Result<Dir> {
-        self.dir.open_dir(p.rel())
+        self.dir.open_dir(self.rel(p)?)
     }
+}
 
-    /// A cap-std handle for a file inside the root (used by listings to stat entries).
-    pub fn open_file(&self, p: &VPath) -> io::Result<File> {
-        self.dir.open(p.rel())
+/// Keeps an opened handle only if it is a regular file; a directory is `IsADirectory`, anything else
+/// [`not_regular`].
+fn regular(file: File) -> io::Result<std::fs::File> {
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"));
     }
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    Ok(file.into_std())
+}
+
+/// Removes upload temporaries that nobody is writing any more (left by a crash), anywhere under `root`. A
+/// temporary untouched for `older_than` is stale: a running upload writes its temporary at least once per stall
+/// timeout or is aborted. The age test also keeps this safe on a filesystem shared with other nodes, whose
+/// uploads in progress are fresh. Runs off the loop (the tree may be large); symlinks are never followed.
+pub fn sweep_stale_temps(root: &Path, older_than: std::time::Duration) -> io::Result<usize> {
+    let dir = Dir::open_ambient_dir(root, cap_std::ambient_authority())?;
+    let now = std::time::SystemTime::now();
+    let mut removed = 0;
+    let mut stack = vec![dir];
+    while let Some(dir) = stack.pop() {
+        for entry in dir.entries()?.flatten() {
+            let Ok(kind) = entry.file_type() else { continue };
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if kind.is_dir() {
+                // O_NOFOLLOW: a directory swapped for a symlink since readdir is skipped, not followed.
+                let mut opts = OpenOptions::new();
+                opts.read(true)
+                    .custom_flags((rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::NOFOLLOW).bits() as i32);
+                if let Ok(sub) = dir.open_with(name, &opts) {
+                    stack.push(Dir::from_std_file(sub.into_std()));
+                }
+            } else if kind.is_file() && is_temp_name(name) {
+                let age = entry
+                    .metadata()
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| now.duration_since(t.into_std()).ok());
+                if age.is_some_and(|a| a >= older_than) && dir.remove_file(name).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -234,8 +392,8 @@ mod tests {
         assert!(root.open_read(&v("escape/secret")).is_err());
         assert!(root.open_read(&v("secret")).is_err());
         assert!(root.read_dir(&v("escape")).is_err());
-        assert!(root.create_new(&v("escape/new")).is_err());
-        assert!(!outside.path().join("new").exists());
+        assert!(root.create_temp(&v("escape/new")).is_err());
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
     }
 
     // A symlink inside the root that stays inside the root works.
@@ -255,5 +413,115 @@ mod tests {
         std::fs::create_dir(root_dir.path().join("d")).unwrap();
         let root = Root::open(root_dir.path()).unwrap();
         assert_eq!(root.open_read(&v("d")).unwrap_err().kind(), io::ErrorKind::IsADirectory);
+    }
+
+    fn mkfifo(path: &Path) {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+    }
+
+    /// Runs `f` on a thread and fails the test if it does not return within two seconds: the code under test
+    /// used to block forever, and a hung test tells nobody anything.
+    fn within_2s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(2)).expect("the operation blocked")
+    }
+
+    // Finding 3: a FIFO (or any non-regular file) is refused without blocking, for reading (RETR, HASH), writing
+    // in place (APPE, REST+STOR) and MFMT: the open must not wait for the FIFO's other end.
+    #[test]
+    fn fifo_is_refused_without_blocking() {
+        let root_dir = tempfile::tempdir().unwrap();
+        mkfifo(&root_dir.path().join("pipe"));
+        let path = root_dir.path().to_path_buf();
+        let kinds = within_2s(move || {
+            let root = Root::open(&path).unwrap();
+            let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+            [
+                root.open_read(&v("pipe")).map(drop),
+                root.open_write(&v("pipe"), true).map(drop),
+                root.open_write(&v("pipe"), false).map(drop),
+                root.set_modified(&v("pipe"), t).map(drop),
+            ]
+            .map(|r| r.map_err(|e| e.kind()))
+        });
+        for k in kinds {
+            // Writing to a FIFO nobody reads fails at once (ENXIO); every other open is refused by type.
+            assert!(k.is_err(), "{kinds:?}");
+        }
+        assert_eq!(kinds[0], Err(io::ErrorKind::Unsupported));
+        assert_eq!(kinds[3], Err(io::ErrorKind::Unsupported));
+    }
+
+    // Finding 2: a dangling symlink, and one pointing outside the root, are names that are taken (lstat
+    // semantics), so STOU never picks them.
+    #[test]
+    fn dangling_and_escaping_symlinks_are_not_free() {
+        let root_dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("nowhere", root_dir.path().join("dangling")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root_dir.path().join("escaping")).unwrap();
+        let root = Root::open(root_dir.path()).unwrap();
+        assert!(!root.is_free(&v("dangling")));
+        assert!(!root.is_free(&v("escaping")));
+        assert!(root.is_free(&v("fresh")));
+    }
+
+    // Finding 8: temporaries have unguessable names, and no client path can name one.
+    #[test]
+    fn temporaries_are_unguessable_and_unreachable() {
+        let root_dir = tempfile::tempdir().unwrap();
+        let root = Root::open(root_dir.path()).unwrap();
+        let (a, _) = root.create_temp(&v("f")).unwrap();
+        let (b, _) = root.create_temp(&v("f")).unwrap();
+        assert_ne!(a, b);
+        let name = a.0.file_name().unwrap().to_string();
+        assert!(is_temp_name(&name) && name.len() > 40, "{name}");
+        assert_eq!(root.metadata(&a.0).unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(root.open_read(&a.0).unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(root.remove_file(&a.0).unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert!(root.rename(&a.0, &v("stolen")).is_err());
+        assert!(root_dir.path().join(&name).exists());
+        root.publish(&a, &v("f")).unwrap();
+        assert!(root_dir.path().join("f").exists());
+    }
+
+    // Finding 9: without delete permission a rename may not replace a file.
+    #[test]
+    fn rename_noreplace_keeps_the_target() {
+        let root_dir = tempfile::tempdir().unwrap();
+        std::fs::write(root_dir.path().join("a"), b"a").unwrap();
+        std::fs::write(root_dir.path().join("b"), b"b").unwrap();
+        let root = Root::open(root_dir.path()).unwrap();
+        assert_eq!(root.rename_noreplace(&v("a"), &v("b")).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(root_dir.path().join("b")).unwrap(), b"b");
+        root.rename_noreplace(&v("a"), &v("c")).unwrap();
+        assert_eq!(std::fs::read(root_dir.path().join("c")).unwrap(), b"a");
+    }
+
+    // Finding 8: the startup sweep removes stale temporaries anywhere in the tree and keeps fresh ones (another
+    // node's upload in progress on a shared filesystem) and everything else.
+    #[test]
+    fn sweep_removes_only_stale_temporaries() {
+        let root_dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root_dir.path().join("d")).unwrap();
+        let old = root_dir.path().join("d/.ftpupload-0123456789abcdef.part");
+        std::fs::write(&old, b"x").unwrap();
+        let f = std::fs::File::options().write(true).open(&old).unwrap();
+        f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600)).unwrap();
+        let fresh = root_dir.path().join(".ftpupload-fedcba9876543210.part");
+        std::fs::write(&fresh, b"x").unwrap();
+        std::fs::write(root_dir.path().join("keep.part"), b"x").unwrap();
+        let n = sweep_stale_temps(root_dir.path(), std::time::Duration::from_secs(600)).unwrap();
+        assert_eq!(n, 1);
+        assert!(!old.exists() && fresh.exists() && root_dir.path().join("keep.part").exists());
     }
 }

@@ -17,6 +17,7 @@ pub mod session;
 pub mod stream;
 pub mod tls;
 pub mod transfer;
+pub mod turns;
 pub mod verifier;
 
 pub use server::{Config, Server};

@@ -61,6 +61,10 @@ impl Listing {
                 // An entry that vanished between readdir and stat is skipped, not an error.
                 let Ok(entry) = entry else { continue };
                 let name = entry.file_name().to_string_lossy().into_owned();
+                // Upload temporaries are nobody's business until they are published.
+                if crate::fs::is_temp_name(&name) {
+                    continue;
+                }
                 // Follow symlinks that stay inside this directory's view; show others as themselves.
                 let meta = match dir.metadata(&name).or_else(|_| entry.metadata()) {
                     Ok(m) => m,
@@ -82,6 +86,24 @@ impl Listing {
         }
         self.line.extend_from_slice(b"\r\n");
         Ok(true)
+    }
+}
+
+impl Listing {
+    /// Up to `max` formatted lines (without line ends), and whether more entries follow: for STAT, which must
+    /// stay a bounded step however large the directory.
+    pub fn lines(&mut self, max: usize) -> io::Result<(Vec<String>, bool)> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            if !self.next_line()? {
+                return Ok((out, false));
+            }
+            let line = self.line.strip_suffix(b"\r\n").unwrap_or(&self.line);
+            out.push(String::from_utf8_lossy(line).into_owned());
+        }
+        self.pos = self.line.len();
+        let more = self.next_line()?;
+        Ok((out, more))
     }
 }
 

@@ -31,7 +31,12 @@ fn main() -> ExitCode {
         }
     };
     // Scripts and tests read the port from this line; with --implicit-tls-port a second line follows.
-    println!("ftpserver listening on {}, root {}", server.local_addr(), server.root_path().display());
+    println!(
+        "ftpserver listening on {}, root {}, anonymous: {}",
+        server.local_addr(),
+        server.root_path().display(),
+        server.anonymous()
+    );
     if let Some(addr) = server.implicit_tls_addr() {
         println!("ftpserver implicit TLS on {addr}");
     }

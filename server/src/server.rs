@@ -19,7 +19,6 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use ftp_common::LineBuffer;
 use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -31,6 +30,7 @@ use crate::hash::{HashJob, HashStep, HASH_BYTES_PER_TURN};
 use crate::session::{canonical, Now, Outcome, ServerStats, Session, SessionConfig};
 use crate::stream::Stream;
 use crate::tls::TlsConfig;
+use crate::turns::SLOW_TURN;
 use crate::verifier::Verifier;
 
 mod control;
@@ -55,6 +55,11 @@ const CONTROL_READS_PER_TURN: usize = 8;
 const REPLY_HIGH_WATER: usize = 16 * 1024;
 /// How long accepting pauses when the process is out of file descriptors (EMFILE/ENFILE).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Password checks one client address may have waiting at once; more logins from it get 421.
+const MAX_VERIFY_PER_IP: usize = 4;
+/// Descriptors a session can hold at once beyond its control connection: a passive listener or a data
+/// connection, and a file (being transferred or hashed). The default connection limit reserves them.
+const FDS_PER_SESSION: usize = 3;
 
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
@@ -120,11 +125,15 @@ pub struct Server {
     timers: BTreeSet<(Instant, usize)>,
     root: Rc<Root>,
     access: Rc<Access>,
+    /// What anonymous users may do in effect (`--read-only` included), for the ready line.
+    anonymous: Anonymous,
     verifier: Verifier,
     session_config: Rc<SessionConfig>,
     max_connections: usize,
     max_per_ip: usize,
     per_ip: HashMap<IpAddr, usize>,
+    /// Password checks queued per client address.
+    verifying_per_ip: HashMap<IpAddr, usize>,
     stall_timeout: Duration,
     pasv_ports: (u16, u16),
     controls: usize,
@@ -153,6 +162,17 @@ impl Server {
             Some(file) => Access::load(&config.root, root.clone(), config.anonymous, config.read_only, file)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
         };
+        let fds = raise_fd_limit();
+        if let Some(max) = config.max_connections {
+            let needed = max.saturating_mul(FDS_PER_SESSION + 1) as u64;
+            if needed > fds {
+                warn!(
+                    "--max-connections {max}: busy sessions may need {needed} descriptors, the limit is {fds}; \
+                     data connections and file opens may fail with 425/451 when all are busy"
+                );
+            }
+        }
+        sweep_temps_in_background(&config.root, 2 * config.stall_timeout);
         let poll = Poll::new()?;
         let verifier = Verifier::spawn(mio::Waker::new(poll.registry(), VERIFIER)?)?;
         let addr = SocketAddr::new(config.bind, config.port);
@@ -194,11 +214,16 @@ impl Server {
             timers: BTreeSet::new(),
             root,
             access: Rc::new(access),
+            anonymous: match config.anonymous {
+                Anonymous::Write if config.read_only => Anonymous::Read,
+                a => a,
+            },
             verifier,
             session_config: Rc::new(config.session),
             max_connections: config.max_connections.unwrap_or_else(default_max_connections),
             max_per_ip: config.max_per_ip,
             per_ip: HashMap::new(),
+            verifying_per_ip: HashMap::new(),
             stall_timeout: config.stall_timeout,
             pasv_ports: config.pasv_ports.unwrap_or_else(ephemeral_ports),
             controls: 0,
@@ -225,6 +250,11 @@ impl Server {
         self.root.host_path()
     }
 
+    /// What anonymous users may do (the ready line says it, so nobody serves a writable tree unawares).
+    pub fn anonymous(&self) -> Anonymous {
+        self.anonymous
+    }
+
     /// Serves until a shutdown signal has been handled and every session has ended.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
@@ -237,41 +267,58 @@ impl Server {
                 return Err(e);
             }
             let now = Now::from_system();
-            for event in events.iter() {
-                match event.token() {
-                    LISTENER => self.accept_all(false, now),
-                    IMPLICIT_LISTENER => self.accept_all(true, now),
-                    SIGNALS => self.handle_signals(now),
-                    VERIFIER => self.verifier_done(now),
-                    Token(k) => self.ready(k, now),
-                }
-            }
-            self.run_runnable(now);
-            self.fire_timers(now);
-            self.remove_closed();
+            self.turn(&events, now);
             if let Some(deadline) = self.shutdown_deadline {
                 if self.controls == 0 {
                     info!("shutdown complete");
                     return Ok(());
                 }
                 if now.mono >= deadline {
-                    warn!("shutdown grace period over; closing {} sessions", self.controls);
-                    let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
-                    for &k in &keys {
-                        // Last words, best effort: 426 for the cut transfer, 421 for the session.
-                        if let Some(Conn::Control(c)) = self.conns.get_mut(k) {
-                            c.session.handle_shutdown_expired(now);
-                        }
-                        self.apply(k, now);
-                    }
-                    for k in keys {
-                        self.close(k);
-                    }
-                    self.remove_closed();
+                    self.shutdown_expired(now);
                     return Ok(());
                 }
             }
         }
+    }
+
+    /// One turn of the loop: the events of one poll, the runnable queue, the timers. Each turn is timed: every
+    /// client waits for the whole of it, so its length is the loop's health.
+    fn turn(&mut self, events: &Events, now: Now) {
+        for event in events.iter() {
+            match event.token() {
+                LISTENER => self.accept_all(false, now),
+                IMPLICIT_LISTENER => self.accept_all(true, now),
+                SIGNALS => self.handle_signals(now),
+                VERIFIER => self.verifier_done(now),
+                Token(k) => self.ready(k, now),
+            }
+        }
+        self.run_runnable(now);
+        self.fire_timers(now);
+        self.remove_closed();
+        let took = now.mono.elapsed();
+        self.stats.turns.borrow_mut().record(took);
+        if took > SLOW_TURN {
+            let n = events.iter().count();
+            warn!("slow loop turn: {:.1} ms ({n} events, {} sessions)", took.as_secs_f64() * 1e3, self.controls);
+        }
+    }
+
+    /// The shutdown grace period is over: last words to every session, then everything is closed.
+    fn shutdown_expired(&mut self, now: Now) {
+        warn!("shutdown grace period over; closing {} sessions", self.controls);
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for &k in &keys {
+            // Last words, best effort: 426 for the cut transfer, 421 for the session.
+            if let Some(Conn::Control(c)) = self.conns.get_mut(k) {
+                c.session.handle_shutdown_expired(now);
+            }
+            self.apply(k, now);
+        }
+        for k in keys {
+            self.close(k);
+        }
+        self.remove_closed();
     }
 
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
@@ -371,21 +418,7 @@ impl Server {
         if implicit {
             session.start_implicit_tls();
         }
-        entry.insert(Conn::Control(Box::new(Control {
-            stream,
-            session,
-            lines: LineBuffer::default(),
-            out: Vec::new(),
-            out_pos: 0,
-            interest: Interest::READABLE,
-            passive: None,
-            data: None,
-            hash: None,
-            deadline: None,
-            closing: false,
-            paused: false,
-            start_tls: None,
-        })));
+        entry.insert(Conn::Control(Box::new(Control::new(stream, session))));
         self.mark_open(key);
         self.controls += 1;
         *self.per_ip.entry(ip).or_insert(0) += 1;
@@ -396,9 +429,18 @@ impl Server {
     /// Delivers the verifier thread's answers to the sessions still waiting for them.
     fn verifier_done(&mut self, now: Now) {
         while let Some(done) = self.verifier.poll() {
+            if let Some(n) = self.verifying_per_ip.get_mut(&done.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    self.verifying_per_ip.remove(&done.ip);
+                }
+            }
             // The key may have been reused by a later connection: the session number tells.
             let waiting = matches!(self.conns.get(done.key), Some(Conn::Control(c)) if c.session.id() == done.session);
             if waiting && !self.is_closed[done.key] {
+                if let Some(Conn::Control(c)) = self.conns.get_mut(done.key) {
+                    c.verify_cancel = None;
+                }
                 self.tell(done.key, Outcome::Verified(done.ok), now);
             }
         }
@@ -501,12 +543,18 @@ impl Server {
         }
     }
 
+    /// Fires the timers due at `now`. They are taken out first and fired after: a timer re-armed while firing
+    /// (even, by some bug, in the past) waits for the next turn instead of keeping this one from ever ending.
     fn fire_timers(&mut self, now: Now) {
+        let mut due = Vec::new();
         while let Some(&(at, key)) = self.timers.first() {
             if at > now.mono {
                 break;
             }
             self.timers.pop_first();
+            due.push(key);
+        }
+        for key in due {
             if key == ACCEPT_TIMER {
                 self.accept_paused = false;
                 self.accept_all(false, now);
@@ -565,6 +613,7 @@ impl Server {
             Some(Conn::Control(c)) => {
                 let _ = registry.deregister(c.stream.socket_mut());
                 c.session.handle_disconnect();
+                c.cancel_verify();
                 if let Some(at) = c.deadline.take() {
                     self.timers.remove(&(at, key));
                 }
@@ -642,11 +691,33 @@ pub fn raise_fd_limit() -> u64 {
     getrlimit(Resource::Nofile).current.unwrap_or(1 << 20)
 }
 
-/// Sessions the descriptor limit allows: the limit less a reserve for data connections, listeners and files.
+/// Sessions the descriptor limit allows when every one of them is busy: each may hold its control connection
+/// and [`FDS_PER_SESSION`] more, and a reserve stays for the listeners, the poll and the log. Reserving only for
+/// control connections would let one client's many idle sessions, each opening a passive listener, make every
+/// other session's PASV and file opens fail with EMFILE.
 fn default_max_connections() -> usize {
-    let fds = usize::try_from(raise_fd_limit()).unwrap_or(usize::MAX);
-    let reserve = (fds / 20).max(64);
-    fds.saturating_sub(reserve).max(1)
+    max_connections_for(usize::try_from(raise_fd_limit()).unwrap_or(usize::MAX))
+}
+
+fn max_connections_for(fds: usize) -> usize {
+    let reserve = (fds / 50).max(64);
+    (fds.saturating_sub(reserve) / (FDS_PER_SESSION + 1)).max(1)
+}
+
+/// Removes upload temporaries left by a crash, on a thread of its own: the tree may be large.
+fn sweep_temps_in_background(root: &std::path::Path, older_than: Duration) {
+    let root = root.to_path_buf();
+    let spawned =
+        std::thread::Builder::new().name("temp-sweep".into()).spawn(move || {
+            match crate::fs::sweep_stale_temps(&root, older_than) {
+                Ok(0) => {}
+                Ok(n) => info!("removed {n} stale upload temporaries under {}", root.display()),
+                Err(e) => warn!("sweeping stale upload temporaries under {}: {e}", root.display()),
+            }
+        });
+    if let Err(e) = spawned {
+        warn!("cannot start the temporary sweep: {e}");
+    }
 }
 
 /// The kernel's ephemeral port range, where passive ports go when `--pasv-ports` is not given.
@@ -658,4 +729,20 @@ fn ephemeral_ports() -> (u16, u16) {
     });
     // The Linux default when the range cannot be read.
     range.unwrap_or((32768, 60999))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Finding 16: the default limit leaves room for every admitted session to be busy at once (control,
+    // listener or data connection, file), plus a reserve for the server's own descriptors.
+    #[test]
+    fn finding_16_default_limit_reserves_for_busy_sessions() {
+        for fds in [1024, 20_000, 1 << 20] {
+            let max = max_connections_for(fds);
+            assert!(max * (FDS_PER_SESSION + 1) + 64 <= fds, "{fds} descriptors, {max} sessions");
+            assert!(max * (FDS_PER_SESSION + 1) * 10 >= fds * 9, "not needlessly low: {fds} -> {max}");
+        }
+    }
 }

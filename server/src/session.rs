@@ -17,7 +17,7 @@ use log::{debug, info, trace, warn};
 
 use crate::access::{Access, Account, Perm, Perms};
 use crate::facts::Facts;
-use crate::fs::{Root, VPath};
+use crate::fs::{Root, TempPath, VPath};
 use crate::hash::Algorithm;
 use crate::transfer::{Transfer, TransferError};
 
@@ -43,6 +43,28 @@ const TLS_VERBS: &[&str] = &["AUTH", "PBSZ", "PROT"];
 /// How long a closing session waits for its last replies to drain before the connection is cut.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
+/// How many times STOU looks for another name when the one it chose was taken while the upload ran.
+const STOU_PUBLISH_TRIES: usize = 8;
+
+/// The kinds of deadline a session has; [`Session::next_due`] says which comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    /// A closing session's last replies did not drain in time.
+    CloseGrace,
+    /// The data connection was not established (or used) in time.
+    Data,
+    /// The delay before a failed login's 530 is over.
+    FailureDelay,
+    /// Not logged in in time.
+    Login,
+    /// No command for too long.
+    Idle,
+}
+
+impl Due {
+    const KINDS: usize = 5;
+}
+
 /// The instant the loop observed, both monotonic (timers) and wall-clock (listings, logs).
 #[derive(Debug, Clone, Copy)]
 pub struct Now {
@@ -63,6 +85,8 @@ pub struct ServerStats {
     pub sessions: std::cell::Cell<usize>,
     /// Every socket and job the loop holds: control, passive listeners, data connections, HASH jobs.
     pub connections: std::cell::Cell<usize>,
+    /// How long the loop's turns took.
+    pub turns: std::cell::RefCell<crate::turns::TurnStats>,
 }
 
 /// Settings every session shares.
@@ -147,7 +171,7 @@ struct Job {
     verb: &'static str,
     path: VPath,
     /// For uploads: the temporary file that becomes `path` once complete.
-    temp: Option<VPath>,
+    temp: Option<TempPath>,
     /// STOU: `path` must not be replaced; if it was taken meanwhile, the next free name is used.
     unique: bool,
 }
@@ -223,9 +247,10 @@ pub struct Session {
     actions: VecDeque<Action>,
     deferred: VecDeque<Line>,
     last_activity: Instant,
+    /// When the session began closing; `close_cut` once the grace for its last replies has run out too.
     closing: Option<Instant>,
+    close_cut: bool,
     shutting_down: bool,
-    upload_seq: u32,
     /// REST offset for the next RETR/STOR.
     rest: u64,
     /// RNFR's path; any command but RNTO clears it.
@@ -269,8 +294,8 @@ impl Session {
             deferred: VecDeque::new(),
             last_activity: now.mono,
             closing: None,
+            close_cut: false,
             shutting_down: false,
-            upload_seq: 0,
             rest: 0,
             rename_from: None,
             facts: Facts::default(),
@@ -345,25 +370,35 @@ impl Session {
         a
     }
 
-    /// The next instant at which [`Session::handle_timeout`] must be called.
+    /// The next instant at which [`Session::handle_timeout`] must be called. Derived from [`Session::next_due`],
+    /// the one function that also decides what `handle_timeout` does, so the two cannot disagree: every instant
+    /// offered here is acted on when it has passed, and acting on it moves the session on to a later one.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_due().map(|(at, _)| at)
+    }
+
+    /// The earliest deadline and what happens when it passes.
+    fn next_due(&self) -> Option<(Instant, Due)> {
         if let Some(at) = self.closing {
-            return Some(at + CLOSE_GRACE);
+            return (!self.close_cut).then_some((at + CLOSE_GRACE, Due::CloseGrace));
         }
         let data = match &self.data {
             Data::Listening { since, .. } | Data::Connected { since } | Data::Connecting { since, .. } => {
-                Some(*since + self.config.data_timeout)
+                Some((*since + self.config.data_timeout, Due::Data))
             }
             _ => None,
         };
         // A running transfer keeps the session alive; its own stalls are the data side's business.
-        let idle = (!self.is_busy()).then(|| self.last_activity + self.config.idle_timeout);
+        let idle = (!self.is_busy()).then(|| (self.last_activity + self.config.idle_timeout, Due::Idle));
+        let login_deadline = self.connected_at + self.config.login_timeout;
         let login = match self.login {
-            Login::Failed { until } => Some(until),
             Login::LoggedIn { .. } => None,
-            _ => Some(self.connected_at + self.config.login_timeout),
+            // The delay before a 530 ends first, unless the login deadline comes before it.
+            Login::Failed { until } if until < login_deadline => Some((until, Due::FailureDelay)),
+            // A password check still running when the deadline passes does not hold the deadline back.
+            _ => Some((login_deadline, Due::Login)),
         };
-        [data, idle, login].into_iter().flatten().min()
+        [data, idle, login].into_iter().flatten().min_by_key(|(at, _)| *at)
     }
 
     // ---- inputs --------------------------------------------------------------------------------------------
@@ -393,6 +428,11 @@ impl Session {
     /// The result of an action the loop carried out.
     pub fn handle_outcome(&mut self, now: Now, outcome: Outcome) {
         trace!("session {}: outcome {:?}", self.id, outcome);
+        if self.closing.is_some() {
+            // Whatever was running ended with the session; a late answer (a password check, say) changes nothing.
+            return;
+        }
+        let was_busy = self.is_busy();
         match outcome {
             Outcome::PassiveReady(addr) => self.passive_ready(now, addr),
             Outcome::PassiveFailed(e) => {
@@ -431,53 +471,71 @@ impl Session {
                 }
             }
             Outcome::Verified(ok) => self.verified(now, ok),
+            Outcome::VerifierBusy => self.verifier_busy(now),
             Outcome::TransferDone { bytes } => self.finish(now, bytes, None),
             Outcome::TransferFailed { bytes, error } => self.finish(now, bytes, Some(error)),
         }
-        self.run_deferred(now);
+        self.after_input(now, was_busy);
     }
 
-    /// Called when [`Session::poll_timeout`]'s instant has passed.
+    /// Called when [`Session::poll_timeout`]'s instant has passed: acts on every deadline that is due. Each
+    /// action ends the state its deadline belonged to, so afterwards the next deadline is in the future.
     pub fn handle_timeout(&mut self, now: Now) {
-        if let Some(at) = self.closing {
-            if now.mono >= at + CLOSE_GRACE {
+        let was_busy = self.is_busy();
+        // Bounded: at most one action per kind of deadline.
+        for _ in 0..Due::KINDS {
+            let Some((at, due)) = self.next_due() else { break };
+            if at > now.mono {
+                break;
+            }
+            self.fire(now, due);
+        }
+        self.after_input(now, was_busy);
+    }
+
+    fn fire(&mut self, now: Now, due: Due) {
+        match due {
+            Due::CloseGrace => {
+                // The client is not reading its last replies: the loop cuts the connection.
+                self.close_cut = true;
                 self.actions.push_back(Action::Close);
             }
-            return;
-        }
-        let data_expired = match &self.data {
-            Data::Listening { since, .. } | Data::Connected { since } | Data::Connecting { since, .. } => {
-                now.mono >= *since + self.config.data_timeout
+            Due::Data => {
+                let old = std::mem::replace(&mut self.data, Data::None);
+                trace!("session {}: data {} => None (timeout)", self.id, old.name());
+                self.actions.push_back(Action::CloseData);
+                if let Data::Listening { pending: Some((job, _)), .. } | Data::Connecting { pending: (job, _), .. } =
+                    old
+                {
+                    self.discard_temp(&job);
+                    self.reply(ReplyCode::CantOpenDataConnection, "Data connection not established in time.");
+                }
             }
-            _ => false,
-        };
-        if data_expired {
-            let old = std::mem::replace(&mut self.data, Data::None);
-            self.set_data(Data::None);
-            self.actions.push_back(Action::CloseData);
-            if let Data::Listening { pending: Some((job, _)), .. } | Data::Connecting { pending: (job, _), .. } = old {
-                self.discard_temp(&job);
-                self.reply(ReplyCode::CantOpenDataConnection, "Data connection not established in time.");
-                self.run_deferred(now);
+            Due::FailureDelay => self.login_failed(now),
+            Due::Login => {
+                self.reply(ReplyCode::ServiceNotAvailable, "Login timeout, closing control connection.");
+                self.close(now);
             }
-        }
-        if let Login::Failed { until } = self.login {
-            if now.mono >= until {
-                self.login_failed(now);
-                return;
+            Due::Idle => {
+                debug!("session {}: idle timeout", self.id);
+                self.reply(ReplyCode::ServiceNotAvailable, "Idle timeout, closing control connection.");
+                self.close(now);
             }
         }
-        let logged_in = matches!(self.login, Login::LoggedIn { .. });
-        if !logged_in && !self.is_busy() && now.mono >= self.connected_at + self.config.login_timeout {
-            self.reply(ReplyCode::ServiceNotAvailable, "Login timeout, closing control connection.");
-            self.close(now);
-            return;
+    }
+
+    /// What every input that may end a busy state does last: the idle clock restarts when the session stops
+    /// being busy (a transfer longer than the idle timeout is not idleness), a session that was busy when
+    /// shutdown began is closed now, and commands queued behind the busy state run.
+    fn after_input(&mut self, now: Now, was_busy: bool) {
+        if was_busy && !self.is_busy() {
+            self.last_activity = now.mono;
+            if self.shutting_down && self.closing.is_none() {
+                self.reply(ReplyCode::ServiceNotAvailable, "Server shutting down.");
+                self.close(now);
+            }
         }
-        if !self.is_busy() && now.mono >= self.last_activity + self.config.idle_timeout {
-            debug!("session {}: idle timeout", self.id);
-            self.reply(ReplyCode::ServiceNotAvailable, "Idle timeout, closing control connection.");
-            self.close(now);
-        }
+        self.run_deferred(now);
     }
 
     /// The server is shutting down: idle sessions are told so now, busy ones after their transfer.
@@ -506,11 +564,11 @@ impl Session {
         match std::mem::replace(&mut self.data, Data::None) {
             Data::Transferring { job, .. } => {
                 info!(
-                    "{} {} {} {} aborted: control connection closed",
+                    "{} {:?} {} {:?} aborted: control connection closed",
                     self.peer.ip(),
                     self.user(),
                     job.verb,
-                    job.path
+                    job.path.as_str()
                 );
                 self.discard_temp(&job);
             }
@@ -567,6 +625,10 @@ impl Session {
     }
 
     fn run_line(&mut self, now: Now, line: Line) {
+        // RFC 959: REST and RNFR apply to the very next command only, whatever that line turns out to be (even one
+        // refused before dispatch): the transfer and RNTO commands take them back below.
+        let rest = std::mem::take(&mut self.rest);
+        let rename_from = self.rename_from.take();
         let text = match line {
             Line::Text(t) => t,
             Line::TooLong => {
@@ -580,11 +642,16 @@ impl Session {
                 if matches!(cmd, Command::Pass(_)) {
                     debug!("session {} <- PASS ****", self.id);
                 } else {
-                    debug!("session {} <- {}", self.id, String::from_utf8_lossy(&text));
+                    debug!("session {} <- {:?}", self.id, String::from_utf8_lossy(&text));
                 }
                 if cmd.info().is_some_and(|i| i.needs_login) && !logged_in {
                     self.reply(ReplyCode::NotLoggedIn, "Please log in with USER and PASS first.");
                     return;
+                }
+                match cmd {
+                    Command::Retr(_) | Command::Stor(_) => self.rest = rest,
+                    Command::Rnto(_) => self.rename_from = rename_from,
+                    _ => {}
                 }
                 self.dispatch(now, cmd);
             }
@@ -595,6 +662,7 @@ impl Session {
                         (ReplyCode::NotLoggedIn, "Please log in with USER and PASS first.".to_string())
                     }
                     ParseError::Empty | ParseError::BadVerb => (ReplyCode::SyntaxError, e.to_string()),
+                    ParseError::UnsupportedProtocol(_) => (ReplyCode::NetworkProtocolNotSupported, e.to_string()),
                     _ => (ReplyCode::ArgumentSyntaxError, e.to_string()),
                 };
                 self.reply(code, text);
@@ -697,77 +765,92 @@ impl Session {
         if error.is_some() {
             self.discard_temp(&job);
         }
-        info!("{} {} {} {} {} bytes {:.3} s {}", self.peer.ip(), self.user(), job.verb, job.path, bytes, secs, result);
+        info!(
+            "{} {:?} {} {:?} {} bytes {:.3} s {}",
+            self.peer.ip(),
+            self.user(),
+            job.verb,
+            job.path.as_str(),
+            bytes,
+            secs,
+            result
+        );
         self.reply(code, text);
-        if self.shutting_down {
-            self.reply(ReplyCode::ServiceNotAvailable, "Server shutting down.");
-            self.close(now);
-        }
     }
 
     /// Moves a completed upload from its temporary name to its own. STOU never replaces a file: if its name
-    /// was taken during the upload, the next free one is used.
+    /// was taken during the upload, another free one is used, a bounded number of times.
     fn publish(&self, job: &mut Job) -> io::Result<()> {
         let Some(temp) = job.temp.take() else { return Ok(()) };
-        if !job.unique {
-            return self.root.rename(&temp, &job.path).inspect_err(|_| job.temp = Some(temp.clone()));
+        let result = if job.unique { self.publish_unique(&temp, job) } else { self.root.publish(&temp, &job.path) };
+        if result.is_err() {
+            job.temp = Some(temp);
         }
-        loop {
-            match self.root.link_new(&temp, &job.path) {
-                Ok(()) => return self.root.remove_file(&temp),
+        result
+    }
+
+    fn publish_unique(&self, temp: &TempPath, job: &mut Job) -> io::Result<()> {
+        for _ in 0..STOU_PUBLISH_TRIES {
+            match self.root.publish_new(temp, &job.path) {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     match transfer_cmds::unique_name(&self.root, &job.path) {
                         Some(p) => job.path = p,
-                        None => {
-                            job.temp = Some(temp);
-                            return Err(e);
-                        }
+                        None => return Err(e),
                     }
                 }
-                Err(e) => {
-                    job.temp = Some(temp);
-                    return Err(e);
-                }
+                other => return other,
             }
         }
+        Err(io::Error::new(io::ErrorKind::AlreadyExists, "no unique name available"))
     }
 
+    /// ABOR ends whatever is running — a transfer, one waiting for its connection, a HASH — with 426 and 226;
+    /// with nothing running, 225 (and an idle data connection is dropped).
     fn cmd_abor(&mut self, now: Now) {
+        let mut aborted = false;
+        if self.hashing.take().is_some() {
+            self.actions.push_back(Action::StopHash);
+            aborted = true;
+        }
         match std::mem::replace(&mut self.data, Data::None) {
+            Data::None => {}
             Data::Transferring { job, started } => {
                 self.set_data(Data::None);
                 self.actions.push_back(Action::CloseData);
                 self.discard_temp(&job);
                 let secs = now.mono.saturating_duration_since(started).as_secs_f64();
-                info!("{} {} {} {} {:.3} s aborted: ABOR", self.peer.ip(), self.user(), job.verb, job.path, secs);
-                self.reply(ReplyCode::TransferAborted, "Transfer aborted.");
-                self.reply(ReplyCode::ClosingDataConnection, "ABOR successful.");
+                info!(
+                    "{} {:?} {} {:?} {:.3} s aborted: ABOR",
+                    self.peer.ip(),
+                    self.user(),
+                    job.verb,
+                    job.path.as_str(),
+                    secs
+                );
+                aborted = true;
             }
             Data::Listening { pending: Some((job, _)), .. } | Data::Connecting { pending: (job, _), .. } => {
                 self.set_data(Data::None);
                 self.actions.push_back(Action::CloseData);
                 self.discard_temp(&job);
-                self.reply(ReplyCode::TransferAborted, "Transfer aborted.");
-                self.reply(ReplyCode::ClosingDataConnection, "ABOR successful.");
+                aborted = true;
             }
-            Data::None if self.hashing.is_some() => {
-                self.hashing = None;
-                self.actions.push_back(Action::CloseData);
-                self.reply(ReplyCode::TransferAborted, "HASH aborted.");
-                self.reply(ReplyCode::ClosingDataConnection, "ABOR successful.");
-            }
-            Data::None => self.reply(ReplyCode::DataConnectionOpenNoTransfer, "No transfer to abort."),
             _ => {
                 self.set_data(Data::None);
                 self.actions.push_back(Action::CloseData);
-                self.reply(ReplyCode::DataConnectionOpenNoTransfer, "No transfer to abort.");
             }
+        }
+        if aborted {
+            self.reply(ReplyCode::TransferAborted, "Transfer aborted.");
+            self.reply(ReplyCode::ClosingDataConnection, "ABOR successful.");
+        } else {
+            self.reply(ReplyCode::DataConnectionOpenNoTransfer, "No transfer to abort.");
         }
     }
 
     fn discard_temp(&self, job: &Job) {
         if let Some(temp) = &job.temp {
-            if let Err(e) = self.root.remove_file(temp) {
+            if let Err(e) = self.root.discard(temp) {
                 if e.kind() != io::ErrorKind::NotFound {
                     warn!("session {}: cannot remove {temp}: {e}", self.id);
                 }
@@ -786,10 +869,11 @@ impl Session {
             io::ErrorKind::NotADirectory => (ReplyCode::FileUnavailable, "not a directory"),
             io::ErrorKind::DirectoryNotEmpty => (ReplyCode::FileUnavailable, "directory not empty"),
             io::ErrorKind::InvalidFilename => (ReplyCode::FileNameNotAllowed, "file name not allowed"),
+            io::ErrorKind::Unsupported => (ReplyCode::FileUnavailable, "not a regular file"),
             _ if is_disk_full(e) => (ReplyCode::InsufficientStorage, "insufficient storage space"),
             _ if e.raw_os_error() == Some(40) => (ReplyCode::FileUnavailable, "too many symbolic links"),
             _ => {
-                debug!("session {}: {path}: {e}", self.id);
+                debug!("session {}: {path:?}: {e}", self.id);
                 (ReplyCode::FileUnavailable, "not available")
             }
         };
@@ -826,3 +910,7 @@ mod protocol_tests;
 #[cfg(test)]
 #[path = "session_tests_tls.rs"]
 mod tls_tests;
+
+#[cfg(test)]
+#[path = "session_tests_hostile.rs"]
+mod hostile_tests;

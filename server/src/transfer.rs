@@ -56,10 +56,12 @@ enum Direction {
         end: usize,
         eof: bool,
     },
-    /// `fill`: bytes received this turn, waiting in the buffer for the file.
+    /// `fill`: bytes received this turn, waiting in the buffer for the file. `truncate`: REST + STOR cuts the
+    /// file at the offset when the transfer starts, not when the command came.
     Receive {
         file: File,
         fill: usize,
+        truncate: Option<u64>,
     },
 }
 
@@ -136,10 +138,19 @@ impl Transfer {
     pub fn receive(file: File, ascii: bool, chunk: usize, quantum: usize) -> Transfer {
         let (chunk, quantum) = (chunk.max(1), quantum.max(1));
         let batch = chunk.saturating_mul(quantum);
-        let direction = Direction::Receive { file, fill: 0 };
+        let direction = Direction::Receive { file, fill: 0, truncate: None };
         let scratch = if ascii { vec![0; batch + 1] } else { Vec::new() };
         let buf = vec![0; batch];
         Transfer { direction, ascii, buf, scratch, held_cr: false, chunk, quantum, bytes: 0, zero_copy: false }
+    }
+
+    /// An upload that resumes at `offset` (REST + STOR): the file is cut there by the first step, once the data
+    /// connection is up, so a STOR whose connection never comes leaves the file as it was.
+    pub fn truncating_at(mut self, offset: u64) -> Transfer {
+        if let Direction::Receive { truncate, .. } = &mut self.direction {
+            *truncate = Some(offset);
+        }
+        self
     }
 
     /// Bytes moved over the data connection so far.
@@ -202,6 +213,13 @@ impl Transfer {
 
     /// Each socket read takes at most one chunk; what a turn read goes to the file in one write.
     fn step_receive<S: Read>(&mut self, socket: &mut S) -> Step {
+        if let Direction::Receive { file, truncate, .. } = &mut self.direction {
+            if let Some(offset) = truncate.take() {
+                if let Err(e) = file.set_len(offset) {
+                    return Step::Failed(TransferError::Local(e));
+                }
+            }
+        }
         let mut outcome = Step::Yield;
         for _ in 0..self.quantum {
             let Direction::Receive { fill, .. } = &mut self.direction else { return Step::Done };
@@ -231,7 +249,7 @@ impl Transfer {
 
     /// Writes what this turn received to the file; at the end, a held-back CR too (it had no LF after it).
     fn flush(&mut self, at_end: bool) -> io::Result<()> {
-        let Direction::Receive { file, fill } = &mut self.direction else { return Ok(()) };
+        let Direction::Receive { file, fill, .. } = &mut self.direction else { return Ok(()) };
         if self.ascii {
             let len = crlf_to_lf(&self.buf[..*fill], &mut self.scratch, &mut self.held_cr);
             file.write_all(&self.scratch[..len])?;

@@ -65,6 +65,8 @@ fn ready_line_then_clean_exit_on_sigterm() {
         .strip_prefix("ftpserver listening on 127.0.0.1:")
         .and_then(|r| r.strip_suffix('\n'))
         .unwrap_or_else(|| panic!("unexpected ready line {line:?}"));
+    let (rest, anonymous) = rest.rsplit_once(", anonymous: ").unwrap_or_else(|| panic!("no anonymous in {line:?}"));
+    assert_eq!(anonymous, "write", "anonymous access on loopback without accounts: {line:?}");
     let (port, dir) = rest.split_once(", root ").unwrap_or_else(|| panic!("no root in {line:?}"));
     assert_eq!(dir, canonical.to_str().expect("UTF-8 root"), "root in {line:?}");
     let port: u16 = port.parse().unwrap_or_else(|_| panic!("port in {line:?}"));

@@ -108,10 +108,19 @@ fn hostile(kind: usize, addr: SocketAddr, seed: u64) -> String {
                 c.send("USER alice");
                 let _ = c.reply();
                 c.send(&format!("PASS guess{guess}"));
-                codes.push(c.reply().0);
+                let code = c.reply().0;
+                codes.push(code);
+                if code == 421 {
+                    break;
+                }
             }
-            let last = c.try_reply().ok().flatten().map(|r| r.0);
-            assert_eq!((codes, last), (vec![530, 530, 530], Some(421)), "password guessing");
+            if codes.last() != Some(&421) {
+                codes.extend(c.try_reply().ok().flatten().map(|r| r.0));
+            }
+            // Each guess costs 530 after a delay, and the third one 421 and a close; with many guessers from
+            // one address at once, the verifier's per-address bound may refuse one earlier (421).
+            let (last, fails) = codes.split_last().expect("replies");
+            assert!(*last == 421 && fails.iter().all(|&c| c == 530), "password guessing: {codes:?}");
             "password guessing".into()
         }
         _ => {
@@ -130,6 +139,8 @@ fn chaos_good_transfers_survive_hostile_load() {
     let server = TestServer::start(&[
         "--users",
         &users,
+        "--anonymous",
+        "write",
         "--login-failure-delay",
         "0.05",
         "--max-login-failures",

@@ -55,7 +55,7 @@ fn part_files(root: &Path) -> BTreeSet<String> {
         .expect("listing the root")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".ftpupload.") && n.ends_with(".part"))
+        .filter(|n| n.starts_with(".ftpupload") && n.ends_with(".part"))
         .collect()
 }
 

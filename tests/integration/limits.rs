@@ -66,7 +66,7 @@ pub fn temp_files(root: &Path) -> Vec<String> {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if e.file_name().to_string_lossy().starts_with(".ftpupload.") {
+            } else if e.file_name().to_string_lossy().starts_with(".ftpupload") {
                 out.push(p.display().to_string());
             }
         }

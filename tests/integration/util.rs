@@ -305,9 +305,11 @@ impl Drop for TestServer {
     }
 }
 
-/// The address in `ftpserver listening on ADDR:PORT, root DIR`, with the root checked against the expected one.
+/// The address in `ftpserver listening on ADDR:PORT, root DIR, anonymous: MODE`, with the root checked against
+/// the expected one.
 pub fn parse_banner(line: &str, root: &Path) -> Option<SocketAddr> {
     let rest = line.strip_suffix('\n')?.strip_prefix("ftpserver listening on ")?;
+    let (rest, _anonymous) = rest.rsplit_once(", anonymous: ")?;
     let (addr, dir) = rest.split_once(", root ")?;
     let canonical = root.canonicalize().ok()?;
     (Path::new(dir) == canonical).then_some(())?;

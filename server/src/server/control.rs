@@ -6,16 +6,18 @@
 //! `WRITABLE` asked for.
 
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ftp_common::LineBuffer;
-use log::{debug, error, trace};
+use log::{debug, error, trace, warn};
 use mio::{Interest, Token};
 
-use super::{Conn, Server, CONTROL_READS_PER_TURN, REPLY_HIGH_WATER};
-use crate::session::{Action, Now, Outcome, Session};
+use super::{Conn, Server, CONTROL_READS_PER_TURN, MAX_VERIFY_PER_IP, REPLY_HIGH_WATER};
+use crate::session::{canonical, Action, Now, Outcome, Session};
 use crate::stream::Stream;
+use crate::verifier::SubmitError;
 
 pub(super) struct Control {
     pub(super) stream: Stream,
@@ -36,6 +38,37 @@ pub(super) struct Control {
     /// AUTH TLS was accepted: once the queued replies (the 234) are out in plaintext, the stream switches to TLS
     /// with this configuration. Nothing is read meanwhile: the next bytes are the client's handshake.
     pub(super) start_tls: Option<Arc<rustls::ServerConfig>>,
+    /// Set when the session goes away, so the verifier skips a password check nobody waits for any more.
+    pub(super) verify_cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Control {
+    /// A fresh control connection for `session`.
+    pub(super) fn new(stream: Stream, session: Session) -> Control {
+        Control {
+            stream,
+            session,
+            lines: LineBuffer::default(),
+            out: Vec::new(),
+            out_pos: 0,
+            interest: Interest::READABLE,
+            passive: None,
+            data: None,
+            hash: None,
+            deadline: None,
+            closing: false,
+            paused: false,
+            start_tls: None,
+            verify_cancel: None,
+        }
+    }
+
+    /// Tells the verifier thread that a queued check is no longer wanted.
+    pub(super) fn cancel_verify(&mut self) {
+        if let Some(flag) = self.verify_cancel.take() {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Control {
@@ -135,7 +168,7 @@ impl Server {
                 }
             }
         }
-        self.update_control(key);
+        self.update_control(key, now);
     }
 
     /// Carries out everything the session asked for, queues its replies and resyncs its timer.
@@ -151,13 +184,7 @@ impl Server {
             match action {
                 Action::ListenPassive => self.listen_passive(key, now),
                 Action::ConnectActive(addr) => self.connect_active(key, addr, now),
-                Action::VerifyPassword { hash, password } => {
-                    let id = c.session.id();
-                    if let Err(e) = self.verifier.submit(key, id, hash, password) {
-                        error!("password verifier gone: {e}");
-                        self.tell(key, Outcome::Verified(false), now);
-                    }
-                }
+                Action::VerifyPassword { hash, password } => self.verify_password(key, hash, password, now),
                 Action::StartTransfer { transfer, tls } => self.start_transfer(key, transfer, tls, now),
                 Action::StartTls => match &self.tls {
                     Some(config) => {
@@ -172,6 +199,11 @@ impl Server {
                     }
                 },
                 Action::CloseData => self.close_data(key),
+                Action::StopHash => {
+                    if let Some(h) = c.hash.take() {
+                        self.close(h);
+                    }
+                }
                 Action::StartHash(job) => {
                     let hkey = self.conns.insert(Conn::Hash { owner: key, job });
                     self.mark_open(hkey);
@@ -190,11 +222,39 @@ impl Server {
                 }
             }
         }
-        self.update_control(key);
+        self.update_control(key, now);
+    }
+
+    /// Queues a password check, unless too many are waiting already, server-wide or from this client's address:
+    /// then the login is refused (421) instead of queued behind work that would take seconds.
+    fn verify_password(&mut self, key: usize, hash: String, password: String, now: Now) {
+        let Some(Conn::Control(c)) = self.conns.get_mut(key) else { return };
+        let ip = canonical(c.session.peer().ip());
+        let id = c.session.id();
+        let waiting = self.verifying_per_ip.get(&ip).copied().unwrap_or(0);
+        if waiting >= MAX_VERIFY_PER_IP {
+            warn!("session {id}: {waiting} password checks from {ip} waiting; login refused");
+            return self.tell(key, Outcome::VerifierBusy, now);
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        match self.verifier.submit(key, id, ip, hash, password, cancel.clone()) {
+            Ok(()) => {
+                c.verify_cancel = Some(cancel);
+                *self.verifying_per_ip.entry(ip).or_insert(0) += 1;
+            }
+            Err(SubmitError::Full) => {
+                warn!("session {id}: password check queue full; login from {ip} refused");
+                self.tell(key, Outcome::VerifierBusy, now);
+            }
+            Err(SubmitError::Stopped) => {
+                error!("password verifier gone");
+                self.tell(key, Outcome::Verified(false), now);
+            }
+        }
     }
 
     /// Flushes, closes a finished session, syncs interest and timer with the session's state.
-    pub(super) fn update_control(&mut self, key: usize) {
+    pub(super) fn update_control(&mut self, key: usize, now: Now) {
         if self.is_closed.get(key).copied().unwrap_or(true) {
             return;
         }
@@ -231,7 +291,14 @@ impl Server {
             }
             c.interest = wanted;
         }
-        let deadline = c.session.poll_timeout();
+        let mut deadline = c.session.poll_timeout();
+        if let Some(at) = deadline.filter(|at| *at <= now.mono) {
+            // The session acts on every deadline it offers, so this cannot happen; if it ever did, re-arming a past
+            // deadline would make the loop fire it again and again without polling (a livelock of the whole
+            // server). The timer is pushed into the future instead, and the bug is logged.
+            error!("session {}: deadline {:?} in the past re-armed; deferred", c.session.id(), now.mono - at);
+            deadline = Some(now.mono + Duration::from_millis(1));
+        }
         if deadline != c.deadline {
             if let Some(old) = c.deadline {
                 self.timers.remove(&(old, key));

@@ -324,10 +324,11 @@ impl Server {
         self.tell(owner, outcome, now);
     }
 
-    /// Drops a session's passive listener and data connection (and any transfer on it).
+    /// Drops a session's passive listener and data connection (and any transfer on it). A HASH job is not the
+    /// data channel's: it ends on its own or by [`crate::session::Action::StopHash`].
     pub(super) fn close_data(&mut self, owner: usize) {
         let Some(Conn::Control(c)) = self.conns.get_mut(owner) else { return };
-        let keys = [c.passive.take(), c.data.take(), c.hash.take()];
+        let keys = [c.passive.take(), c.data.take()];
         for k in keys.into_iter().flatten() {
             self.close(k);
         }

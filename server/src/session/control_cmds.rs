@@ -220,6 +220,17 @@ impl Session {
         }
     }
 
+    /// The password could not even be checked: too many checks are queued. The client is told to come back
+    /// later and the connection closed, so a flood of logins costs its sender, not the honest clients.
+    pub(super) fn verifier_busy(&mut self, now: Now) {
+        let Login::Verifying { user, .. } = std::mem::replace(&mut self.login, Login::AwaitingUser) else {
+            return;
+        };
+        info!("{} login as {user:?} refused: too many password checks waiting", self.peer.ip());
+        self.reply(ReplyCode::ServiceNotAvailable, "Too many logins in progress, try again later.");
+        self.close(now);
+    }
+
     /// The delay after a failed login is over: 530, or 421 and a close after too many failures.
     pub(super) fn login_failed(&mut self, now: Now) {
         self.set_login(Login::AwaitingUser);
@@ -231,7 +242,7 @@ impl Session {
     }
 
     fn log_in(&mut self, user: String, account: Account) {
-        info!("{} logged in as {user}", self.peer.ip());
+        info!("{} logged in as {user:?}", self.peer.ip());
         self.root = account.root;
         self.perms = account.perms;
         self.set_login(Login::LoggedIn { user, cwd: VPath::root() });
@@ -270,8 +281,10 @@ impl Session {
         } else {
             lines.push(" No data connection".to_string());
         }
-        if let Some(stats) = &self.stats {
+        // Server-wide figures are for logged-in users only: they tell an anonymous prober how busy we are.
+        if let (Some(stats), Login::LoggedIn { .. }) = (&self.stats, &self.login) {
             lines.push(format!(" Server: {} sessions, {} connections", stats.sessions.get(), stats.connections.get()));
+            lines.push(format!(" Loop: {}", stats.turns.borrow().summary()));
         }
         lines.push("End of status".to_string());
         self.replies.push_back(Reply::multi(ReplyCode::SystemStatus, lines));

@@ -1,7 +1,7 @@
 //! Commands answered on the control connection about files: SIZE, MDTM, MFMT, MLST, STAT with a path, DELE,
 //! MKD, RMD, RNFR/RNTO. None of them opens a data connection.
 
-use std::io::{self, Read};
+use std::io;
 
 use ftp_common::{Reply, ReplyCode};
 
@@ -11,8 +11,9 @@ use crate::fs::{Root, VPath};
 use crate::hash::HashJob;
 use crate::listing::{ListFormat, Listing};
 
-/// Entries STAT shows over the control connection at most; beyond that, LIST is the way.
-const STAT_MAX_ENTRIES: usize = 10_000;
+/// Entries STAT shows over the control connection at most; beyond that, LIST is the way. STAT runs in one loop
+/// step, so this bounds its cost (each entry is a stat call): a few milliseconds, however large the directory.
+const STAT_MAX_ENTRIES: usize = 200;
 
 impl Session {
     pub(super) fn cmd_size(&mut self, path: &str) {
@@ -44,8 +45,9 @@ impl Session {
             return;
         };
         let p = self.cwd().join(path);
+        // The reply gives the time the filesystem kept, which may be clamped or rounded from the one asked for.
         match self.root.set_modified(&p, t) {
-            Ok(()) => self.reply(ReplyCode::FileStatus, format!("Modify={time}; {p}")),
+            Ok(kept) => self.reply(ReplyCode::FileStatus, format!("Modify={}; {p}", timeval(kept))),
             Err(e) => self.fs_error(path, &e),
         }
     }
@@ -75,16 +77,15 @@ impl Session {
             Ok(m) => Ok(Listing::single(p.file_name().unwrap_or("/").to_string(), m, ListFormat::Long, now.wall)),
             Err(e) => Err(e),
         };
-        let mut text = String::new();
-        let read = listing.and_then(|l| l.take(1 << 24).read_to_string(&mut text));
-        if let Err(e) = read {
-            return self.fs_error(path, &e);
-        }
+        let read = listing.and_then(|mut l| l.lines(STAT_MAX_ENTRIES));
+        let (entries, more) = match read {
+            Ok(r) => r,
+            Err(e) => return self.fs_error(path, &e),
+        };
         let mut lines = vec![format!("Status of {p}:")];
-        let total = text.lines().count();
-        lines.extend(text.lines().take(STAT_MAX_ENTRIES).map(str::to_string));
-        if total > STAT_MAX_ENTRIES {
-            lines.push(format!("... {} more entries; use LIST", total - STAT_MAX_ENTRIES));
+        lines.extend(entries);
+        if more {
+            lines.push(format!("... more than {STAT_MAX_ENTRIES} entries; use LIST"));
         }
         lines.push("End of status".to_string());
         self.replies.push_back(Reply::multi(ReplyCode::FileStatus, lines));
@@ -141,7 +142,10 @@ impl Session {
             return;
         };
         let to = self.cwd().join(path);
-        match self.root.rename(&from, &to) {
+        // Replacing an existing file destroys it: only an account that may delete may do that.
+        let renamed =
+            if self.perms.delete { self.root.rename(&from, &to) } else { self.root.rename_noreplace(&from, &to) };
+        match renamed {
             Ok(()) => self.reply(ReplyCode::FileActionOk, format!("Renamed {from} to {to}.")),
             Err(e) => self.fs_error(path, &e),
         }

@@ -23,6 +23,8 @@ pub enum Action {
     StartTls,
     /// Drop the passive listener, the data connection and any transfer on it. No outcome follows.
     CloseData,
+    /// Stop the running HASH job (ABOR). No outcome follows.
+    StopHash,
     /// Check `password` against the PHC string `hash` off the loop; answer with [`Outcome::Verified`].
     VerifyPassword { hash: String, password: String },
     /// Send the queued replies, then close the control connection.
@@ -39,6 +41,7 @@ impl std::fmt::Debug for Action {
             }
             Action::StartTls => write!(f, "StartTls"),
             Action::CloseData => write!(f, "CloseData"),
+            Action::StopHash => write!(f, "StopHash"),
             Action::StartHash(_) => write!(f, "StartHash"),
             Action::VerifyPassword { .. } => write!(f, "VerifyPassword"),
             Action::Close => write!(f, "Close"),
@@ -64,6 +67,8 @@ pub enum Outcome {
     HashFailed(io::Error),
     /// Whether the password matched.
     Verified(bool),
+    /// Too many password checks are waiting (server-wide or from this address): the login is refused.
+    VerifierBusy,
     TransferFailed {
         bytes: u64,
         error: TransferError,

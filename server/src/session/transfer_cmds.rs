@@ -13,8 +13,10 @@ use crate::fs::{Root, VPath};
 use crate::listing::{ListFormat, Listing};
 use crate::transfer::{Source, Transfer};
 
-/// How many `name.N` candidates STOU tries before giving up.
-const STOU_TRIES: u32 = 10_000;
+/// How many `name.N` candidates STOU tries before it turns to random suffixes.
+const STOU_TRIES: u32 = 16;
+/// Random suffixes tried after that before giving up (each a 1-in-2^64 collision).
+const STOU_RANDOM_TRIES: u32 = 4;
 
 impl Session {
     pub(super) fn cmd_retr(&mut self, now: Now, path: &str) {
@@ -51,24 +53,29 @@ impl Session {
         }
         let Some(target) = self.upload_target(path) else { return };
         if offset > 0 {
-            // REST + STOR resumes an upload: keep the first `offset` bytes, write from there.
+            // REST + STOR resumes an upload: keep the first `offset` bytes, write from there. What lies beyond
+            // them is cut only once the data connection is up and the transfer starts: a STOR that never gets
+            // its connection changes nothing.
             let file = self.root.open_write(&target, false).and_then(|mut f| {
                 if offset > f.metadata()?.len() {
                     return Err(io::Error::new(io::ErrorKind::InvalidInput, "restart offset beyond end of file"));
                 }
-                f.set_len(offset)?;
                 f.seek(SeekFrom::Start(offset))?;
                 Ok(f)
             });
             return match file {
-                Ok(f) => self.begin_upload(now, Job::new("STOR", target), f),
+                Ok(f) => {
+                    let t = Transfer::receive(f, self.ascii, self.config.chunk_size, self.config.quantum)
+                        .truncating_at(offset);
+                    self.begin(now, Job::new("STOR", target), t)
+                }
                 Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
                     self.reply(ReplyCode::InvalidRestart, format!("Cannot restart at {offset}: file is shorter."))
                 }
                 Err(e) => self.fs_error(path, &e),
             };
         }
-        match self.create_temp(&target) {
+        match self.root.create_temp(&target) {
             Ok((temp, f)) => self.begin_upload(now, Job { temp: Some(temp), ..Job::new("STOR", target) }, f),
             Err(e) => self.fs_error(path, &e),
         }
@@ -98,7 +105,7 @@ impl Session {
             self.reply(ReplyCode::FileNameNotAllowed, "No unique name available.");
             return;
         };
-        match self.create_temp(&target) {
+        match self.root.create_temp(&target) {
             Ok((temp, f)) => {
                 let job = Job { temp: Some(temp), unique: true, ..Job::new("STOU", target) };
                 self.begin_upload(now, job, f)
@@ -155,27 +162,22 @@ impl Session {
         Some(target)
     }
 
-    /// A new temporary file beside `target`, so the final name never holds a partial file.
-    fn create_temp(&mut self, target: &VPath) -> io::Result<(VPath, std::fs::File)> {
-        self.upload_seq = self.upload_seq.wrapping_add(1);
-        let temp = target.parent().join(&format!(".ftpupload.{}.{}.part", self.id, self.upload_seq));
-        let file = self.root.create_new(&temp)?;
-        Ok((temp, file))
-    }
-
     fn begin_upload(&mut self, now: Now, job: Job, file: std::fs::File) {
         let t = Transfer::receive(file, self.ascii, self.config.chunk_size, self.config.quantum);
         self.begin(now, job, t);
     }
 }
 
-/// `name`, else `name.1`, `name.2`, ...: the first that does not exist yet.
+/// `name`, else `name.1` ... `name.N`, else `name.<random>`: the first that nothing has, not even a dangling
+/// symlink. Bounded: a directory full of `name.N` costs at most [`STOU_TRIES`] lookups, never a scan.
 pub(super) fn unique_name(root: &Root, first: &VPath) -> Option<VPath> {
-    if root.metadata(first).is_err() {
+    if root.is_free(first) {
         return Some(first.clone());
     }
     let name = first.file_name()?;
-    (1..STOU_TRIES).map(|n| first.parent().join(&format!("{name}.{n}"))).find(|p| root.metadata(p).is_err())
+    let numbered = (1..=STOU_TRIES).map(|n| format!("{name}.{n}"));
+    let random = (0..STOU_RANDOM_TRIES).map(|_| format!("{name}.{}", crate::fs::random_suffix()));
+    numbered.chain(random).map(|n| first.parent().join(&n)).find(|p| root.is_free(p))
 }
 
 /// Drops leading `-x` words: `-la /pub` → `/pub`.
