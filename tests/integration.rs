@@ -34,3 +34,6 @@ mod chaos;
 
 #[path = "integration/tls.rs"]
 mod tls;
+
+#[path = "integration/hostile.rs"]
+mod hostile;

@@ -51,6 +51,9 @@ const ACCEPT_TIMER: usize = usize::MAX;
 const CONTROL_READ: usize = 4096;
 /// Reads per control connection per turn before it yields to others (a flooding client cannot hog the loop).
 const CONTROL_READS_PER_TURN: usize = 8;
+/// Command lines handled per control connection per turn: a client pipelining thousands of commands has them
+/// answered a batch per turn, interleaved with everyone else's, instead of in one long turn.
+const CONTROL_LINES_PER_TURN: usize = 64;
 /// Unsent reply bytes above which a session's commands are no longer read until the client catches up.
 const REPLY_HIGH_WATER: usize = 16 * 1024;
 /// How long accepting pauses when the process is out of file descriptors (EMFILE/ENFILE).

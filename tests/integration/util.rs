@@ -343,6 +343,13 @@ impl Ctl {
         c
     }
 
+    /// A control connection over a socket connected elsewhere (from another loopback source address, say).
+    pub fn from_stream(stream: TcpStream) -> Ctl {
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
+        stream.set_write_timeout(Some(IO_TIMEOUT)).expect("write timeout");
+        Ctl { stream, parser: ReplyParser::default() }
+    }
+
     /// Connects without reading anything.
     pub fn connect_no_greeting(addr: SocketAddr) -> Ctl {
         let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap_or_else(|e| panic!("connect {addr}: {e}"));

@@ -14,7 +14,7 @@ use ftp_common::LineBuffer;
 use log::{debug, error, trace, warn};
 use mio::{Interest, Token};
 
-use super::{Conn, Server, CONTROL_READS_PER_TURN, MAX_VERIFY_PER_IP, REPLY_HIGH_WATER};
+use super::{Conn, Server, CONTROL_LINES_PER_TURN, CONTROL_READS_PER_TURN, MAX_VERIFY_PER_IP, REPLY_HIGH_WATER};
 use crate::session::{canonical, Action, Now, Outcome, Session};
 use crate::stream::Stream;
 use crate::verifier::SubmitError;
@@ -123,6 +123,7 @@ impl Server {
             return;
         }
         let mut reads = 0;
+        let mut handled = 0;
         loop {
             // Handle complete lines first, each followed by whatever it made the session ask for.
             loop {
@@ -130,7 +131,14 @@ impl Server {
                 if c.holds_input() {
                     break;
                 }
+                if handled == CONTROL_LINES_PER_TURN {
+                    // A pipelining client gets its next lines handled next turn, after everyone else's.
+                    self.enqueue(key);
+                    self.update_control(key, now);
+                    return;
+                }
                 let Some(line) = c.lines.pop() else { break };
+                handled += 1;
                 c.session.handle_line(now, line);
                 self.apply(key, now);
                 if self.is_closed[key] {
