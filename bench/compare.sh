@@ -5,7 +5,7 @@
 #   bench/compare.sh --quick    every scenario at a small scale, once (about 2 minutes): checks the script
 #
 # Servers (each on 127.0.0.1, a free port, anonymous read and write, rooted in a prepared directory holding
-# big.bin and small.bin): ours with its default 1 KiB chunks and with 64 KiB chunks, vsftpd, pure-ftpd and
+# big.bin and small.bin): ours at its default flags, vsftpd, pure-ftpd and
 # pyftpdlib. Scenarios: idle sessions (memory per session from /proc, NOOP latency meanwhile), get, put, small, ramp,
 # and the loopback reference (TCP between threads, no FTP). Repetitions are interleaved: repetition 1 runs every
 # server, then repetition 2, and so on, so slow drift of the machine spreads over all servers alike.
@@ -40,7 +40,7 @@ done
 
 # ---- scale ---------------------------------------------------------------------------------------------------------
 
-SERVERS=(ours-1k ours-64k vsftpd pure-ftpd pyftpdlib)
+SERVERS=(ours vsftpd pure-ftpd pyftpdlib)
 if [[ "$QUICK" == 1 ]]; then
     REPS=1
     IDLE_SIZES=(200)
@@ -279,10 +279,9 @@ start_server() {
     mkdir -p "$RESULTS/logs"
     echo "---- start $(date -u +%H:%M:%S)" >>"$SRV_LOG"
     case "$name" in
-        ours-1k | ours-64k)
-            local chunk=()
-            # The second configuration: 64 KiB chunks and sendfile for downloads (same per-turn fairness).
-            [[ "$name" == ours-64k ]] && chunk=(--chunk-size 65536 --zero-copy)
+        ours)
+            # Default flags: defaults are what users run. OURS_FLAGS adds any for an experiment.
+            local chunk=(${OURS_FLAGS:-})
             # The ready line is looked for only in what this start writes: the log holds the earlier starts too.
             local i line from
             from=$(($(stat -c %s "$SRV_LOG") + 1))

@@ -9,6 +9,7 @@ use log::warn;
 
 use crate::access::Anonymous;
 use crate::server::Config;
+use crate::server::{Scheduling, DEFAULT_QUANTUM, DEFAULT_TURN_BUDGET};
 use crate::session::SessionConfig;
 use crate::tls;
 
@@ -31,18 +32,18 @@ pub struct Args {
     #[arg(long)]
     pub root: Option<PathBuf>,
 
-    /// Bytes moved per chunk of a transfer.
+    /// The unit of fairness: transfers progress and are scheduled in chunks of this many bytes.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=16 * 1024 * 1024))]
     pub chunk_size: u32,
 
-    /// Chunks a transfer may move per loop turn before others get their turn.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    /// Most chunks one transfer moves per loop turn, when few transfers share the turn's budget.
+    #[arg(long, default_value_t = DEFAULT_QUANTUM, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub quantum: u32,
 
-    /// Send files with sendfile(2): binary downloads over plain connections skip the copy through the server,
-    /// still at most one chunk per call and `--quantum` calls per turn. Best with a larger `--chunk-size`.
-    #[arg(long)]
-    pub zero_copy: bool,
+    /// Bytes all transfers together move per loop turn, shared equally among those with work (each moves at
+    /// least one chunk and at most --quantum chunks).
+    #[arg(long, default_value_t = DEFAULT_TURN_BUDGET, value_parser = clap::value_parser!(u32).range(1..))]
+    pub turn_budget: u32,
 
     /// Control connections held at once; more are refused with 421 [default: from the file-descriptor limit].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
@@ -226,10 +227,12 @@ impl Args {
             bind: self.bind,
             port: self.port,
             root,
-            session: SessionConfig {
-                chunk_size: self.chunk_size as usize,
+            scheduling: Scheduling {
+                chunk: self.chunk_size as usize,
                 quantum: self.quantum as usize,
-                zero_copy: self.zero_copy,
+                turn_budget: self.turn_budget as usize,
+            },
+            session: SessionConfig {
                 idle_timeout: secs(self.idle_timeout),
                 data_timeout: secs(self.data_timeout),
                 login_timeout: secs(self.login_timeout),

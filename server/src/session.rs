@@ -92,12 +92,6 @@ pub struct ServerStats {
 /// Settings every session shares.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
-    /// Bytes per chunk (`--chunk-size`).
-    pub chunk_size: usize,
-    /// Chunks per transfer per loop turn (`--quantum`).
-    pub quantum: usize,
-    /// Send files with sendfile(2) (binary RETR over plain connections), one chunk per call.
-    pub zero_copy: bool,
     /// A session with no command for this long gets 421 and is closed.
     pub idle_timeout: Duration,
     /// How long a passive listener waits for the client's data connection.
@@ -119,9 +113,6 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
-            chunk_size: 1024,
-            quantum: 16,
-            zero_copy: false,
             idle_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(30),
             login_timeout: Duration::from_secs(60),

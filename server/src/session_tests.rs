@@ -16,9 +16,6 @@ pub(super) struct T {
 
 pub(super) fn config() -> SessionConfig {
     SessionConfig {
-        chunk_size: 7,
-        quantum: 3,
-        zero_copy: false,
         idle_timeout: Duration::from_secs(60),
         data_timeout: Duration::from_secs(5),
         login_timeout: Duration::from_secs(30),
@@ -120,8 +117,10 @@ impl Write for MemSocket {
 /// Runs a transfer to its end against an in-memory socket holding `input`; returns what it sent.
 pub(super) fn run(t: &mut Transfer, input: &[u8]) -> Vec<u8> {
     let mut sock = MemSocket { input: Cursor::new(input.to_vec()), output: Vec::new() };
+    // Odd small shares, so conversions and leftovers cross step boundaries.
+    let mut scratch = vec![0; crate::transfer::scratch_len(7)];
     for _ in 0..1_000_000 {
-        match t.step(&mut sock) {
+        match t.step(&mut sock, 7, &mut scratch) {
             Step::Done => return sock.output,
             Step::Failed(e) => panic!("{e:?}"),
             Step::Yield | Step::Blocked => {}

@@ -358,8 +358,9 @@ fn run_steps(t: &mut Transfer, input: &[u8]) -> Step {
             Ok(())
         }
     }
+    let mut scratch = vec![0; crate::transfer::scratch_len(64)];
     loop {
-        match t.step(&mut Both(&mut sock, &mut sink)) {
+        match t.step(&mut Both(&mut sock, &mut sink), 64, &mut scratch) {
             Step::Yield | Step::Blocked => {}
             other => return other,
         }

@@ -1,10 +1,14 @@
-//! One transfer's data movement, in bounded steps: at most `quantum` chunks of `chunk` bytes per call.
+//! One transfer's data movement, in bounded steps: each step moves at most the share of the turn's byte budget
+//! the loop gives it, with as few syscalls as the kernel allows.
 //!
-//! A [`Transfer`] owns its local side (a file or a listing) and one buffer allocated when it starts; the loop
-//! hands it the data socket on each step. It never touches the control connection and never decides replies: it
-//! reports [`Step`]s, and the session turns the final one into 226, 426, 451 or 452. A chunk only partly written
-//! stays in the buffer and goes first on the next step. In ASCII mode (TYPE A) line ends become CRLF on the wire
-//! and CRLF becomes LF on disk, with a CR split across chunks carried over.
+//! A [`Transfer`] owns its local side (a file or a listing); the loop hands it the data socket, its share and a
+//! scratch buffer (one per loop, not one per transfer) on each step. A binary download of a file over a plain
+//! socket goes out with one sendfile(2) per step; every other download reads its share in one read and writes it
+//! in one write, and an upload receives its share in one read and writes it to the file in one write. Bytes a
+//! socket did not take stay with the transfer and go first on its next step. It never touches the control
+//! connection and never decides replies: it reports [`Step`]s, and the session turns the final one into 226,
+//! 426, 451 or 452. In ASCII mode (TYPE A) line ends become CRLF on the wire and CRLF becomes LF on disk, with a
+//! CR split across steps carried over.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -30,7 +34,7 @@ impl Read for Source {
 /// What one step achieved.
 #[derive(Debug)]
 pub enum Step {
-    /// The per-turn budget is used up and there is more to do: run again next turn.
+    /// The share is used up (or the socket took only part of it) and there is more to do: run again next turn.
     Yield,
     /// The socket would block: run again when it is ready.
     Blocked,
@@ -50,98 +54,37 @@ pub enum TransferError {
 }
 
 enum Direction {
-    Send {
-        source: Source,
-        pos: usize,
-        end: usize,
-        eof: bool,
-    },
-    /// `fill`: bytes received this turn, waiting in the buffer for the file. `truncate`: REST + STOR cuts the
-    /// file at the offset when the transfer starts, not when the command came.
-    Receive {
-        file: File,
-        fill: usize,
-        truncate: Option<u64>,
-    },
+    /// `pending[pos..]`: bytes read from the source that the socket has not taken yet; they go first.
+    Send { source: Source, pending: Vec<u8>, pos: usize, eof: bool },
+    /// `truncate`: REST + STOR cuts the file at the offset when the transfer starts, not when the command came.
+    Receive { file: File, truncate: Option<u64> },
 }
 
 /// A transfer in progress.
 pub struct Transfer {
     direction: Direction,
     ascii: bool,
-    /// Send: the batch read from the local side, written out `chunk` bytes at a time. Receive: the chunks read
-    /// this turn, written to the file at once. One batch is `chunk * quantum` bytes (twice that when sending in
-    /// ASCII mode, where every LF may grow to CRLF).
-    buf: Vec<u8>,
-    /// ASCII conversion: the raw batch (send) or the converted one (receive). Empty in binary mode.
-    scratch: Vec<u8>,
-    /// ASCII send: the last byte of the previous batch was CR. ASCII receive: a CR is held back.
+    /// ASCII send: the last byte of the previous read was CR. ASCII receive: a CR is held back.
     held_cr: bool,
-    chunk: usize,
-    quantum: usize,
     bytes: u64,
-    /// Send the file with sendfile(2) instead of reading it into `buf` (binary downloads of files only).
-    zero_copy: bool,
+}
+
+/// The scratch buffer a loop needs for shares of up to `max_share` bytes: an ASCII step converts between its two
+/// halves (LF may grow to CRLF on the way out, a held CR adds one byte on the way in).
+pub fn scratch_len(max_share: usize) -> usize {
+    2 * max_share.max(1) + 1
 }
 
 impl Transfer {
     /// A download (RETR, LIST, NLST, MLSD).
-    pub fn send(source: Source, ascii: bool, chunk: usize, quantum: usize) -> Transfer {
-        let (chunk, quantum) = (chunk.max(1), quantum.max(1));
-        let batch = chunk.saturating_mul(quantum);
-        let buf = vec![0; if ascii { 2 * batch } else { batch }];
-        let scratch = if ascii { vec![0; batch] } else { Vec::new() };
-        let direction = Direction::Send { source, pos: 0, end: 0, eof: false };
-        Transfer { direction, ascii, buf, scratch, held_cr: false, chunk, quantum, bytes: 0, zero_copy: false }
-    }
-
-    /// Asks for sendfile(2) where it applies: a binary download of a regular file. The loop uses it only on plain
-    /// (not TLS) connections; elsewhere the transfer runs as usual.
-    pub fn with_zero_copy(mut self, on: bool) -> Transfer {
-        self.zero_copy = on && !self.ascii && matches!(self.direction, Direction::Send { source: Source::File(_), .. });
-        if self.zero_copy {
-            // The kernel moves the bytes; no user-space buffer is needed.
-            self.buf = Vec::new();
-        }
-        self
-    }
-
-    pub fn is_zero_copy(&self) -> bool {
-        self.zero_copy
-    }
-
-    /// A zero-copy step: at most `quantum` sendfile calls of at most one chunk each, the same budget and the same
-    /// per-call size as [`Transfer::step`], so fairness does not change.
-    pub fn step_zero_copy<S: AsFd>(&mut self, socket: &S) -> Step {
-        let Direction::Send { source: Source::File(file), .. } = &mut self.direction else { return Step::Done };
-        for _ in 0..self.quantum {
-            match rustix::fs::sendfile(socket, &*file, None, self.chunk) {
-                Ok(0) => return Step::Done,
-                Ok(n) => self.bytes += n as u64,
-                Err(rustix::io::Errno::AGAIN) => return Step::Blocked,
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => {
-                    let e = io::Error::from(e);
-                    // sendfile reports both sides' failures; the socket's are the client's doing.
-                    let network = matches!(
-                        e.kind(),
-                        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-                    );
-                    return Step::Failed(if network { TransferError::Network(e) } else { TransferError::Local(e) });
-                }
-            }
-        }
-        Step::Yield
+    pub fn send(source: Source, ascii: bool) -> Transfer {
+        let direction = Direction::Send { source, pending: Vec::new(), pos: 0, eof: false };
+        Transfer { direction, ascii, held_cr: false, bytes: 0 }
     }
 
     /// An upload (STOR, APPE, STOU) into `file`.
-    pub fn receive(file: File, ascii: bool, chunk: usize, quantum: usize) -> Transfer {
-        let (chunk, quantum) = (chunk.max(1), quantum.max(1));
-        let batch = chunk.saturating_mul(quantum);
-        let direction = Direction::Receive { file, fill: 0, truncate: None };
-        let scratch = if ascii { vec![0; batch + 1] } else { Vec::new() };
-        let buf = vec![0; batch];
-        Transfer { direction, ascii, buf, scratch, held_cr: false, chunk, quantum, bytes: 0, zero_copy: false }
+    pub fn receive(file: File, ascii: bool) -> Transfer {
+        Transfer { direction: Direction::Receive { file, truncate: None }, ascii, held_cr: false, bytes: 0 }
     }
 
     /// An upload that resumes at `offset` (REST + STOR): the file is cut there by the first step, once the data
@@ -162,106 +105,145 @@ impl Transfer {
         matches!(self.direction, Direction::Receive { .. })
     }
 
-    /// Moves at most `quantum` chunks between the local side and `socket`.
-    pub fn step<S: Read + Write>(&mut self, socket: &mut S) -> Step {
-        match self.direction {
-            Direction::Send { .. } => self.step_send(socket),
-            Direction::Receive { .. } => self.step_receive(socket),
+    /// Whether sendfile(2) can carry this transfer on a plain socket: a binary download of a file.
+    pub fn can_zero_copy(&self) -> bool {
+        !self.ascii && matches!(self.direction, Direction::Send { source: Source::File(_), .. })
+    }
+
+    /// A zero-copy step: one sendfile call of up to `share` bytes from the file's current offset.
+    pub fn step_zero_copy<S: AsFd>(&mut self, socket: &S, share: usize) -> Step {
+        let Direction::Send { source: Source::File(file), .. } = &mut self.direction else { return Step::Done };
+        loop {
+            return match rustix::fs::sendfile(socket, &*file, None, share.max(1)) {
+                Ok(0) => Step::Done,
+                Ok(n) => {
+                    self.bytes += n as u64;
+                    // Less than the share: the socket is full or the file ended; the next step tells which.
+                    Step::Yield
+                }
+                Err(rustix::io::Errno::AGAIN) => Step::Blocked,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    let e = io::Error::from(e);
+                    // sendfile reports both sides' failures; the socket's are the client's doing.
+                    let network = matches!(
+                        e.kind(),
+                        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                    );
+                    Step::Failed(if network { TransferError::Network(e) } else { TransferError::Local(e) })
+                }
+            };
         }
     }
 
-    /// Each socket write carries at most one chunk; the local side is read a whole batch at a time, so a turn
-    /// costs one read and `quantum` writes.
-    fn step_send<S: Write>(&mut self, socket: &mut S) -> Step {
-        let Direction::Send { source, pos, end, eof } = &mut self.direction else { return Step::Done };
-        for _ in 0..self.quantum {
-            if *pos == *end {
-                if *eof {
-                    return Step::Done;
-                }
-                let filled = if self.ascii {
-                    fill_ascii(source, &mut self.scratch, &mut self.buf, &mut self.held_cr)
-                } else {
-                    read_retrying(source, &mut self.buf)
-                };
-                match filled {
-                    Ok(0) => {
-                        *eof = true;
-                        return Step::Done;
-                    }
-                    Ok(n) => {
-                        *pos = 0;
-                        *end = n;
-                    }
-                    Err(e) => return Step::Failed(TransferError::Local(e)),
-                }
-            }
-            let upto = (*pos + self.chunk).min(*end);
-            match socket.write(&self.buf[*pos..upto]) {
-                Ok(0) => return Step::Failed(TransferError::Network(io::ErrorKind::WriteZero.into())),
+    /// Moves up to `share` bytes between the local side and `socket`, with one read and one write. `scratch`
+    /// must hold [`scratch_len`]`(share)` bytes; it is the loop's, shared by every transfer.
+    pub fn step<S: Read + Write>(&mut self, socket: &mut S, share: usize, scratch: &mut [u8]) -> Step {
+        let share = share.max(1).min(scratch.len() / 2);
+        match self.direction {
+            Direction::Send { .. } => self.step_send(socket, share, scratch),
+            Direction::Receive { .. } => self.step_receive(socket, share, scratch),
+        }
+    }
+
+    fn step_send<S: Write>(&mut self, socket: &mut S, share: usize, scratch: &mut [u8]) -> Step {
+        let Direction::Send { source, pending, pos, eof } = &mut self.direction else { return Step::Done };
+        // What the socket did not take last time goes first, and alone: the share is spent once it is out.
+        if *pos < pending.len() {
+            match write_once(socket, &pending[*pos..]) {
                 Ok(n) => {
                     *pos += n;
                     self.bytes += n as u64;
                 }
+                Err(step) => return step,
+            }
+            if *pos == pending.len() {
+                // No buffer is kept between steps once the socket has everything.
+                *pending = Vec::new();
+                *pos = 0;
+            }
+            return Step::Yield;
+        }
+        if *eof {
+            return Step::Done;
+        }
+        let filled = if self.ascii {
+            // Every raw byte may become two on the wire.
+            let raw_len = (share / 2).max(1);
+            let (out, raw) = scratch.split_at_mut(2 * raw_len);
+            fill_ascii(source, &mut raw[..raw_len], out, &mut self.held_cr)
+        } else {
+            read_retrying(source, &mut scratch[..share])
+        };
+        let n = match filled {
+            Ok(0) => {
+                *eof = true;
+                return Step::Done;
+            }
+            Ok(n) => n,
+            Err(e) => return Step::Failed(TransferError::Local(e)),
+        };
+        match write_once(socket, &scratch[..n]) {
+            Ok(written) => {
+                self.bytes += written as u64;
+                pending.extend_from_slice(&scratch[written..n]);
+                Step::Yield
+            }
+            Err(Step::Blocked) => {
+                pending.extend_from_slice(&scratch[..n]);
+                Step::Blocked
+            }
+            Err(step) => step,
+        }
+    }
+
+    fn step_receive<S: Read>(&mut self, socket: &mut S, share: usize, scratch: &mut [u8]) -> Step {
+        let Direction::Receive { file, truncate } = &mut self.direction else { return Step::Done };
+        if let Some(offset) = truncate.take() {
+            if let Err(e) = file.set_len(offset) {
+                return Step::Failed(TransferError::Local(e));
+            }
+        }
+        let (input, out) = scratch.split_at_mut(share);
+        let n = loop {
+            match socket.read(input) {
+                Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Blocked,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Step::Failed(TransferError::Network(e)),
             }
-        }
-        Step::Yield
-    }
-
-    /// Each socket read takes at most one chunk; what a turn read goes to the file in one write.
-    fn step_receive<S: Read>(&mut self, socket: &mut S) -> Step {
-        if let Direction::Receive { file, truncate, .. } = &mut self.direction {
-            if let Some(offset) = truncate.take() {
-                if let Err(e) = file.set_len(offset) {
-                    return Step::Failed(TransferError::Local(e));
-                }
-            }
-        }
-        let mut outcome = Step::Yield;
-        for _ in 0..self.quantum {
-            let Direction::Receive { fill, .. } = &mut self.direction else { return Step::Done };
-            let at = *fill;
-            match socket.read(&mut self.buf[at..at + self.chunk]) {
-                Ok(0) => {
-                    outcome = Step::Done;
-                    break;
-                }
-                Ok(n) => {
-                    *fill += n;
-                    self.bytes += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    outcome = Step::Blocked;
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Step::Failed(TransferError::Network(e)),
-            }
-        }
-        if let Err(e) = self.flush(matches!(outcome, Step::Done)) {
-            return Step::Failed(TransferError::Local(e));
-        }
-        outcome
-    }
-
-    /// Writes what this turn received to the file; at the end, a held-back CR too (it had no LF after it).
-    fn flush(&mut self, at_end: bool) -> io::Result<()> {
-        let Direction::Receive { file, fill, .. } = &mut self.direction else { return Ok(()) };
-        if self.ascii {
-            let len = crlf_to_lf(&self.buf[..*fill], &mut self.scratch, &mut self.held_cr);
-            file.write_all(&self.scratch[..len])?;
-            if at_end && self.held_cr {
+        };
+        self.bytes += n as u64;
+        let written = if self.ascii {
+            let mut len = crlf_to_lf(&input[..n], out, &mut self.held_cr);
+            if n == 0 && self.held_cr {
+                // The end: a CR held back had no LF after it.
                 self.held_cr = false;
-                file.write_all(b"\r")?;
+                out[len] = b'\r';
+                len += 1;
             }
+            file.write_all(&out[..len])
         } else {
-            file.write_all(&self.buf[..*fill])?;
+            file.write_all(&input[..n])
+        };
+        match written {
+            Err(e) => Step::Failed(TransferError::Local(e)),
+            Ok(()) if n == 0 => Step::Done,
+            Ok(()) => Step::Yield,
         }
-        *fill = 0;
-        Ok(())
+    }
+}
+
+/// One write; `Err` carries the step to report when it took nothing.
+fn write_once<S: Write>(socket: &mut S, bytes: &[u8]) -> Result<usize, Step> {
+    loop {
+        match socket.write(bytes) {
+            Ok(0) => return Err(Step::Failed(TransferError::Network(io::ErrorKind::WriteZero.into()))),
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(Step::Blocked),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Step::Failed(TransferError::Network(e))),
+        }
     }
 }
 
@@ -322,6 +304,7 @@ mod tests {
     /// A socket stand-in that accepts at most `per_write` bytes per write and blocks after `budget` writes.
     struct Pipe {
         written: Vec<u8>,
+        writes: Vec<usize>,
         per_write: usize,
         budget: usize,
         input: Cursor<Vec<u8>>,
@@ -330,10 +313,17 @@ mod tests {
 
     impl Pipe {
         fn sink(per_write: usize, budget: usize) -> Pipe {
-            Pipe { written: Vec::new(), per_write, budget, input: Cursor::new(Vec::new()), per_read: usize::MAX }
+            Pipe {
+                written: Vec::new(),
+                writes: Vec::new(),
+                per_write,
+                budget,
+                input: Cursor::new(Vec::new()),
+                per_read: usize::MAX,
+            }
         }
         fn source(data: Vec<u8>, per_read: usize) -> Pipe {
-            Pipe { written: Vec::new(), per_write: 0, budget: usize::MAX, input: Cursor::new(data), per_read }
+            Pipe { input: Cursor::new(data), per_read, ..Pipe::sink(0, usize::MAX) }
         }
     }
 
@@ -345,6 +335,7 @@ mod tests {
             self.budget -= 1;
             let n = b.len().min(self.per_write);
             self.written.extend_from_slice(&b[..n]);
+            self.writes.push(n);
             Ok(n)
         }
         fn flush(&mut self) -> io::Result<()> {
@@ -366,11 +357,12 @@ mod tests {
         f
     }
 
-    fn run_send(data: &[u8], ascii: bool, chunk: usize, per_write: usize) -> Vec<u8> {
-        let mut t = Transfer::send(Source::File(file_with(data)), ascii, chunk, 4);
+    fn run_send(data: &[u8], ascii: bool, share: usize, per_write: usize) -> Vec<u8> {
+        let mut t = Transfer::send(Source::File(file_with(data)), ascii);
         let mut sock = Pipe::sink(per_write, usize::MAX);
+        let mut scratch = vec![0; scratch_len(share)];
         for _ in 0..1_000_000 {
-            match t.step(&mut sock) {
+            match t.step(&mut sock, share, &mut scratch) {
                 Step::Done => return sock.written,
                 Step::Yield | Step::Blocked => {}
                 Step::Failed(e) => panic!("{e:?}"),
@@ -379,82 +371,113 @@ mod tests {
         panic!("transfer did not finish");
     }
 
-    // Binary mode is byte-exact, whatever the chunk and the socket's partial writes.
+    fn run_receive(data: &[u8], ascii: bool, share: usize, per_read: usize) -> Vec<u8> {
+        let mut f = tempfile::tempfile().unwrap();
+        let mut t = Transfer::receive(f.try_clone().unwrap(), ascii);
+        let mut sock = Pipe::source(data.to_vec(), per_read);
+        let mut scratch = vec![0; scratch_len(share)];
+        loop {
+            match t.step(&mut sock, share, &mut scratch) {
+                Step::Done => break,
+                Step::Yield | Step::Blocked => {}
+                Step::Failed(e) => panic!("{e:?}"),
+            }
+        }
+        let mut out = Vec::new();
+        f.rewind().unwrap();
+        f.read_to_end(&mut out).unwrap();
+        out
+    }
+
+    // Binary mode is byte-exact, whatever the share and the socket's partial writes.
     #[test]
     fn binary_send_is_exact() {
         let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        for (chunk, per_write) in [(1024, 1024), (1024, 100), (7, 3), (1, 1)] {
-            assert_eq!(run_send(&data, false, chunk, per_write), data);
+        for (share, per_write) in [(1024, 1024), (1024, 100), (7, 3), (1, 1), (65536, 4000)] {
+            assert_eq!(run_send(&data, false, share, per_write), data);
         }
     }
 
-    // At most `quantum` chunks move per step; the step then yields.
+    // One step moves at most its share, in one write, and then yields.
     #[test]
-    fn quantum_bounds_one_step() {
+    fn one_write_of_at_most_the_share_per_step() {
         let data = vec![1u8; 10 * 1024];
-        let mut t = Transfer::send(Source::File(file_with(&data)), false, 1024, 3);
+        let mut t = Transfer::send(Source::File(file_with(&data)), false);
         let mut sock = Pipe::sink(usize::MAX, usize::MAX);
-        assert!(matches!(t.step(&mut sock), Step::Yield));
-        assert_eq!(sock.written.len(), 3 * 1024);
-    }
-
-    // A partly written chunk stays and goes first when the socket is writable again.
-    #[test]
-    fn partial_chunk_goes_first_after_blocking() {
-        let data: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
-        let mut t = Transfer::send(Source::File(file_with(&data)), false, 1024, 8);
-        let mut sock = Pipe::sink(500, 1);
-        assert!(matches!(t.step(&mut sock), Step::Blocked));
-        assert_eq!(sock.written.len(), 500);
-        sock.budget = usize::MAX;
-        sock.per_write = usize::MAX;
-        loop {
-            match t.step(&mut sock) {
-                Step::Done => break,
-                Step::Failed(e) => panic!("{e:?}"),
-                _ => {}
-            }
-        }
+        let mut scratch = vec![0; scratch_len(8192)];
+        assert!(matches!(t.step(&mut sock, 3 * 1024, &mut scratch), Step::Yield));
+        assert_eq!(sock.writes, vec![3 * 1024]);
+        while !matches!(t.step(&mut sock, 3 * 1024, &mut scratch), Step::Done) {}
+        assert!(sock.writes.iter().all(|&n| n <= 3 * 1024));
         assert_eq!(sock.written, data);
     }
 
-    // Fairness is kept on the wire: no socket write carries more than one chunk, whatever the batch read.
+    // Bytes a socket did not take go first, and alone, when it is writable again.
     #[test]
-    fn writes_never_exceed_a_chunk() {
-        struct Sizes(Vec<usize>);
-        impl Write for Sizes {
-            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-                self.0.push(b.len());
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
-        impl Read for Sizes {
-            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-                Ok(0)
-            }
-        }
-        let data = vec![7u8; 10_000];
-        let mut t = Transfer::send(Source::File(file_with(&data)), false, 1000, 4);
-        let mut sock = Sizes(Vec::new());
-        assert!(matches!(t.step(&mut sock), Step::Yield));
-        assert_eq!(sock.0, vec![1000; 4]);
-        while !matches!(t.step(&mut sock), Step::Done) {}
-        assert!(sock.0.iter().all(|&n| n <= 1000));
-        assert_eq!(sock.0.iter().sum::<usize>(), 10_000);
+    fn partial_write_goes_first_after_blocking() {
+        let data: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+        let mut t = Transfer::send(Source::File(file_with(&data)), false);
+        let mut sock = Pipe::sink(500, 1);
+        let mut scratch = vec![0; scratch_len(8192)];
+        assert!(matches!(t.step(&mut sock, 8192, &mut scratch), Step::Yield));
+        assert!(matches!(t.step(&mut sock, 8192, &mut scratch), Step::Blocked));
+        assert_eq!(sock.written.len(), 500);
+        sock.budget = usize::MAX;
+        sock.per_write = usize::MAX;
+        assert!(matches!(t.step(&mut sock, 8192, &mut scratch), Step::Yield));
+        assert_eq!(sock.written, data, "the rest of the first read, in one write");
+        assert!(matches!(t.step(&mut sock, 8192, &mut scratch), Step::Done));
     }
 
-    // sendfile moves the file byte-exactly, from the current offset (REST), at most one chunk per call.
+    // Uploads are byte-exact however the socket splits them and whatever the share.
+    #[test]
+    fn binary_receive_is_exact() {
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i * 13 % 251) as u8).collect();
+        for (share, per_read) in [(1024, usize::MAX), (1024, 333), (1, 1), (65536, 5000)] {
+            assert_eq!(run_receive(&data, false, share, per_read), data);
+        }
+    }
+
+    // ASCII: LF goes out as CRLF and CRLF comes in as LF, whatever the split (a CR at a step's edge included).
+    #[test]
+    fn ascii_converts_line_ends_in_both_directions() {
+        let text = b"one\ntwo\r\nthree\rfour\n\n";
+        for share in [1, 2, 3, 5, 1024] {
+            assert_eq!(run_send(text, true, share, usize::MAX), b"one\r\ntwo\r\nthree\rfour\r\n\r\n", "share {share}");
+        }
+        let wire = b"one\r\ntwo\r\nthree\rfour\r\nend\r";
+        for (share, per_read) in [(1, 1), (2, 1), (3, 2), (1024, 4), (1024, usize::MAX)] {
+            assert_eq!(run_receive(wire, true, share, per_read), b"one\ntwo\nthree\rfour\nend\r", "share {share}");
+        }
+    }
+
+    // REST + STOR: the file is cut at the offset by the first step, not before.
+    #[test]
+    fn truncation_waits_for_the_first_step() {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(b"0123456789").unwrap();
+        f.seek(io::SeekFrom::Start(4)).unwrap();
+        let mut t = Transfer::receive(f.try_clone().unwrap(), false).truncating_at(4);
+        assert_eq!(f.metadata().unwrap().len(), 10);
+        let mut sock = Pipe::source(b"ab".to_vec(), usize::MAX);
+        let mut scratch = vec![0; scratch_len(64)];
+        while !matches!(t.step(&mut sock, 64, &mut scratch), Step::Done) {}
+        let mut out = String::new();
+        f.rewind().unwrap();
+        f.read_to_string(&mut out).unwrap();
+        assert_eq!(out, "0123ab");
+    }
+
+    // sendfile moves the file byte-exactly, from the current offset (REST), at most the share per call.
     #[test]
     fn zero_copy_send_is_exact() {
         use std::os::unix::net::UnixStream;
         let data: Vec<u8> = (0..200_000u32).map(|i| (i * 31 % 251) as u8).collect();
         let mut file = file_with(&data);
         file.seek(io::SeekFrom::Start(1000)).unwrap();
-        let mut t = Transfer::send(Source::File(file), false, 4096, 3).with_zero_copy(true);
-        assert!(t.is_zero_copy());
+        let mut t = Transfer::send(Source::File(file), false);
+        assert!(t.can_zero_copy());
+        assert!(!Transfer::send(Source::File(file_with(b"x")), true).can_zero_copy());
         let (ours, mut theirs) = UnixStream::pair().unwrap();
         ours.set_nonblocking(true).unwrap();
         let reader = std::thread::spawn(move || {
@@ -463,80 +486,13 @@ mod tests {
             got
         });
         loop {
-            match t.step_zero_copy(&ours) {
+            match t.step_zero_copy(&ours, 4096) {
                 Step::Done => break,
                 Step::Yield | Step::Blocked => std::thread::yield_now(),
                 Step::Failed(e) => panic!("{e:?}"),
             }
         }
-        assert_eq!(t.bytes(), 199_000);
         drop(ours);
         assert_eq!(reader.join().unwrap(), &data[1000..]);
-        // ASCII mode and listings never use it.
-        assert!(!Transfer::send(Source::File(file_with(b"x")), true, 1, 1).with_zero_copy(true).is_zero_copy());
-    }
-
-    // TYPE A: LF becomes CRLF on the wire; an existing CRLF is not doubled, even split across chunks.
-    #[test]
-    fn ascii_send_converts_line_ends() {
-        assert_eq!(run_send(b"a\nb\r\nc\n", true, 1024, 1024), b"a\r\nb\r\nc\r\n");
-        assert_eq!(run_send(b"ab\r\ncd\n\n", true, 3, 2), b"ab\r\ncd\r\n\r\n");
-    }
-
-    fn run_receive(wire: &[u8], ascii: bool, chunk: usize, per_read: usize) -> Vec<u8> {
-        let mut f = tempfile::tempfile().unwrap();
-        let mut t = Transfer::receive(f.try_clone().unwrap(), ascii, chunk, 4);
-        let mut sock = Pipe::source(wire.to_vec(), per_read);
-        loop {
-            match t.step(&mut sock) {
-                Step::Done => break,
-                Step::Failed(e) => panic!("{e:?}"),
-                _ => {}
-            }
-        }
-        assert_eq!(t.bytes(), wire.len() as u64);
-        f.rewind().unwrap();
-        let mut out = Vec::new();
-        f.read_to_end(&mut out).unwrap();
-        out
-    }
-
-    #[test]
-    fn binary_receive_is_exact() {
-        let data: Vec<u8> = (0..5000u32).map(|i| (i * 13) as u8).collect();
-        assert_eq!(run_receive(&data, false, 1024, 1024), data);
-        assert_eq!(run_receive(&data, false, 1024, 77), data);
-        assert_eq!(run_receive(b"", false, 1024, 77), b"");
-    }
-
-    // TYPE A upload: CRLF becomes LF, lone CRs are kept, a CR split from its LF by a chunk boundary still pairs.
-    #[test]
-    fn ascii_receive_converts_line_ends() {
-        assert_eq!(run_receive(b"a\r\nb\rc\r\n", true, 1024, 1024), b"a\nb\rc\n");
-        assert_eq!(run_receive(b"ab\r\ncd\r", true, 3, 3), b"ab\ncd\r");
-        assert_eq!(run_receive(b"x\r\r\n", true, 1, 1), b"x\r\n");
-    }
-
-    // A socket error during a download is the client's side: Network.
-    #[test]
-    fn socket_error_is_network_failure() {
-        struct Broken;
-        impl Write for Broken {
-            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-                Err(io::ErrorKind::BrokenPipe.into())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
-        impl Read for Broken {
-            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-                Err(io::ErrorKind::ConnectionReset.into())
-            }
-        }
-        let mut t = Transfer::send(Source::File(file_with(b"data")), false, 1024, 4);
-        assert!(matches!(t.step(&mut Broken), Step::Failed(TransferError::Network(_))));
-        let mut t = Transfer::receive(tempfile::tempfile().unwrap(), false, 1024, 4);
-        assert!(matches!(t.step(&mut Broken), Step::Failed(TransferError::Network(_))));
     }
 }

@@ -228,11 +228,17 @@ fn type_a_line_ends_split_across_tiny_chunks() {
     assert_eq!(sha256_file(&server.root().join("back.txt")), sha256(&text), "TYPE A upload with 7-byte chunks");
 }
 
-// --zero-copy: downloads go out with sendfile, byte-exact, from a REST offset too, and ASCII downloads and
-// uploads are unaffected.
+// Binary downloads go out with sendfile by default, byte-exact, from a REST offset too, with large and with
+// tiny shares; ASCII downloads and uploads take the buffered path.
 #[test]
 fn zero_copy_downloads_are_exact() {
-    let server = TestServer::start(&["--zero-copy", "--chunk-size", "65536"]);
+    for flags in [&[][..], &["--chunk-size", "3", "--quantum", "5"][..]] {
+        zero_copy_downloads_are_exact_with(flags);
+    }
+}
+
+fn zero_copy_downloads_are_exact_with(flags: &[&str]) {
+    let server = TestServer::start(flags);
     let data = content(77, (5 << 20) + 333);
     server.put_file("z.bin", &data);
     let mut client = server.client();

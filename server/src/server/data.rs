@@ -17,7 +17,7 @@ use mio::{Interest, Token};
 use super::{Conn, Server};
 use crate::session::{canonical, Now, Outcome};
 use crate::stream::Stream;
-use crate::transfer::{Step, Transfer, TransferError};
+use crate::transfer::{scratch_len, Step, Transfer, TransferError};
 
 pub(super) struct DataConn {
     pub(super) owner: usize,
@@ -234,11 +234,16 @@ impl Server {
         }
         let (Some(stream), Some(transfer)) = (d.stream.as_mut(), d.transfer.as_mut()) else { return };
         let before = transfer.bytes();
-        // sendfile works on plain sockets only; over TLS the same transfer takes the buffered path.
-        let step = if transfer.is_zero_copy() && !stream.is_tls() {
-            transfer.step_zero_copy(stream.socket())
+        let share = self.scheduling.share(self.runnable_transfers);
+        // sendfile works on plain sockets only; over TLS the same transfer takes the buffered path, whose single
+        // write of the whole share becomes full-sized TLS records.
+        let step = if transfer.can_zero_copy() && !stream.is_tls() {
+            transfer.step_zero_copy(stream.socket(), share)
         } else {
-            transfer.step(stream)
+            if self.scratch.is_empty() {
+                self.scratch = vec![0; scratch_len(self.scheduling.max_share())];
+            }
+            transfer.step(stream, share, &mut self.scratch)
         };
         let bytes = transfer.bytes();
         if bytes != before {

@@ -35,8 +35,7 @@ impl Session {
         });
         match file {
             Ok(file) => {
-                let t = Transfer::send(Source::File(file), self.ascii, self.config.chunk_size, self.config.quantum)
-                    .with_zero_copy(self.config.zero_copy);
+                let t = Transfer::send(Source::File(file), self.ascii);
                 self.begin(now, Job::new("RETR", p), t);
             }
             Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
@@ -65,8 +64,7 @@ impl Session {
             });
             return match file {
                 Ok(f) => {
-                    let t = Transfer::receive(f, self.ascii, self.config.chunk_size, self.config.quantum)
-                        .truncating_at(offset);
+                    let t = Transfer::receive(f, self.ascii).truncating_at(offset);
                     self.begin(now, Job::new("STOR", target), t)
                 }
                 Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
@@ -135,8 +133,7 @@ impl Session {
         match listing {
             Ok(l) => {
                 // Listing lines carry their own CRLF; they are never converted again.
-                let t =
-                    Transfer::send(Source::Listing(Box::new(l)), false, self.config.chunk_size, self.config.quantum);
+                let t = Transfer::send(Source::Listing(Box::new(l)), false);
                 let verb = match format {
                     ListFormat::Long => "LIST",
                     ListFormat::Names => "NLST",
@@ -163,7 +160,7 @@ impl Session {
     }
 
     fn begin_upload(&mut self, now: Now, job: Job, file: std::fs::File) {
-        let t = Transfer::receive(file, self.ascii, self.config.chunk_size, self.config.quantum);
+        let t = Transfer::receive(file, self.ascii);
         self.begin(now, job, t);
     }
 }
