@@ -37,3 +37,6 @@ mod tls;
 
 #[path = "integration/hostile.rs"]
 mod hostile;
+
+#[path = "integration/workers.rs"]
+mod workers;

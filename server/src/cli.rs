@@ -9,7 +9,7 @@ use log::warn;
 
 use crate::access::Anonymous;
 use crate::server::Config;
-use crate::server::{Scheduling, DEFAULT_QUANTUM, DEFAULT_TURN_BUDGET};
+use crate::server::{default_workers, Scheduling, DEFAULT_QUANTUM, DEFAULT_TURN_BUDGET};
 use crate::session::SessionConfig;
 use crate::tls;
 
@@ -44,6 +44,10 @@ pub struct Args {
     /// least one chunk and at most --quantum chunks).
     #[arg(long, default_value_t = DEFAULT_TURN_BUDGET, value_parser = clap::value_parser!(u32).range(1..))]
     pub turn_budget: u32,
+
+    /// Event loops, one thread each, sharing the control port (SO_REUSEPORT) [default: the cores available].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub workers: Option<u32>,
 
     /// Control connections held at once; more are refused with 421 [default: from the file-descriptor limit].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
@@ -251,6 +255,7 @@ impl Args {
             pasv_ports: self.pasv_ports,
             shutdown_grace: secs(self.shutdown_grace),
             handle_signals: true,
+            workers: self.workers.map_or_else(default_workers, |n| n as usize),
             tls,
             implicit_tls_port: self.implicit_tls_port,
         })

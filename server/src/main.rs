@@ -10,7 +10,20 @@ use ftp_server::Server;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(args.log_level())).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(args.log_level()))
+        .format(|out, record| {
+            // Each line names the thread it came from: worker-N for the event loops.
+            let thread = std::thread::current();
+            writeln!(
+                out,
+                "[{} {:<5} {}] {}",
+                out.timestamp_millis(),
+                record.level(),
+                thread.name().unwrap_or("main"),
+                record.args()
+            )
+        })
+        .init();
     match &args.command {
         Some(Tool::HashPassword) => return hash_password(),
         Some(Tool::GenCert(g)) => return gen_cert(g),
@@ -23,7 +36,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut server = match Server::bind(config) {
+    let server = match Server::bind(config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ftpserver: {e}");

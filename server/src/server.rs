@@ -17,6 +17,8 @@ use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
@@ -25,7 +27,6 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::access::{Access, Anonymous};
-use crate::fs::Root;
 use crate::hash::{HashJob, HashStep, HASH_BYTES_PER_TURN};
 use crate::session::{canonical, Now, Outcome, ServerStats, Session, SessionConfig};
 use crate::stream::Stream;
@@ -35,13 +36,17 @@ use crate::verifier::Verifier;
 
 mod control;
 mod data;
+mod workers;
 
 use control::Control;
 use data::DataConn;
+pub use workers::Server;
+use workers::{Refusal, Shared};
 
 const LISTENER: Token = Token(usize::MAX);
-const SIGNALS: Token = Token(usize::MAX - 1);
-const VERIFIER: Token = Token(usize::MAX - 2);
+/// The worker's one waker (mio allows one per poll): the verifier thread has answers, or another thread (the
+/// signal watcher, a failing worker) asks this worker to stop.
+const WAKE: Token = Token(usize::MAX - 1);
 /// The implicit-FTPS listener (`--implicit-tls-port`).
 const IMPLICIT_LISTENER: Token = Token(usize::MAX - 3);
 /// Timer key for resuming accepts after descriptor exhaustion (slab keys never get this high).
@@ -89,6 +94,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Whether SIGINT/SIGTERM trigger a graceful shutdown (off for servers embedded in tests).
     pub handle_signals: bool,
+    /// Event loops, one thread each (`--workers`).
+    pub workers: usize,
     /// FTPS: the server's certificate, ready for rustls (`None`: no TLS, AUTH gets 502).
     pub tls: Option<TlsConfig>,
     /// Also listen on this port (0: any free one) for implicit FTPS, TLS from the first byte; needs `tls`.
@@ -151,14 +158,16 @@ enum Conn {
     },
 }
 
-/// The FTP server: bind with [`Server::bind`], then [`Server::run`].
-pub struct Server {
+/// One event loop: its own poll, slab, timers, runnable queue and passive listeners, on one thread. The
+/// [`Server`] runs `--workers` of them.
+pub(crate) struct Worker {
+    /// The worker's number, as STAT and the log show it.
+    id: usize,
+    shared: Arc<Shared>,
     poll: Poll,
     listener: Option<TcpListener>,
-    local_addr: SocketAddr,
-    /// The implicit-FTPS listener and its address.
+    /// The implicit-FTPS listener.
     implicit: Option<TcpListener>,
-    implicit_addr: Option<SocketAddr>,
     tls: Option<TlsConfig>,
     conns: Slab<Conn>,
     /// Keys closed during this batch; removed from the slab after it.
@@ -168,23 +177,16 @@ pub struct Server {
     runnable: VecDeque<usize>,
     queued: Vec<bool>,
     timers: BTreeSet<(Instant, usize)>,
-    root: Rc<Root>,
     access: Rc<Access>,
-    /// What anonymous users may do in effect (`--read-only` included), for the ready line.
-    anonymous: Anonymous,
     verifier: Verifier,
     session_config: Rc<SessionConfig>,
-    max_connections: usize,
-    max_per_ip: usize,
-    per_ip: HashMap<IpAddr, usize>,
     /// Password checks queued per client address.
     verifying_per_ip: HashMap<IpAddr, usize>,
     stall_timeout: Duration,
     pasv_ports: (u16, u16),
+    /// Control connections on this worker.
     controls: usize,
-    next_session: u64,
     accept_paused: bool,
-    signals: Option<signal_hook_mio::v1_0::Signals>,
     shutdown_grace: Duration,
     shutdown_deadline: Option<Instant>,
     read_buf: Vec<u8>,
@@ -196,121 +198,68 @@ pub struct Server {
     stats: Rc<ServerStats>,
 }
 
-impl Server {
-    /// Opens the root and binds the listening sockets.
-    pub fn bind(mut config: Config) -> io::Result<Server> {
-        if config.tls.is_none() && (config.session.require_tls || config.implicit_tls_port.is_some()) {
-            let e = "--require-tls and --implicit-tls-port need --tls-cert and --tls-key";
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, e));
-        }
-        config.session.tls = config.tls.is_some();
-        let root = Root::open(&config.root)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot open root {}: {e}", config.root.display())))?;
-        let root = Rc::new(root);
-        let access = match &config.users {
-            None => Access::anonymous_only(root.clone(), config.anonymous, config.read_only),
-            Some(file) => Access::load(&config.root, root.clone(), config.anonymous, config.read_only, file)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
-        };
-        let fds = raise_fd_limit();
-        if let Some(max) = config.max_connections {
-            let needed = max.saturating_mul(FDS_PER_SESSION + 1) as u64;
-            if needed > fds {
-                warn!(
-                    "--max-connections {max}: busy sessions may need {needed} descriptors, the limit is {fds}; \
-                     data connections and file opens may fail with 425/451 when all are busy"
-                );
-            }
-        }
-        sweep_temps_in_background(&config.root, 2 * config.stall_timeout);
+impl Worker {
+    /// A worker serving on `control` (and `implicit`, for implicit FTPS): listeners bound by [`Server::bind`].
+    fn new(
+        config: &Config,
+        id: usize,
+        control: std::net::TcpListener,
+        implicit: Option<std::net::TcpListener>,
+        shared: Arc<Shared>,
+    ) -> io::Result<Worker> {
+        let access = workers::load_access(config)?;
         let poll = Poll::new()?;
-        let verifier = Verifier::spawn(mio::Waker::new(poll.registry(), VERIFIER)?)?;
-        let addr = SocketAddr::new(config.bind, config.port);
-        let mut listener =
-            TcpListener::bind(addr).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-        let local_addr = listener.local_addr()?;
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE)?);
+        let verifier = Verifier::spawn(waker.clone())?;
+        shared.add_waker(waker);
+        let mut listener = TcpListener::from_std(control);
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
-        let implicit = match config.implicit_tls_port {
+        let implicit = match implicit {
             None => None,
-            Some(port) => {
-                let addr = SocketAddr::new(config.bind, port);
-                let mut l = TcpListener::bind(addr)
-                    .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr} (implicit TLS): {e}")))?;
+            Some(l) => {
+                let mut l = TcpListener::from_std(l);
                 poll.registry().register(&mut l, IMPLICIT_LISTENER, Interest::READABLE)?;
                 Some(l)
             }
         };
-        let implicit_addr = implicit.as_ref().map(TcpListener::local_addr).transpose()?;
-        let signals = if config.handle_signals {
-            let mut s =
-                signal_hook_mio::v1_0::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
-            poll.registry().register(&mut s, SIGNALS, Interest::READABLE)?;
-            Some(s)
-        } else {
-            None
-        };
-        Ok(Server {
+        let stats = ServerStats { worker: id, workers: shared.workers, ..ServerStats::default() };
+        Ok(Worker {
+            id,
+            shared,
             poll,
             listener: Some(listener),
-            local_addr,
             implicit,
-            implicit_addr,
-            tls: config.tls,
+            tls: config.tls.clone(),
             conns: Slab::new(),
             closed: Vec::new(),
             is_closed: Vec::new(),
             runnable: VecDeque::new(),
             queued: Vec::new(),
             timers: BTreeSet::new(),
-            root,
             access: Rc::new(access),
-            anonymous: match config.anonymous {
-                Anonymous::Write if config.read_only => Anonymous::Read,
-                a => a,
-            },
             verifier,
-            session_config: Rc::new(config.session),
-            max_connections: config.max_connections.unwrap_or_else(default_max_connections),
-            max_per_ip: config.max_per_ip,
-            per_ip: HashMap::new(),
+            session_config: Rc::new(config.session.clone()),
             verifying_per_ip: HashMap::new(),
             stall_timeout: config.stall_timeout,
             pasv_ports: config.pasv_ports.unwrap_or_else(ephemeral_ports),
             controls: 0,
-            next_session: 1,
             accept_paused: false,
-            signals,
             shutdown_grace: config.shutdown_grace,
             shutdown_deadline: None,
             read_buf: vec![0; CONTROL_READ],
             scheduling: config.scheduling,
             scratch: Vec::new(),
             runnable_transfers: 0,
-            stats: Rc::new(ServerStats::default()),
+            stats: Rc::new(stats),
         })
     }
 
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// Where implicit-FTPS clients connect, if `--implicit-tls-port` was given.
-    pub fn implicit_tls_addr(&self) -> Option<SocketAddr> {
-        self.implicit_addr
-    }
-
-    pub fn root_path(&self) -> &std::path::Path {
-        self.root.host_path()
-    }
-
-    /// What anonymous users may do (the ready line says it, so nobody serves a writable tree unawares).
-    pub fn anonymous(&self) -> Anonymous {
-        self.anonymous
-    }
-
     /// Serves until a shutdown signal has been handled and every session has ended.
-    pub fn run(&mut self) -> io::Result<()> {
+    fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
+        if self.shared.shutdown.load(Ordering::Acquire) {
+            self.begin_shutdown(Now::from_system());
+        }
         loop {
             let timeout = self.poll_timeout(Instant::now());
             if let Err(e) = self.poll.poll(&mut events, timeout) {
@@ -323,7 +272,7 @@ impl Server {
             self.turn(&events, now);
             if let Some(deadline) = self.shutdown_deadline {
                 if self.controls == 0 {
-                    info!("shutdown complete");
+                    info!("worker {}: shutdown complete", self.id);
                     return Ok(());
                 }
                 if now.mono >= deadline {
@@ -341,8 +290,12 @@ impl Server {
             match event.token() {
                 LISTENER => self.accept_all(false, now),
                 IMPLICIT_LISTENER => self.accept_all(true, now),
-                SIGNALS => self.handle_signals(now),
-                VERIFIER => self.verifier_done(now),
+                WAKE => {
+                    self.verifier_done(now);
+                    if self.shared.shutdown.load(Ordering::Acquire) && self.shutdown_deadline.is_none() {
+                        self.begin_shutdown(now);
+                    }
+                }
                 Token(k) => self.ready(k, now),
             }
         }
@@ -395,7 +348,7 @@ impl Server {
             let listener = if implicit { &self.implicit } else { &self.listener };
             let Some(listener) = listener else { return };
             match listener.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer, implicit, now),
+                Ok((stream, peer)) => self.arrive(stream, peer, implicit, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.raw_os_error(), Some(23 | 24)) => {
@@ -413,25 +366,28 @@ impl Server {
     }
 
     /// A new control connection; with `implicit`, TLS from its first byte (the greeting waits for the handshake).
-    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, implicit: bool, now: Now) {
+    fn arrive(&mut self, mut stream: TcpStream, peer: SocketAddr, implicit: bool, now: Now) {
         let ip = canonical(peer.ip());
-        let from_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
-        let refusal: Option<&[u8]> = if self.controls >= self.max_connections {
-            Some(b"421 Too many connections, try again later.\r\n")
-        } else if self.max_per_ip > 0 && from_ip >= self.max_per_ip {
-            Some(b"421 Too many connections from your address.\r\n")
-        } else {
-            None
-        };
-        if let Some(text) = refusal {
+        if let Err(refusal) = self.shared.admit(ip) {
+            let text: &[u8] = match refusal {
+                Refusal::TooMany => b"421 Too many connections, try again later.\r\n",
+                Refusal::TooManyFromAddress => b"421 Too many connections from your address.\r\n",
+            };
             // Best effort: a full socket buffer on a fresh connection is unlikely, and the close follows anyway.
             // A TLS client could not read a plaintext reply; it only sees the close.
             if !implicit {
                 let _ = stream.write(text);
             }
-            debug!("{peer}: refused, {} connections, {from_ip} from this address", self.controls);
+            debug!("{peer}: refused, {} sessions", self.shared.sessions());
             return;
         }
+        if !self.admit(stream, peer, implicit, now) {
+            self.shared.release(ip);
+        }
+    }
+
+    /// Sets up an admitted control connection; false if it could not be (the caller releases its admission).
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr, implicit: bool, now: Now) -> bool {
         // Without TCP_NODELAY every 226 waits ~40 ms for the client's delayed ACK.
         if let Err(e) = stream.set_nodelay(true) {
             debug!("{peer}: TCP_NODELAY: {e}");
@@ -444,7 +400,7 @@ impl Server {
             Ok(a) => a,
             Err(e) => {
                 debug!("{peer}: local_addr: {e}");
-                return;
+                return false;
             }
         };
         let mut stream = Stream::plain(stream);
@@ -455,17 +411,16 @@ impl Server {
             };
             if let Err(e) = started {
                 warn!("{peer}: TLS: {e}");
-                return;
+                return false;
             }
         }
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         if let Err(e) = self.poll.registry().register(stream.socket_mut(), Token(key), Interest::READABLE) {
             warn!("{peer}: register: {e}");
-            return;
+            return false;
         }
-        let id = self.next_session;
-        self.next_session += 1;
+        let id = self.shared.next_session();
         let mut session = Session::new(id, peer, local, self.access.clone(), self.session_config.clone(), now);
         session.set_stats(self.stats.clone());
         if implicit {
@@ -474,9 +429,9 @@ impl Server {
         entry.insert(Conn::Control(Box::new(Control::new(stream, session))));
         self.mark_open(key);
         self.controls += 1;
-        *self.per_ip.entry(ip).or_insert(0) += 1;
-        debug!("session {id} from {peer} (key {key}); connections: {}", self.controls);
+        debug!("session {id} from {peer} on worker {} (key {key}); sessions: {}", self.id, self.shared.sessions());
         self.apply(key, now);
+        true
     }
 
     /// Delivers the verifier thread's answers to the sessions still waiting for them.
@@ -499,17 +454,8 @@ impl Server {
         }
     }
 
-    fn handle_signals(&mut self, now: Now) {
-        let Some(signals) = &mut self.signals else { return };
-        let got: Vec<i32> = signals.pending().collect();
-        if !got.is_empty() && self.shutdown_deadline.is_none() {
-            info!("signal {:?}: shutting down, {} sessions", got, self.controls);
-            self.begin_shutdown(now);
-        }
-    }
-
     /// Stops accepting, tells idle sessions, and lets running transfers finish within the grace period.
-    pub fn begin_shutdown(&mut self, now: Now) {
+    fn begin_shutdown(&mut self, now: Now) {
         self.shutdown_deadline = Some(now.mono + self.shutdown_grace);
         for mut l in [self.listener.take(), self.implicit.take()].into_iter().flatten() {
             let _ = self.poll.registry().deregister(&mut l);
@@ -674,13 +620,7 @@ impl Server {
                 }
                 children = [c.passive.take(), c.data.take(), c.hash.take()];
                 self.controls -= 1;
-                let ip = canonical(c.session.peer().ip());
-                if let Some(n) = self.per_ip.get_mut(&ip) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.per_ip.remove(&ip);
-                    }
-                }
+                self.shared.release(canonical(c.session.peer().ip()));
                 debug!("closed session at key {key}; connections: {}", self.controls);
             }
             Some(Conn::Passive { listener, .. }) => {
@@ -710,7 +650,7 @@ impl Server {
                 error!("closed key {key} was not in the slab");
             }
         }
-        self.stats.sessions.set(self.controls);
+        self.stats.sessions.set(self.shared.sessions());
         self.stats.connections.set(self.conns.len());
         if self.conns.is_empty() && self.conns.capacity() > 1024 {
             // After a burst, give the memory back.
@@ -725,11 +665,11 @@ impl Server {
             _ => 0,
         }
     }
+}
 
-    /// Live connections of every kind (control, passive listener, data); for tests and diagnostics.
-    pub fn connection_count(&self) -> usize {
-        self.conns.len()
-    }
+/// One worker per core available to the process.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// Raises the open-file limit to its hard maximum and returns the limit now in force.

@@ -87,6 +87,9 @@ pub struct ServerStats {
     pub connections: std::cell::Cell<usize>,
     /// How long the loop's turns took.
     pub turns: std::cell::RefCell<crate::turns::TurnStats>,
+    /// Which event loop this is (`--workers`), and how many there are.
+    pub worker: usize,
+    pub workers: usize,
 }
 
 /// Settings every session shares.

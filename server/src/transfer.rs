@@ -31,6 +31,9 @@ impl Read for Source {
     }
 }
 
+/// Most bytes of a directory listing formatted in one step: about a hundred entries, each a stat call.
+const LISTING_SHARE: usize = 8 * 1024;
+
 /// What one step achieved.
 #[derive(Debug)]
 pub enum Step {
@@ -167,6 +170,9 @@ impl Transfer {
         if *eof {
             return Step::Done;
         }
+        // A listing's bytes cost a stat call per entry, far more than a file's: its share is capped so that one
+        // step of a huge directory stays a short one.
+        let share = if matches!(source, Source::Listing(_)) { share.min(LISTING_SHARE) } else { share };
         let filled = if self.ascii {
             // Every raw byte may become two on the wire.
             let raw_len = (share / 2).max(1);

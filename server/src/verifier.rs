@@ -53,10 +53,9 @@ pub struct Verifier {
 
 impl Verifier {
     /// Starts the verifier thread; `waker` wakes the poll loop whenever an answer is ready.
-    pub fn spawn(waker: mio::Waker) -> io::Result<Verifier> {
+    pub fn spawn(waker: Arc<mio::Waker>) -> io::Result<Verifier> {
         let (jobs, job_rx) = sync_channel::<Job>(QUEUE);
         let (done_tx, done) = channel::<Done>();
-        let waker = Arc::new(waker);
         thread::Builder::new().name("password-verifier".into()).spawn(move || {
             // argon2's working memory, kept from one check to the next.
             let mut memory = Vec::new();

@@ -95,7 +95,8 @@ fn hostile_bystander_noop_stays_fast() {
     let dir = tempfile::tempdir().expect("dir");
     let users = users_file(dir.path());
     let certs = Certs::new();
-    let args = ["--users", &users, "--anonymous", "write", "--login-timeout", "1"];
+    // One worker: the bystander shares its loop with every attacker, which is what the test is about.
+    let args = ["--users", &users, "--anonymous", "write", "--login-timeout", "1", "--workers", "1"];
     let server = TestServer::start_tls(&certs, &args);
     let addr = server.addr();
     let root = server.root().to_path_buf();

@@ -14,7 +14,7 @@ use ftp_common::LineBuffer;
 use log::{debug, error, trace, warn};
 use mio::{Interest, Token};
 
-use super::{Conn, Server, CONTROL_LINES_PER_TURN, CONTROL_READS_PER_TURN, MAX_VERIFY_PER_IP, REPLY_HIGH_WATER};
+use super::{Conn, Worker, CONTROL_LINES_PER_TURN, CONTROL_READS_PER_TURN, MAX_VERIFY_PER_IP, REPLY_HIGH_WATER};
 use crate::session::{canonical, Action, Now, Outcome, Session};
 use crate::stream::Stream;
 use crate::verifier::SubmitError;
@@ -112,7 +112,7 @@ impl Control {
     }
 }
 
-impl Server {
+impl Worker {
     /// Flushes replies, then reads and handles commands until the socket is drained, the session wants no more
     /// input, replies pile up, or this connection's per-turn budget is spent.
     pub(super) fn pump_control(&mut self, key: usize, now: Now) {

@@ -14,7 +14,7 @@ use log::{debug, trace, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Token};
 
-use super::{Conn, Server};
+use super::{Conn, Worker};
 use crate::session::{canonical, Now, Outcome};
 use crate::stream::Stream;
 use crate::transfer::{scratch_len, Step, Transfer, TransferError};
@@ -48,7 +48,7 @@ impl DataConn {
     }
 }
 
-impl Server {
+impl Worker {
     pub(super) fn listen_passive(&mut self, owner: usize, now: Now) {
         let Some(Conn::Control(c)) = self.conns.get(owner) else { return };
         // On a dual-stack listener an IPv4 client's local address is IPv4-mapped; listen on the plain IPv4 form.

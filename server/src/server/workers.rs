@@ -1,0 +1,326 @@
+//! One loop per core: the server runs `--workers` identical event loops ([`Worker`]s), each on its own thread
+//! with its own poll, slab, timers, runnable queue and passive listeners, exactly the single-threaded design.
+//! A session and its data connections live on the worker that accepted it.
+//!
+//! The control port is bound once per worker with SO_REUSEPORT, and the kernel spreads new connections across
+//! the workers' listeners: no handover between threads, no lock on accept. (Accepting on one thread and handing
+//! sessions over would add a cross-thread queue and a wake-up per connection, and one thread would do every
+//! accept.)
+//!
+//! Shared between workers, and only where it must be ([`Shared`]): the connection counts behind
+//! `--max-connections` and `--max-per-ip` (an atomic, and a map locked at accept and close only, never on a
+//! transfer's path), session numbers, and the shutdown flag with every worker's waker. Each worker has its own
+//! copy of the accounts and its own password verifier.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use log::{info, warn};
+
+use super::{default_max_connections, raise_fd_limit, sweep_temps_in_background, Config, Worker, FDS_PER_SESSION};
+use crate::access::{Access, Anonymous};
+use crate::fs::Root;
+
+/// What the workers share.
+pub(super) struct Shared {
+    /// Control connections held, on all workers together.
+    controls: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    max_connections: usize,
+    max_per_ip: usize,
+    next_session: AtomicU64,
+    /// Set once by SIGINT/SIGTERM; every worker is woken to see it.
+    pub(super) shutdown: AtomicBool,
+    wakers: Mutex<Vec<Arc<mio::Waker>>>,
+    pub(super) workers: usize,
+}
+
+/// Why a connection was refused at accept.
+pub(super) enum Refusal {
+    TooMany,
+    TooManyFromAddress,
+}
+
+impl Shared {
+    /// Counts a new control connection from `ip` against both limits, or says which one it would break.
+    pub(super) fn admit(&self, ip: IpAddr) -> Result<(), Refusal> {
+        if self.controls.fetch_add(1, Ordering::AcqRel) >= self.max_connections {
+            self.controls.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refusal::TooMany);
+        }
+        if self.max_per_ip > 0 {
+            let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+            let n = per_ip.entry(ip).or_insert(0);
+            if *n >= self.max_per_ip {
+                drop(per_ip);
+                self.controls.fetch_sub(1, Ordering::AcqRel);
+                return Err(Refusal::TooManyFromAddress);
+            }
+            *n += 1;
+        }
+        Ok(())
+    }
+
+    /// A control connection admitted by [`Shared::admit`] has closed.
+    pub(super) fn release(&self, ip: IpAddr) {
+        self.controls.fetch_sub(1, Ordering::AcqRel);
+        if self.max_per_ip > 0 {
+            let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    per_ip.remove(&ip);
+                }
+            }
+        }
+    }
+
+    /// Control connections held on all workers.
+    pub(super) fn sessions(&self) -> usize {
+        self.controls.load(Ordering::Acquire)
+    }
+
+    pub(super) fn next_session(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Adds a worker's waker, so a shutdown reaches it.
+    pub(super) fn add_waker(&self, waker: Arc<mio::Waker>) {
+        self.wakers.lock().unwrap_or_else(|p| p.into_inner()).push(waker);
+    }
+
+    /// Starts the shutdown on every worker.
+    pub(super) fn begin_shutdown(&self) {
+        self.shutdown.store(true, Ordering::Release);
+        for w in self.wakers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            // A failed wake can only mean the worker is gone already.
+            let _ = w.wake();
+        }
+    }
+}
+
+/// The FTP server: [`Server::bind`] checks the configuration and binds every worker's listeners; [`Server::run`]
+/// runs the workers until a shutdown signal has been handled and every session has ended.
+pub struct Server {
+    config: Config,
+    listeners: Vec<(std::net::TcpListener, Option<std::net::TcpListener>)>,
+    local_addr: SocketAddr,
+    implicit_addr: Option<SocketAddr>,
+    anonymous: Anonymous,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Opens the root, loads the accounts (to refuse a broken users file now), and binds the listening sockets.
+    pub fn bind(mut config: Config) -> io::Result<Server> {
+        if config.tls.is_none() && (config.session.require_tls || config.implicit_tls_port.is_some()) {
+            let e = "--require-tls and --implicit-tls-port need --tls-cert and --tls-key";
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, e));
+        }
+        config.session.tls = config.tls.is_some();
+        config.workers = config.workers.max(1);
+        // Each worker loads its own copy when it starts; this one only checks.
+        load_access(&config)?;
+        let fds = raise_fd_limit();
+        if let Some(max) = config.max_connections {
+            let needed = max.saturating_mul(FDS_PER_SESSION + 1) as u64;
+            if needed > fds {
+                warn!(
+                    "--max-connections {max}: busy sessions may need {needed} descriptors, the limit is {fds}; \
+                     data connections and file opens may fail with 425/451 when all are busy"
+                );
+            }
+        }
+        let addr = SocketAddr::new(config.bind, config.port);
+        let control =
+            bind_all(addr, config.workers).map_err(|e| with_context(e, format!("cannot listen on {addr}")))?;
+        let local_addr = control[0].local_addr()?;
+        let implicit = match config.implicit_tls_port {
+            None => None,
+            Some(port) => {
+                let addr = SocketAddr::new(config.bind, port);
+                let what = format!("cannot listen on {addr} (implicit TLS)");
+                Some(bind_all(addr, config.workers).map_err(|e| with_context(e, what))?)
+            }
+        };
+        let implicit_addr = implicit.as_ref().map(|l| l[0].local_addr()).transpose()?;
+        let mut implicit = implicit.map(Vec::into_iter);
+        let listeners = control.into_iter().map(|l| (l, implicit.as_mut().and_then(Iterator::next))).collect();
+        sweep_temps_in_background(&config.root, 2 * config.stall_timeout);
+        let shared = Arc::new(Shared {
+            controls: AtomicUsize::new(0),
+            per_ip: Mutex::new(HashMap::new()),
+            max_connections: config.max_connections.unwrap_or_else(default_max_connections),
+            max_per_ip: config.max_per_ip,
+            next_session: AtomicU64::new(1),
+            shutdown: AtomicBool::new(false),
+            wakers: Mutex::new(Vec::new()),
+            workers: config.workers,
+        });
+        let anonymous = match config.anonymous {
+            Anonymous::Write if config.read_only => Anonymous::Read,
+            a => a,
+        };
+        Ok(Server { config, listeners, local_addr, implicit_addr, anonymous, shared })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Where implicit-FTPS clients connect, if `--implicit-tls-port` was given.
+    pub fn implicit_tls_addr(&self) -> Option<SocketAddr> {
+        self.implicit_addr
+    }
+
+    pub fn root_path(&self) -> &std::path::Path {
+        &self.config.root
+    }
+
+    /// What anonymous users may do (the ready line says it, so nobody serves a writable tree unawares).
+    pub fn anonymous(&self) -> Anonymous {
+        self.anonymous
+    }
+
+    /// How many event loops serve.
+    pub fn workers(&self) -> usize {
+        self.config.workers
+    }
+
+    /// Runs every worker on a thread of its own (`worker-N`) until shutdown has completed on all of them.
+    pub fn run(self) -> io::Result<()> {
+        let Server { config, listeners, shared, .. } = self;
+        if config.handle_signals {
+            watch_signals(shared.clone())?;
+        }
+        let mut threads = Vec::new();
+        for (id, (control, implicit)) in listeners.into_iter().enumerate() {
+            let (config, mine) = (config.clone(), shared.clone());
+            let spawned = thread::Builder::new().name(format!("worker-{id}")).spawn(move || {
+                Worker::new(&config, id, control, implicit, mine.clone())
+                    .and_then(|mut w| w.run())
+                    .inspect_err(|_| mine.begin_shutdown())
+            });
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    shared.begin_shutdown();
+                    return Err(e);
+                }
+            }
+        }
+        let mut result = Ok(());
+        for t in threads {
+            let r = t.join().unwrap_or_else(|_| Err(io::Error::other("a worker panicked")));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+}
+
+/// The accounts as a worker needs them (each worker has its own: they are not shared across threads).
+pub(super) fn load_access(config: &Config) -> io::Result<Access> {
+    let root = Root::open(&config.root)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot open root {}: {e}", config.root.display())))?;
+    let root = std::rc::Rc::new(root);
+    let access = match &config.users {
+        None => Access::anonymous_only(root.clone(), config.anonymous, config.read_only),
+        Some(file) => Access::load(&config.root, root.clone(), config.anonymous, config.read_only, file)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
+    };
+    Ok(access)
+}
+
+/// `n` listeners on `addr`, all with SO_REUSEPORT so the kernel spreads connections across them; with port 0 the
+/// first one picks the port and the others take the same.
+fn bind_all(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let first = reuseport_listener(addr)?;
+    let addr = first.local_addr()?;
+    let mut all = vec![first];
+    for _ in 1..n {
+        all.push(reuseport_listener(addr)?);
+    }
+    Ok(all)
+}
+
+fn reuseport_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        // `--bind ::` serves IPv4 clients too (IPv4-mapped), as std's listener does by default on Linux.
+        socket.set_only_v6(false)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+fn with_context(e: io::Error, what: String) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+/// SIGINT and SIGTERM start the shutdown on every worker, from a thread of their own.
+fn watch_signals(shared: Arc<Shared>) -> io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
+    thread::Builder::new().name("signals".into()).spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            info!("signal {sig}: shutting down, {} sessions", shared.sessions());
+            shared.begin_shutdown();
+        }
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(max: usize, per_ip: usize) -> Shared {
+        Shared {
+            controls: AtomicUsize::new(0),
+            per_ip: Mutex::new(HashMap::new()),
+            max_connections: max,
+            max_per_ip: per_ip,
+            next_session: AtomicU64::new(1),
+            shutdown: AtomicBool::new(false),
+            wakers: Mutex::new(Vec::new()),
+            workers: 2,
+        }
+    }
+
+    // The limits hold across workers: admissions from many threads never exceed them, and releases free them.
+    #[test]
+    fn limits_hold_across_threads() {
+        let s = Arc::new(shared(50, 7));
+        let ips: Vec<IpAddr> = (1..=10).map(|i| IpAddr::from([127, 0, 0, i])).collect();
+        let admitted: Vec<Vec<IpAddr>> = (0..4)
+            .map(|_| {
+                let (s, ips) = (s.clone(), ips.clone());
+                thread::spawn(move || {
+                    ips.iter().cycle().take(100).filter(|ip| s.admit(**ip).is_ok()).copied().collect()
+                })
+            })
+            .map(|t| t.join().unwrap())
+            .collect();
+        let all: Vec<IpAddr> = admitted.into_iter().flatten().collect();
+        assert_eq!(all.len(), 50);
+        assert_eq!(s.sessions(), 50);
+        for ip in &ips {
+            assert!(all.iter().filter(|a| *a == ip).count() <= 7);
+        }
+        for ip in all {
+            s.release(ip);
+        }
+        assert_eq!(s.sessions(), 0);
+        assert!(s.per_ip.lock().unwrap().is_empty());
+    }
+}
