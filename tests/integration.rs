@@ -40,3 +40,6 @@ mod hostile;
 
 #[path = "integration/workers.rs"]
 mod workers;
+
+#[path = "integration/cluster.rs"]
+mod cluster;

@@ -45,6 +45,15 @@ pub struct Args {
     #[arg(long, default_value_t = DEFAULT_TURN_BUDGET, value_parser = clap::value_parser!(u32).range(1..))]
     pub turn_budget: u32,
 
+    /// Load balancers: connections from these address blocks (CIDR, comma-separated) must start with a PROXY
+    /// header (v1 or v2), and the client address it carries is used for everything.
+    #[arg(long, value_delimiter = ',', value_name = "CIDR[,CIDR...]")]
+    pub proxy_from: Vec<crate::proxy::Cidr>,
+
+    /// Serve GET /metrics (Prometheus text format) and GET /healthz on this address, e.g. 127.0.0.1:9121.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
+
     /// Event loops, one thread each, sharing the control port (SO_REUSEPORT) [default: the cores available].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub workers: Option<u32>,
@@ -256,6 +265,8 @@ impl Args {
             shutdown_grace: secs(self.shutdown_grace),
             handle_signals: true,
             workers: self.workers.map_or_else(default_workers, |n| n as usize),
+            proxy_from: self.proxy_from,
+            metrics: self.metrics,
             tls,
             implicit_tls_port: self.implicit_tls_port,
         })

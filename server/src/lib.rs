@@ -12,6 +12,8 @@ pub mod facts;
 pub mod fs;
 pub mod hash;
 pub mod listing;
+pub mod metrics;
+pub mod proxy;
 pub mod server;
 pub mod session;
 pub mod stream;

@@ -53,6 +53,9 @@ fn main() -> ExitCode {
     if let Some(addr) = server.implicit_tls_addr() {
         println!("ftpserver implicit TLS on {addr}");
     }
+    if let Some(addr) = server.metrics_addr() {
+        println!("ftpserver metrics on http://{addr}/metrics");
+    }
     let _ = std::io::stdout().flush();
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,

@@ -36,6 +36,7 @@ use crate::verifier::Verifier;
 
 mod control;
 mod data;
+mod proxied;
 mod workers;
 
 use control::Control;
@@ -96,6 +97,10 @@ pub struct Config {
     pub handle_signals: bool,
     /// Event loops, one thread each (`--workers`).
     pub workers: usize,
+    /// Load balancers: connections from these must start with a PROXY header naming the client.
+    pub proxy_from: Vec<crate::proxy::Cidr>,
+    /// Serve `/metrics` (Prometheus) and `/healthz` on this address.
+    pub metrics: Option<SocketAddr>,
     /// FTPS: the server's certificate, ready for rustls (`None`: no TLS, AUTH gets 502).
     pub tls: Option<TlsConfig>,
     /// Also listen on this port (0: any free one) for implicit FTPS, TLS from the first byte; needs `tls`.
@@ -151,6 +156,8 @@ enum Conn {
         listener: Option<TcpListener>,
     },
     Data(DataConn),
+    /// A connection from a load balancer whose PROXY header has not been read yet.
+    Proxy(Box<proxied::Pending>),
     /// A HASH job: no socket, it only runs from the runnable queue.
     Hash {
         owner: usize,
@@ -164,6 +171,10 @@ pub(crate) struct Worker {
     /// The worker's number, as STAT and the log show it.
     id: usize,
     shared: Arc<Shared>,
+    /// This worker's counters (the metrics endpoint reads them).
+    metrics: Arc<crate::metrics::WorkerMetrics>,
+    /// Load balancers (`--proxy-from`): their connections start with a PROXY header.
+    proxy_from: Vec<crate::proxy::Cidr>,
     poll: Poll,
     listener: Option<TcpListener>,
     /// The implicit-FTPS listener.
@@ -222,10 +233,15 @@ impl Worker {
                 Some(l)
             }
         };
-        let stats = ServerStats { worker: id, workers: shared.workers, ..ServerStats::default() };
+        let metrics = Arc::new(crate::metrics::WorkerMetrics::new(id));
+        shared.metrics.add(metrics.clone());
+        let stats =
+            ServerStats { worker: id, workers: shared.workers, metrics: metrics.clone(), ..ServerStats::default() };
         Ok(Worker {
             id,
             shared,
+            metrics,
+            proxy_from: config.proxy_from.clone(),
             poll,
             listener: Some(listener),
             implicit,
@@ -304,6 +320,7 @@ impl Worker {
         self.remove_closed();
         let took = now.mono.elapsed();
         self.stats.turns.borrow_mut().record(took);
+        self.metrics.turn(took);
         if took > SLOW_TURN {
             let n = events.iter().count();
             warn!("slow loop turn: {:.1} ms ({n} events, {} sessions)", took.as_secs_f64() * 1e3, self.controls);
@@ -366,12 +383,26 @@ impl Worker {
     }
 
     /// A new control connection; with `implicit`, TLS from its first byte (the greeting waits for the handshake).
-    fn arrive(&mut self, mut stream: TcpStream, peer: SocketAddr, implicit: bool, now: Now) {
+    fn arrive(&mut self, stream: TcpStream, peer: SocketAddr, implicit: bool, now: Now) {
+        if crate::proxy::trusted(&self.proxy_from, peer.ip()) {
+            return self.await_proxy_header(stream, peer, proxied::Purpose::Control { implicit }, now);
+        }
+        self.arrive_as(stream, peer, implicit, now);
+    }
+
+    /// Admits a control connection from `peer` (the client: behind a balancer, the address its header named).
+    fn arrive_as(&mut self, mut stream: TcpStream, peer: SocketAddr, implicit: bool, now: Now) {
         let ip = canonical(peer.ip());
         if let Err(refusal) = self.shared.admit(ip) {
             let text: &[u8] = match refusal {
-                Refusal::TooMany => b"421 Too many connections, try again later.\r\n",
-                Refusal::TooManyFromAddress => b"421 Too many connections from your address.\r\n",
+                Refusal::TooMany => {
+                    self.metrics.refused_max_connections.fetch_add(1, Ordering::Relaxed);
+                    b"421 Too many connections, try again later.\r\n"
+                }
+                Refusal::TooManyFromAddress => {
+                    self.metrics.refused_per_ip.fetch_add(1, Ordering::Relaxed);
+                    b"421 Too many connections from your address.\r\n"
+                }
             };
             // Best effort: a full socket buffer on a fresh connection is unlikely, and the close follows anyway.
             // A TLS client could not read a plaintext reply; it only sees the close.
@@ -479,6 +510,7 @@ impl Worker {
         match self.conns.get(key) {
             Some(Conn::Control(_)) => self.pump_control(key, now),
             Some(Conn::Passive { .. }) => self.accept_data(key, now),
+            Some(Conn::Proxy(_)) => self.read_proxy_header(key, now),
             Some(Conn::Data(d)) if d.connecting => self.check_connect(key, now),
             Some(Conn::Data(d)) if d.transfer.is_some() => self.enqueue(key),
             // An idle data connection is not read early: its bytes belong to the transfer still to come.
@@ -585,6 +617,11 @@ impl Worker {
                         self.fail_transfer(key, io::Error::new(io::ErrorKind::TimedOut, "transfer stalled"), now);
                     }
                 }
+                Some(Conn::Proxy(p)) => {
+                    warn!("{}: no PROXY header within {:?}; closed", p.peer, proxied::PROXY_HEADER_TIMEOUT);
+                    self.metrics.refused_proxy.fetch_add(1, Ordering::Relaxed);
+                    self.close(key);
+                }
                 _ => {}
             }
         }
@@ -637,6 +674,12 @@ impl Worker {
                     self.timers.remove(&(at, key));
                 }
             }
+            Some(Conn::Proxy(p)) => {
+                if let Some(mut s) = p.stream.take() {
+                    let _ = registry.deregister(&mut s);
+                }
+                self.timers.remove(&(p.deadline, key));
+            }
             Some(Conn::Hash { .. }) | None => {}
         }
         for child in children.into_iter().flatten() {
@@ -651,6 +694,7 @@ impl Worker {
             }
         }
         self.stats.sessions.set(self.shared.sessions());
+        self.metrics.sessions.store(self.controls, Ordering::Relaxed);
         self.stats.connections.set(self.conns.len());
         if self.conns.is_empty() && self.conns.capacity() > 1024 {
             // After a burst, give the memory back.

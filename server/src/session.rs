@@ -90,6 +90,8 @@ pub struct ServerStats {
     /// Which event loop this is (`--workers`), and how many there are.
     pub worker: usize,
     pub workers: usize,
+    /// The worker's counters for `/metrics`.
+    pub metrics: std::sync::Arc<crate::metrics::WorkerMetrics>,
 }
 
 /// Settings every session shares.
@@ -742,6 +744,12 @@ impl Session {
         } else {
             "Transfer complete.".to_string()
         };
+        let outcome = match &error {
+            None => crate::metrics::Outcome::Ok,
+            Some(TransferError::Network(_)) => crate::metrics::Outcome::Aborted,
+            Some(TransferError::Local(_)) => crate::metrics::Outcome::Failed,
+        };
+        self.count(|m| m.transfer(direction_of(job.verb), outcome, bytes));
         let (code, text, result) = match &error {
             None => (ReplyCode::ClosingDataConnection, done, "ok".to_string()),
             Some(TransferError::Network(e)) => (
@@ -822,6 +830,7 @@ impl Session {
                     secs
                 );
                 aborted = true;
+                self.count(|m| m.transfer(direction_of(job.verb), crate::metrics::Outcome::Aborted, 0));
             }
             Data::Listening { pending: Some((job, _)), .. } | Data::Connecting { pending: (job, _), .. } => {
                 self.set_data(Data::None);
@@ -839,6 +848,13 @@ impl Session {
             self.reply(ReplyCode::ClosingDataConnection, "ABOR successful.");
         } else {
             self.reply(ReplyCode::DataConnectionOpenNoTransfer, "No transfer to abort.");
+        }
+    }
+
+    /// Bumps the worker's counters, if the session has them (sessions in unit tests have none).
+    fn count(&self, f: impl FnOnce(&crate::metrics::WorkerMetrics)) {
+        if let Some(stats) = &self.stats {
+            f(&stats.metrics);
         }
     }
 
@@ -872,6 +888,15 @@ impl Session {
             }
         };
         self.reply(code, format!("{shown}: {why}."));
+    }
+}
+
+/// The metrics' direction of a transfer verb.
+fn direction_of(verb: &str) -> crate::metrics::Direction {
+    match verb {
+        "STOR" | "APPE" | "STOU" => crate::metrics::Direction::Upload,
+        "RETR" => crate::metrics::Direction::Download,
+        _ => crate::metrics::Direction::Listing,
     }
 }
 

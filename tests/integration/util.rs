@@ -126,6 +126,12 @@ impl TestServer {
         TestServer::launch(&[], Some(root), args)
     }
 
+    /// Starts the server on `root` and returns its first `count` stdout lines too (the ready line, then the
+    /// implicit-TLS and metrics lines it was asked for).
+    pub fn start_lines(root: &Path, args: &[&str], count: usize) -> (TestServer, Vec<String>) {
+        TestServer::launch_lines(&[], Some(root), args, count)
+    }
+
     fn launch(prefix: &[&str], root_dir: Option<&Path>, args: &[&str]) -> TestServer {
         TestServer::launch_lines(prefix, root_dir, args, 1).0
     }
@@ -463,8 +469,16 @@ pub fn data_connect(addr: SocketAddr) -> TcpStream {
 /// Opens a data connection whose receive buffer is fixed small, so a client that stops reading stalls the server's
 /// sending soon instead of letting the kernel absorb megabytes.
 pub fn data_connect_small_window(addr: SocketAddr) -> TcpStream {
+    data_connect_small_window_from(None, addr)
+}
+
+/// [`data_connect_small_window`] from a chosen local address (another loopback IP).
+pub fn data_connect_small_window_from(from: Option<Ipv4Addr>, addr: SocketAddr) -> TcpStream {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).expect("socket");
     socket.set_recv_buffer_size(16 * 1024).expect("SO_RCVBUF");
+    if let Some(ip) = from {
+        socket.bind(&SocketAddr::from((ip, 0)).into()).expect("bind the source address");
+    }
     socket.connect_timeout(&addr.into(), IO_TIMEOUT).unwrap_or_else(|e| panic!("data connect {addr}: {e}"));
     let s: TcpStream = socket.into();
     s.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");

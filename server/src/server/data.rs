@@ -14,6 +14,7 @@ use log::{debug, trace, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Token};
 
+use super::proxied::Purpose;
 use super::{Conn, Worker};
 use crate::session::{canonical, Now, Outcome};
 use crate::stream::Stream;
@@ -98,27 +99,49 @@ impl Worker {
         Err(last)
     }
 
-    /// Accepts the client's data connection on a passive listener; only the control connection's peer may connect.
+    /// Accepts the client's data connection on a passive listener; only the control connection's peer may connect
+    /// (behind a balancer: a connection from it whose PROXY header names that peer).
     pub(super) fn accept_data(&mut self, key: usize, now: Now) {
         let Some(Conn::Passive { owner, listener: Some(listener) }) = self.conns.get(key) else { return };
         let owner = *owner;
         let Some(Conn::Control(c)) = self.conns.get(owner) else { return };
         let expected = canonical(c.session.peer().ip());
-        let stream = loop {
+        let mut direct = None;
+        let mut proxied = Vec::new();
+        loop {
             match listener.accept() {
-                Ok((stream, from)) if canonical(from.ip()) == expected => break stream,
+                Ok((stream, from)) if crate::proxy::trusted(&self.proxy_from, from.ip()) => {
+                    proxied.push((stream, from))
+                }
+                Ok((stream, from)) if canonical(from.ip()) == expected => {
+                    direct = Some(stream);
+                    break;
+                }
                 Ok((_, from)) => warn!("session {owner}: refused data connection from {from} (expected {expected})"),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     debug!("session {owner}: data accept: {e}");
-                    return;
+                    break;
                 }
             }
-        };
-        // One data connection per PASV: the listener goes now.
-        self.close(key);
-        let mut stream = stream;
+        }
+        for (stream, from) in proxied {
+            self.await_proxy_header(stream, from, Purpose::Data { owner, listener: key }, now);
+        }
+        if let Some(stream) = direct {
+            self.adopt_data(owner, key, stream, now);
+        }
+    }
+
+    /// Makes `stream` the session's data connection, if the passive listener at `listener` is still the one it
+    /// waits on. One data connection per PASV: the listener goes now.
+    pub(super) fn adopt_data(&mut self, owner: usize, listener: usize, mut stream: TcpStream, now: Now) {
+        match self.conns.get(owner) {
+            Some(Conn::Control(c)) if c.passive == Some(listener) && !self.is_closed[listener] => {}
+            _ => return,
+        }
+        self.close(listener);
         let entry = self.conns.vacant_entry();
         let dkey = entry.key();
         if let Err(e) = self.poll.registry().register(&mut stream, Token(dkey), Interest::READABLE | Interest::WRITABLE)

@@ -37,6 +37,7 @@ pub(super) struct Shared {
     pub(super) shutdown: AtomicBool,
     wakers: Mutex<Vec<Arc<mio::Waker>>>,
     pub(super) workers: usize,
+    pub(super) metrics: Arc<crate::metrics::Registry>,
 }
 
 /// Why a connection was refused at accept.
@@ -112,6 +113,7 @@ pub struct Server {
     implicit_addr: Option<SocketAddr>,
     anonymous: Anonymous,
     shared: Arc<Shared>,
+    metrics: Option<std::net::TcpListener>,
 }
 
 impl Server {
@@ -160,12 +162,20 @@ impl Server {
             shutdown: AtomicBool::new(false),
             wakers: Mutex::new(Vec::new()),
             workers: config.workers,
+            metrics: Arc::new(crate::metrics::Registry::default()),
         });
+        let metrics = match config.metrics {
+            None => None,
+            Some(addr) => Some(
+                std::net::TcpListener::bind(addr)
+                    .map_err(|e| with_context(e, format!("cannot listen on {addr} (metrics)")))?,
+            ),
+        };
         let anonymous = match config.anonymous {
             Anonymous::Write if config.read_only => Anonymous::Read,
             a => a,
         };
-        Ok(Server { config, listeners, local_addr, implicit_addr, anonymous, shared })
+        Ok(Server { config, listeners, local_addr, implicit_addr, anonymous, shared, metrics })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -186,6 +196,11 @@ impl Server {
         self.anonymous
     }
 
+    /// Where `/metrics` and `/healthz` are served, if `--metrics` was given.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// How many event loops serve.
     pub fn workers(&self) -> usize {
         self.config.workers
@@ -193,9 +208,13 @@ impl Server {
 
     /// Runs every worker on a thread of its own (`worker-N`) until shutdown has completed on all of them.
     pub fn run(self) -> io::Result<()> {
-        let Server { config, listeners, shared, .. } = self;
+        let Server { config, listeners, shared, metrics, .. } = self;
         if config.handle_signals {
             watch_signals(shared.clone())?;
+        }
+        if let Some(listener) = metrics {
+            let mine = shared.clone();
+            crate::metrics::serve(listener, shared.metrics.clone(), move || mine.shutdown.load(Ordering::Acquire))?;
         }
         let mut threads = Vec::new();
         for (id, (control, implicit)) in listeners.into_iter().enumerate() {
@@ -294,6 +313,7 @@ mod tests {
             shutdown: AtomicBool::new(false),
             wakers: Mutex::new(Vec::new()),
             workers: 2,
+            metrics: Arc::new(crate::metrics::Registry::default()),
         }
     }
 

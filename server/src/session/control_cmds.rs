@@ -121,6 +121,13 @@ impl Session {
             Command::Rnfr(path) => self.cmd_rnfr(&path),
             Command::Rnto(path) => self.cmd_rnto(rename_from, &path),
             Command::Abor => self.cmd_abor(now),
+            Command::Unknown(verb) if verb == "PROXY" => {
+                // A PROXY v1 header from an address not in --proxy-from: a balancer we do not trust, or a client
+                // forging its address. (A v2 header ends its signature with QUIT, which closes the session too.)
+                warn!("{}: PROXY header from an address not in --proxy-from; closing", self.peer);
+                self.reply(ReplyCode::ServiceNotAvailable, "PROXY header not accepted from this address.");
+                self.close(now);
+            }
             Command::Unknown(verb) => {
                 let verb: String = verb.chars().take(16).collect();
                 self.reply(ReplyCode::SyntaxError, format!("Unknown command {verb}."))
@@ -213,6 +220,9 @@ impl Session {
             Some(account) if ok => self.log_in(user, account),
             _ => {
                 info!("{} failed login as {user:?}", self.peer.ip());
+                self.count(|m| {
+                    m.logins_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                });
                 self.login_failures += 1;
                 // The 530 waits for a timer: guessing passwords costs the guesser time, not the server.
                 self.set_login(Login::Failed { until: now.mono + self.config.login_failure_delay });
@@ -227,6 +237,9 @@ impl Session {
             return;
         };
         info!("{} login as {user:?} refused: too many password checks waiting", self.peer.ip());
+        self.count(|m| {
+            m.logins_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
         self.reply(ReplyCode::ServiceNotAvailable, "Too many logins in progress, try again later.");
         self.close(now);
     }
@@ -243,6 +256,9 @@ impl Session {
 
     fn log_in(&mut self, user: String, account: Account) {
         info!("{} logged in as {user:?}", self.peer.ip());
+        self.count(|m| {
+            m.logins_ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
         self.root = account.root;
         self.perms = account.perms;
         self.set_login(Login::LoggedIn { user, cwd: VPath::root() });
