@@ -284,3 +284,60 @@ fn two_nodes_behind_haproxy() {
     assert_eq!(ctl.reply().0, 226);
     eprintln!("6 sessions served by the other node during the drain in {:?}", started.elapsed());
 }
+
+// Two nodes uploading into one shared directory at once: temporaries never collide, every STOU gets a name of
+// its own across nodes, and every file is published whole.
+#[test]
+fn shared_root_uploads_from_two_nodes_never_collide() {
+    let shared = tempfile::tempdir().expect("shared root");
+    let nodes: Vec<TestServer> = ["127.0.0.2", "127.0.0.3"]
+        .iter()
+        .map(|ip| TestServer::start_in(shared.path(), &["--bind", ip, "--anonymous", "write"]))
+        .collect();
+    let addrs: Vec<SocketAddr> = nodes.iter().map(TestServer::addr).collect();
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let addr = addrs[t as usize % 2];
+            std::thread::spawn(move || {
+                let mut c = crate::util::Ctl::connect(addr);
+                c.login();
+                let mut sent = Vec::new();
+                for i in 0..10 {
+                    let body = content(t * 100 + i, 5_000 + (t * 100 + i) as usize);
+                    for verb in ["STOR same.bin", "STOU unique.bin"] {
+                        let data = c.pasv();
+                        c.send(verb);
+                        let d = crate::util::data_connect(data);
+                        let (code, text) = c.reply();
+                        assert_eq!(code, 150, "{verb}: {text}");
+                        crate::util::write_and_close(d, &body);
+                        let (code, done) = c.reply();
+                        assert_eq!(code, 226, "{verb}: {done}");
+                        // The 150 names the file meant; the 226 the one made, should another session or node
+                        // have taken that name during the upload.
+                        if text.starts_with("FILE: ") {
+                            let name = done.split("unique file name: ").nth(1).expect("a name in the 226");
+                            sent.push((name.trim_end_matches('.').to_string(), sha256(&body)));
+                        }
+                    }
+                }
+                sent
+            })
+        })
+        .collect();
+    let sent: Vec<(String, String)> = threads.into_iter().flat_map(|t| t.join().expect("uploader")).collect();
+    let names: std::collections::BTreeSet<&str> = sent.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.len(), sent.len(), "STOU gave one name twice: {sent:?}");
+    for (name, hash) in &sent {
+        assert_eq!(&sha256_file(&shared.path().join(name.trim_start_matches('/'))), hash, "{name}");
+    }
+    // The last STOR onto one name left one whole file, and no temporary is left anywhere.
+    let same = fs::read(shared.path().join("same.bin")).expect("same.bin");
+    assert!(same.len() >= 5_000);
+    let leftovers: Vec<String> = fs::read_dir(shared.path())
+        .expect("root")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".ftpupload"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
