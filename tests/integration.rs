@@ -43,3 +43,6 @@ mod workers;
 
 #[path = "integration/cluster.rs"]
 mod cluster;
+
+#[path = "integration/bans.rs"]
+mod bans;

@@ -54,6 +54,27 @@ pub struct Args {
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<std::net::SocketAddr>,
 
+    /// Ban an address after this many offences (failed logins, bounce attempts, protocol abuse) within
+    /// --ban-window; 0 turns bans off.
+    #[arg(long, default_value_t = 0)]
+    pub ban_after: u32,
+
+    /// The window in which --ban-after offences count, in seconds.
+    #[arg(long, default_value_t = 60.0, value_parser = positive_secs)]
+    pub ban_window: f64,
+
+    /// How long a first ban lasts, in seconds; each further ban of the same address lasts twice as long.
+    #[arg(long, default_value_t = 600.0, value_parser = positive_secs)]
+    pub ban_time: f64,
+
+    /// Refuse connections from these address blocks (CIDR, comma-separated) with 421.
+    #[arg(long, value_delimiter = ',', value_name = "CIDR[,CIDR...]")]
+    pub deny_from: Vec<crate::proxy::Cidr>,
+
+    /// Accept connections only from these address blocks (CIDR, comma-separated); others get 421.
+    #[arg(long, value_delimiter = ',', value_name = "CIDR[,CIDR...]")]
+    pub allow_from: Vec<crate::proxy::Cidr>,
+
     /// Event loops, one thread each, sharing the control port (SO_REUSEPORT) [default: the cores available].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub workers: Option<u32>,
@@ -267,6 +288,13 @@ impl Args {
             workers: self.workers.map_or_else(default_workers, |n| n as usize),
             proxy_from: self.proxy_from,
             metrics: self.metrics,
+            bans: crate::bans::Policy {
+                after: self.ban_after as usize,
+                window: secs(self.ban_window),
+                time: secs(self.ban_time),
+                deny: self.deny_from,
+                allow: self.allow_from,
+            },
             tls,
             implicit_tls_port: self.implicit_tls_port,
         })

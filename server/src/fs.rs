@@ -148,6 +148,11 @@ impl Root {
         &self.host_path
     }
 
+    /// Where a client path is on the host, for log lines (nothing is opened by this path).
+    pub fn disk_path(&self, p: &VPath) -> PathBuf {
+        self.host_path.join(p.rel())
+    }
+
     /// The path relative to the root for a client-named path; one naming an upload temporary does not exist.
     fn rel(&self, p: &VPath) -> io::Result<PathBuf> {
         if p.segments().any(is_temp_name) {

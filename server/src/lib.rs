@@ -7,6 +7,7 @@
 //! [`server::Config`].
 
 pub mod access;
+pub mod bans;
 pub mod cli;
 pub mod facts;
 pub mod fs;

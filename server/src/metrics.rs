@@ -35,6 +35,11 @@ pub struct WorkerMetrics {
     pub refused_per_ip: AtomicU64,
     /// Connections from a `--proxy-from` address with a bad, oversized or late PROXY header.
     pub refused_proxy: AtomicU64,
+    /// Connections from a banned address, and from one `--deny-from`/`--allow-from` turn away.
+    pub refused_banned: AtomicU64,
+    pub refused_denied: AtomicU64,
+    /// Bans imposed.
+    pub bans: AtomicU64,
     /// Turns by duration, in the buckets of [`BUCKETS`] (the last: longer than all), and their sum.
     pub turn_buckets: [AtomicU64; BUCKETS.len() + 1],
     pub turn_micros: AtomicU64,
@@ -165,9 +170,17 @@ impl Registry {
                     ("max_connections", &m.refused_max_connections),
                     ("max_per_ip", &m.refused_per_ip),
                     ("proxy_header", &m.refused_proxy),
+                    ("banned", &m.refused_banned),
+                    ("denied", &m.refused_denied),
                 ]
                 .map(|(r, a)| (format!("{},reason=\"{r}\"", w(m)), load(a).to_string()))
             }),
+        );
+        family(
+            "ftpserver_bans_total",
+            "counter",
+            "Addresses banned (--ban-after offences within --ban-window).",
+            &mut workers.iter().map(|m| (w(m), load(&m.bans).to_string())),
         );
         family(
             "ftpserver_loop_turn_longest_seconds",

@@ -101,6 +101,8 @@ pub struct Config {
     pub proxy_from: Vec<crate::proxy::Cidr>,
     /// Serve `/metrics` (Prometheus) and `/healthz` on this address.
     pub metrics: Option<SocketAddr>,
+    /// Bans and the static allow/deny lists.
+    pub bans: crate::bans::Policy,
     /// FTPS: the server's certificate, ready for rustls (`None`: no TLS, AUTH gets 502).
     pub tls: Option<TlsConfig>,
     /// Also listen on this port (0: any free one) for implicit FTPS, TLS from the first byte; needs `tls`.
@@ -393,7 +395,7 @@ impl Worker {
     /// Admits a control connection from `peer` (the client: behind a balancer, the address its header named).
     fn arrive_as(&mut self, mut stream: TcpStream, peer: SocketAddr, implicit: bool, now: Now) {
         let ip = canonical(peer.ip());
-        if let Err(refusal) = self.shared.admit(ip) {
+        if let Err(refusal) = self.shared.admit(ip, now.mono) {
             let text: &[u8] = match refusal {
                 Refusal::TooMany => {
                     self.metrics.refused_max_connections.fetch_add(1, Ordering::Relaxed);
@@ -402,6 +404,16 @@ impl Worker {
                 Refusal::TooManyFromAddress => {
                     self.metrics.refused_per_ip.fetch_add(1, Ordering::Relaxed);
                     b"421 Too many connections from your address.\r\n"
+                }
+                Refusal::Banned(crate::bans::Refused::Denied) => {
+                    self.metrics.refused_denied.fetch_add(1, Ordering::Relaxed);
+                    debug!("{peer}: refused: --deny-from/--allow-from");
+                    b"421 Not accepting connections from your address.\r\n"
+                }
+                Refusal::Banned(crate::bans::Refused::Banned { left }) => {
+                    self.metrics.refused_banned.fetch_add(1, Ordering::Relaxed);
+                    debug!("{peer}: refused: banned for {left:?} more");
+                    b"421 Your address is banned for now; try again later.\r\n"
                 }
             };
             // Best effort: a full socket buffer on a fresh connection is unlikely, and the close follows anyway.

@@ -509,11 +509,12 @@ impl Session {
             }
             Due::FailureDelay => self.login_failed(now),
             Due::Login => {
+                info!("session {} {}: login timeout (421)", self.id, self.peer);
                 self.reply(ReplyCode::ServiceNotAvailable, "Login timeout, closing control connection.");
                 self.close(now);
             }
             Due::Idle => {
-                debug!("session {}: idle timeout", self.id);
+                info!("session {} {} {:?}: idle timeout (421)", self.id, self.peer, self.user());
                 self.reply(ReplyCode::ServiceNotAvailable, "Idle timeout, closing control connection.");
                 self.close(now);
             }
@@ -583,6 +584,7 @@ impl Session {
         if self.perms.allows(p) {
             return true;
         }
+        info!("session {} {} {:?}: refused, no {p:?} permission (550)", self.id, self.peer, self.user());
         self.reply(ReplyCode::FileUnavailable, "Permission denied.");
         false
     }
@@ -628,6 +630,7 @@ impl Session {
         let text = match line {
             Line::Text(t) => t,
             Line::TooLong => {
+                self.actions.push_back(Action::Offence(crate::bans::Offence::Abuse));
                 self.reply(ReplyCode::SyntaxError, "Command line too long.");
                 return;
             }
@@ -849,6 +852,21 @@ impl Session {
         } else {
             self.reply(ReplyCode::DataConnectionOpenNoTransfer, "No transfer to abort.");
         }
+    }
+
+    /// One log line per change a client made: session, client address and port, user, the path as the client
+    /// saw it and as it is on disk.
+    fn log_change(&self, what: &str, p: &VPath, detail: &str) {
+        let disk = self.root.disk_path(p);
+        info!(
+            "session {} {} {:?} {what} {:?} (on disk {:?}){}{detail}",
+            self.id,
+            self.peer,
+            self.user(),
+            p.as_str(),
+            disk,
+            if detail.is_empty() { "" } else { " " }
+        );
     }
 
     /// Bumps the worker's counters, if the session has them (sessions in unit tests have none).

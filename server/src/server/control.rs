@@ -228,6 +228,13 @@ impl Worker {
                 Action::Close => {
                     c.closing = true;
                 }
+                Action::Offence(offence) => {
+                    let ip = canonical(c.session.peer().ip());
+                    if let Some(ban) = self.shared.offend(ip, now.mono) {
+                        warn!("{ip} banned for {ban:?} (the last straw: a {offence})");
+                        self.metrics.bans.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
         }
         self.update_control(key, now);

@@ -38,17 +38,20 @@ pub(super) struct Shared {
     wakers: Mutex<Vec<Arc<mio::Waker>>>,
     pub(super) workers: usize,
     pub(super) metrics: Arc<crate::metrics::Registry>,
+    bans: Mutex<crate::bans::Bans>,
 }
 
 /// Why a connection was refused at accept.
 pub(super) enum Refusal {
     TooMany,
     TooManyFromAddress,
+    Banned(crate::bans::Refused),
 }
 
 impl Shared {
     /// Counts a new control connection from `ip` against both limits, or says which one it would break.
-    pub(super) fn admit(&self, ip: IpAddr) -> Result<(), Refusal> {
+    pub(super) fn admit(&self, ip: IpAddr, now: std::time::Instant) -> Result<(), Refusal> {
+        self.bans.lock().unwrap_or_else(|p| p.into_inner()).check(ip, now).map_err(Refusal::Banned)?;
         if self.controls.fetch_add(1, Ordering::AcqRel) >= self.max_connections {
             self.controls.fetch_sub(1, Ordering::AcqRel);
             return Err(Refusal::TooMany);
@@ -64,6 +67,11 @@ impl Shared {
             *n += 1;
         }
         Ok(())
+    }
+
+    /// Counts an offence against `ip`; returns the ban it earned, if it earned one.
+    pub(super) fn offend(&self, ip: IpAddr, now: std::time::Instant) -> Option<std::time::Duration> {
+        self.bans.lock().unwrap_or_else(|p| p.into_inner()).offend(ip, now)
     }
 
     /// A control connection admitted by [`Shared::admit`] has closed.
@@ -163,6 +171,7 @@ impl Server {
             wakers: Mutex::new(Vec::new()),
             workers: config.workers,
             metrics: Arc::new(crate::metrics::Registry::default()),
+            bans: Mutex::new(crate::bans::Bans::new(config.bans.clone())),
         });
         let metrics = match config.metrics {
             None => None,
@@ -314,6 +323,7 @@ mod tests {
             wakers: Mutex::new(Vec::new()),
             workers: 2,
             metrics: Arc::new(crate::metrics::Registry::default()),
+            bans: Mutex::new(crate::bans::Bans::default()),
         }
     }
 
@@ -325,8 +335,9 @@ mod tests {
         let admitted: Vec<Vec<IpAddr>> = (0..4)
             .map(|_| {
                 let (s, ips) = (s.clone(), ips.clone());
+                let now = std::time::Instant::now();
                 thread::spawn(move || {
-                    ips.iter().cycle().take(100).filter(|ip| s.admit(**ip).is_ok()).copied().collect()
+                    ips.iter().cycle().take(100).filter(|ip| s.admit(**ip, now).is_ok()).copied().collect()
                 })
             })
             .map(|t| t.join().unwrap())

@@ -125,6 +125,7 @@ impl Session {
                 // A PROXY v1 header from an address not in --proxy-from: a balancer we do not trust, or a client
                 // forging its address. (A v2 header ends its signature with QUIT, which closes the session too.)
                 warn!("{}: PROXY header from an address not in --proxy-from; closing", self.peer);
+                self.actions.push_back(Action::Offence(crate::bans::Offence::Abuse));
                 self.reply(ReplyCode::ServiceNotAvailable, "PROXY header not accepted from this address.");
                 self.close(now);
             }
@@ -223,6 +224,7 @@ impl Session {
                 self.count(|m| {
                     m.logins_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 });
+                self.actions.push_back(Action::Offence(crate::bans::Offence::FailedLogin));
                 self.login_failures += 1;
                 // The 530 waits for a timer: guessing passwords costs the guesser time, not the server.
                 self.set_login(Login::Failed { until: now.mono + self.config.login_failure_delay });
@@ -351,6 +353,7 @@ impl Session {
                 if extended { "EPRT" } else { "PORT" },
                 self.peer
             );
+            self.actions.push_back(Action::Offence(crate::bans::Offence::Bounce));
             self.reply(
                 ReplyCode::ArgumentSyntaxError,
                 "Data connections only to your own address and an unprivileged port.",

@@ -47,7 +47,10 @@ impl Session {
         let p = self.cwd().join(path);
         // The reply gives the time the filesystem kept, which may be clamped or rounded from the one asked for.
         match self.root.set_modified(&p, t) {
-            Ok(kept) => self.reply(ReplyCode::FileStatus, format!("Modify={}; {p}", timeval(kept))),
+            Ok(kept) => {
+                self.log_change("MFMT", &p, &timeval(kept));
+                self.reply(ReplyCode::FileStatus, format!("Modify={}; {p}", timeval(kept)))
+            }
             Err(e) => self.fs_error(path, &e),
         }
     }
@@ -107,7 +110,10 @@ impl Session {
     pub(super) fn remove(&mut self, path: &str, done: &str, op: fn(&Root, &VPath) -> io::Result<()>) {
         let p = self.cwd().join(path);
         match op(&self.root, &p) {
-            Ok(()) => self.reply(ReplyCode::FileActionOk, format!("{done} {p}.")),
+            Ok(()) => {
+                self.log_change(done, &p, "");
+                self.reply(ReplyCode::FileActionOk, format!("{done} {p}."))
+            }
             Err(e) => self.fs_error(path, &e),
         }
     }
@@ -116,6 +122,7 @@ impl Session {
         let p = self.cwd().join(path);
         match self.root.create_dir(&p) {
             Ok(()) => {
+                self.log_change("MKD", &p, "");
                 let quoted = p.as_str().replace('"', "\"\"");
                 self.reply(ReplyCode::PathCreated, format!("\"{quoted}\" created."));
             }
@@ -146,7 +153,10 @@ impl Session {
         let renamed =
             if self.perms.delete { self.root.rename(&from, &to) } else { self.root.rename_noreplace(&from, &to) };
         match renamed {
-            Ok(()) => self.reply(ReplyCode::FileActionOk, format!("Renamed {from} to {to}.")),
+            Ok(()) => {
+                self.log_change("RNTO", &to, &format!("from {:?}", from.as_str()));
+                self.reply(ReplyCode::FileActionOk, format!("Renamed {from} to {to}."))
+            }
             Err(e) => self.fs_error(path, &e),
         }
     }

@@ -29,6 +29,8 @@ pub enum Action {
     VerifyPassword { hash: String, password: String },
     /// Send the queued replies, then close the control connection.
     Close,
+    /// The client did something that counts towards a ban of its address. No outcome follows.
+    Offence(crate::bans::Offence),
 }
 
 impl std::fmt::Debug for Action {
@@ -45,6 +47,7 @@ impl std::fmt::Debug for Action {
             Action::StartHash(_) => write!(f, "StartHash"),
             Action::VerifyPassword { .. } => write!(f, "VerifyPassword"),
             Action::Close => write!(f, "Close"),
+            Action::Offence(o) => write!(f, "Offence({o})"),
         }
     }
 }
