@@ -46,3 +46,6 @@ mod cluster;
 
 #[path = "integration/bans.rs"]
 mod bans;
+
+#[path = "integration/reload.rs"]
+mod reload;

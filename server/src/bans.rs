@@ -80,6 +80,11 @@ impl Bans {
         Bans { policy, records: HashMap::new() }
     }
 
+    /// New settings (SIGHUP); the offences and bans so far stay.
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
     /// Whether `ip` may connect now.
     pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), Refused> {
         let listed = |blocks: &[Cidr]| blocks.iter().any(|b| b.contains(ip));

@@ -1,5 +1,6 @@
 //! Command-line arguments of `ftpserver` and their validation into a [`Config`].
 
+use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -152,9 +153,32 @@ pub struct Args {
     #[arg(long, requires = "tls_cert")]
     pub implicit_tls_port: Option<u16>,
 
+    /// A TOML file of settings whose keys are the long option names (`max-per-ip = 8`, `users = "users.toml"`,
+    /// the port as `port`); an option on the command line wins. SIGHUP re-reads it (and the users file).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// More log output (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// Why the arguments (with their config file) cannot be used.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// A command-line error: clap prints it (and --help, --version) itself.
+    Usage(clap::Error),
+    /// The config file is unreadable or wrong.
+    File(String),
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::Usage(e) => write!(f, "{e}"),
+            ConfigError::File(e) => f.write_str(e),
+        }
+    }
 }
 
 /// Helper commands.
@@ -229,6 +253,65 @@ fn port_range(s: &str) -> Result<(u16, u16), String> {
 }
 
 impl Args {
+    /// Parses the command line, then fills in from `--config FILE` every option the command line did not give.
+    pub fn parse_with_config(argv: &[OsString]) -> Result<Args, ConfigError> {
+        use clap::parser::ValueSource;
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Args::command().try_get_matches_from(argv).map_err(ConfigError::Usage)?;
+        let args = Args::from_arg_matches(&matches).map_err(ConfigError::Usage)?;
+        let Some(file) = args.config.clone() else { return Ok(args) };
+        let bad = |why: String| ConfigError::File(format!("config {}: {why}", file.display()));
+        let text = std::fs::read_to_string(&file).map_err(|e| bad(e.to_string()))?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let mut options: Vec<OsString> = Vec::new();
+        let mut port = None;
+        for (key, value) in table {
+            let id = key.replace('-', "_");
+            if id == "config" || id == "command" {
+                return Err(bad(format!("{key:?} cannot be set in a config file")));
+            }
+            if matches.try_get_raw(&id).is_err() {
+                return Err(bad(format!("unknown setting {key:?} (keys are the long option names)")));
+            }
+            if matches.value_source(&id) == Some(ValueSource::CommandLine) {
+                continue; // The command line wins.
+            }
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(true) if id == "verbose" => "1".into(),
+                toml::Value::Boolean(b) => {
+                    if b {
+                        options.push(format!("--{key}").into());
+                    }
+                    continue;
+                }
+                toml::Value::Array(items) => items
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => return Err(bad(format!("{key:?}: {other} is not a value an option takes"))),
+            };
+            match id.as_str() {
+                "port" => port = Some(text),
+                "verbose" => {
+                    let n: usize = text.parse().map_err(|_| bad(format!("verbose: {text:?} is not a count")))?;
+                    options.extend((0..n).map(|_| OsString::from("-v")));
+                }
+                _ => options.extend([format!("--{key}").into(), text.into()]),
+            }
+        }
+        let mut full: Vec<OsString> = argv.iter().take(1).cloned().collect();
+        full.extend(options);
+        full.extend(argv.iter().skip(1).cloned());
+        if let Some(p) = port {
+            full.push(p.into());
+        }
+        Args::try_parse_from(full).map_err(|e| bad(e.to_string().trim().to_string()))
+    }
+
     /// The validated configuration; the root must be an existing directory.
     pub fn into_config(self) -> Result<Config, String> {
         let root = match self.root {
@@ -295,6 +378,7 @@ impl Args {
                 deny: self.deny_from,
                 allow: self.allow_from,
             },
+            reload: None,
             tls,
             implicit_tls_port: self.implicit_tls_port,
         })
@@ -341,6 +425,38 @@ mod tests {
     fn hash_password_subcommand() {
         let a = Args::try_parse_from(["ftpserver", "hash-password"]).unwrap();
         assert!(matches!(a.command, Some(Tool::HashPassword)));
+    }
+
+    // A config file fills in what the command line does not give; the command line wins; unknown keys, a
+    // broken file and values of the wrong kind are refused with the file's name.
+    #[test]
+    fn config_file_fills_in_and_the_command_line_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        let file = dir.path().join("ftpserver.toml");
+        let text = format!(
+            "port = 2999\nroot = \"{root}\"\nmax-per-ip = 3\nidle-timeout = 45.5\nread-only = true\n\
+             proxy-from = [\"10.0.0.0/8\", \"127.0.0.1\"]\nanonymous = \"read\"\n"
+        );
+        std::fs::write(&file, text).unwrap();
+        let argv = |extra: &[&str]| -> Vec<OsString> {
+            let mut v: Vec<OsString> = vec!["ftpserver".into(), "--config".into(), file.clone().into()];
+            v.extend(extra.iter().map(OsString::from));
+            v
+        };
+        let a = Args::parse_with_config(&argv(&[])).unwrap();
+        assert_eq!((a.port, a.max_per_ip, a.idle_timeout, a.read_only), (2999, 3, 45.5, true));
+        assert_eq!(a.proxy_from.len(), 2);
+        assert_eq!(a.anonymous, Some(Anonymous::Read));
+        let a = Args::parse_with_config(&argv(&["--max-per-ip", "9", "4000"])).unwrap();
+        assert_eq!((a.port, a.max_per_ip), (4000, 9));
+        std::fs::write(&file, "max-per-ipp = 3\n").unwrap();
+        let e = Args::parse_with_config(&argv(&[])).unwrap_err().to_string();
+        assert!(e.contains("ftpserver.toml") && e.contains("max-per-ipp"), "{e}");
+        std::fs::write(&file, "max-per-ip = [\n").unwrap();
+        assert!(Args::parse_with_config(&argv(&[])).unwrap_err().to_string().contains("ftpserver.toml"));
+        std::fs::write(&file, "max-per-ip = \"many\"\n").unwrap();
+        assert!(Args::parse_with_config(&argv(&[])).unwrap_err().to_string().contains("ftpserver.toml"));
     }
 
     // Finding 10: with accounts configured, anonymous access is off unless asked for.

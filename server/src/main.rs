@@ -4,12 +4,22 @@
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
-use ftp_server::cli::{Args, GenCert, Tool};
-use ftp_server::Server;
+use std::sync::Arc;
+
+use ftp_server::cli::{Args, ConfigError, GenCert, Tool};
+use ftp_server::server::Reloader;
+use ftp_server::{Config, Server};
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = match Args::parse_with_config(&argv) {
+        Ok(a) => a,
+        Err(ConfigError::Usage(e)) => e.exit(),
+        Err(ConfigError::File(e)) => {
+            eprintln!("ftpserver: {e}");
+            return ExitCode::from(2);
+        }
+    };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(args.log_level()))
         .format(|out, record| {
             // Each line names the thread it came from: worker-N for the event loops.
@@ -30,7 +40,13 @@ fn main() -> ExitCode {
         None => {}
     }
     let config = match args.into_config() {
-        Ok(c) => c,
+        // SIGHUP builds the configuration again from the same command line and the config file as it is then.
+        Ok(c) => Config {
+            reload: Some(Reloader(Arc::new(move || {
+                Args::parse_with_config(&argv).map_err(|e| e.to_string())?.into_config()
+            }))),
+            ..c
+        },
         Err(e) => {
             eprintln!("ftpserver: {e}");
             return ExitCode::from(2);

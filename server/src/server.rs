@@ -103,6 +103,9 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// Bans and the static allow/deny lists.
     pub bans: crate::bans::Policy,
+    /// How SIGHUP gets the new configuration (re-reading the config file); `None`: the same settings, with the
+    /// users file re-read.
+    pub reload: Option<Reloader>,
     /// FTPS: the server's certificate, ready for rustls (`None`: no TLS, AUTH gets 502).
     pub tls: Option<TlsConfig>,
     /// Also listen on this port (0: any free one) for implicit FTPS, TLS from the first byte; needs `tls`.
@@ -147,6 +150,16 @@ impl Scheduling {
 impl Default for Scheduling {
     fn default() -> Scheduling {
         Scheduling { chunk: 1024, quantum: DEFAULT_QUANTUM as usize, turn_budget: DEFAULT_TURN_BUDGET as usize }
+    }
+}
+
+/// Builds the configuration anew, for SIGHUP.
+#[derive(Clone)]
+pub struct Reloader(pub Arc<dyn Fn() -> Result<Config, String> + Send + Sync>);
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reloader")
     }
 }
 
@@ -199,6 +212,8 @@ pub(crate) struct Worker {
     pasv_ports: (u16, u16),
     /// Control connections on this worker.
     controls: usize,
+    /// The configuration generation this worker runs (SIGHUP makes a new one).
+    generation: u64,
     accept_paused: bool,
     shutdown_grace: Duration,
     shutdown_deadline: Option<Instant>,
@@ -235,6 +250,7 @@ impl Worker {
                 Some(l)
             }
         };
+        let generation = shared.generation();
         let metrics = Arc::new(crate::metrics::WorkerMetrics::new(id));
         shared.metrics.add(metrics.clone());
         let stats =
@@ -261,6 +277,7 @@ impl Worker {
             stall_timeout: config.stall_timeout,
             pasv_ports: config.pasv_ports.unwrap_or_else(ephemeral_ports),
             controls: 0,
+            generation,
             accept_paused: false,
             shutdown_grace: config.shutdown_grace,
             shutdown_deadline: None,
@@ -310,6 +327,7 @@ impl Worker {
                 IMPLICIT_LISTENER => self.accept_all(true, now),
                 WAKE => {
                     self.verifier_done(now);
+                    self.adopt_reloaded_config();
                     if self.shared.shutdown.load(Ordering::Acquire) && self.shutdown_deadline.is_none() {
                         self.begin_shutdown(now);
                     }
@@ -326,6 +344,26 @@ impl Worker {
         if took > SLOW_TURN {
             let n = events.iter().count();
             warn!("slow loop turn: {:.1} ms ({n} events, {} sessions)", took.as_secs_f64() * 1e3, self.controls);
+        }
+    }
+
+    /// After SIGHUP: new sessions get the new accounts and settings; sessions already running keep theirs.
+    fn adopt_reloaded_config(&mut self) {
+        let generation = self.shared.generation();
+        if generation == self.generation {
+            return;
+        }
+        self.generation = generation;
+        let config = self.shared.config();
+        match workers::load_access(&config) {
+            Ok(access) => {
+                self.access = Rc::new(access);
+                self.session_config = Rc::new(config.session.clone());
+                self.stall_timeout = config.stall_timeout;
+                info!("worker {}: configuration {generation} in force for new sessions", self.id);
+            }
+            // The signal thread checked it already; the file may have changed again since.
+            Err(e) => error!("worker {}: configuration {generation} refused, keeping the old one: {e}", self.id),
         }
     }
 

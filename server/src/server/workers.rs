@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use log::{info, warn};
+use log::{error, info, warn};
 
 use super::{default_max_connections, raise_fd_limit, sweep_temps_in_background, Config, Worker, FDS_PER_SESSION};
 use crate::access::{Access, Anonymous};
@@ -39,6 +39,9 @@ pub(super) struct Shared {
     pub(super) workers: usize,
     pub(super) metrics: Arc<crate::metrics::Registry>,
     bans: Mutex<crate::bans::Bans>,
+    /// The configuration in force, and its generation (SIGHUP makes a new one).
+    config: Mutex<Arc<Config>>,
+    generation: AtomicU64,
 }
 
 /// Why a connection was refused at accept.
@@ -102,13 +105,71 @@ impl Shared {
         self.wakers.lock().unwrap_or_else(|p| p.into_inner()).push(waker);
     }
 
-    /// Starts the shutdown on every worker.
-    pub(super) fn begin_shutdown(&self) {
-        self.shutdown.store(true, Ordering::Release);
+    pub(super) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub(super) fn config(&self) -> Arc<Config> {
+        self.config.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// SIGHUP: builds the new configuration, checks it (the config file parses, the users file loads), keeps
+    /// what cannot change while running, and hands it to every worker for their new sessions. A broken file is
+    /// refused with one log line and the running configuration stays.
+    pub(super) fn reload(&self) {
+        let old = self.config();
+        let fresh = match &old.reload {
+            Some(reload) => (reload.0)(),
+            None => Ok((*old).clone()),
+        };
+        let mut new = match fresh.and_then(|c| load_access(&c).map(|_| c).map_err(|e| e.to_string())) {
+            Ok(c) => c,
+            Err(e) => {
+                error!("SIGHUP: new configuration refused, the running one stays: {e}");
+                return;
+            }
+        };
+        let fixed = [
+            ("bind", old.bind != new.bind),
+            ("port", old.port != new.port),
+            ("root", old.root != new.root),
+            ("workers", old.workers != new.workers),
+            ("implicit-tls-port", old.implicit_tls_port != new.implicit_tls_port),
+            ("metrics", old.metrics != new.metrics),
+            ("tls-cert/tls-key", old.tls.is_some() != new.tls.is_some()),
+        ];
+        for (name, changed) in fixed {
+            if changed {
+                warn!("SIGHUP: {name} changes only with a restart; keeping the running value");
+            }
+        }
+        new.bind = old.bind;
+        new.port = old.port;
+        new.root = old.root.clone();
+        new.workers = old.workers;
+        new.implicit_tls_port = old.implicit_tls_port;
+        new.metrics = old.metrics;
+        new.tls = old.tls.clone();
+        new.session.tls = old.session.tls;
+        new.reload = old.reload.clone();
+        self.bans.lock().unwrap_or_else(|p| p.into_inner()).set_policy(new.bans.clone());
+        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        info!("SIGHUP: configuration {generation} loaded (accounts and settings for new sessions)");
+        self.wake_all();
+    }
+
+    fn wake_all(&self) {
         for w in self.wakers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             // A failed wake can only mean the worker is gone already.
             let _ = w.wake();
         }
+    }
+
+    /// Starts the shutdown on every worker.
+    pub(super) fn begin_shutdown(&self) {
+        self.shutdown.store(true, Ordering::Release);
+        self.wake_all();
     }
 }
 
@@ -172,6 +233,8 @@ impl Server {
             workers: config.workers,
             metrics: Arc::new(crate::metrics::Registry::default()),
             bans: Mutex::new(crate::bans::Bans::new(config.bans.clone())),
+            config: Mutex::new(Arc::new(config.clone())),
+            generation: AtomicU64::new(1),
         });
         let metrics = match config.metrics {
             None => None,
@@ -296,13 +359,21 @@ fn with_context(e: io::Error, what: String) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
-/// SIGINT and SIGTERM start the shutdown on every worker, from a thread of their own.
+/// SIGINT and SIGTERM start the shutdown on every worker; SIGHUP reloads the configuration and the users file.
+/// From a thread of their own.
 fn watch_signals(shared: Arc<Shared>) -> io::Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     thread::Builder::new().name("signals".into()).spawn(move || {
-        if let Some(sig) = signals.forever().next() {
-            info!("signal {sig}: shutting down, {} sessions", shared.sessions());
-            shared.begin_shutdown();
+        for sig in signals.forever() {
+            if sig == SIGHUP {
+                shared.reload();
+                continue;
+            }
+            if !shared.shutdown.load(Ordering::Acquire) {
+                info!("signal {sig}: shutting down, {} sessions", shared.sessions());
+                shared.begin_shutdown();
+            }
         }
     })?;
     Ok(())
@@ -324,7 +395,16 @@ mod tests {
             workers: 2,
             metrics: Arc::new(crate::metrics::Registry::default()),
             bans: Mutex::new(crate::bans::Bans::default()),
+            config: Mutex::new(Arc::new(test_config())),
+            generation: AtomicU64::new(1),
         }
+    }
+
+    fn test_config() -> Config {
+        use clap::Parser;
+        let root = std::env::temp_dir();
+        let args = ["ftpserver", "--root", root.to_str().unwrap()];
+        crate::cli::Args::try_parse_from(args).unwrap().into_config().unwrap()
     }
 
     // The limits hold across workers: admissions from many threads never exceed them, and releases free them.

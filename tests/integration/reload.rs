@@ -1,0 +1,95 @@
+//! SIGHUP: the config file and the users file are read again. New accounts and changed settings apply to new
+//! logins at once, nothing running is dropped, a broken file is refused with one log line while the old settings
+//! stay, and SIGHUP never ends the server.
+
+use std::fs;
+use std::io::Read;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::util::{content, data_connect_small_window, read_to_end, server_bin, sha256, wait_until, TestServer};
+
+fn hash(password: &str) -> String {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(server_bin())
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("hash-password");
+    child.stdin.take().expect("stdin").write_all(format!("{password}\n").as_bytes()).expect("password");
+    let out = child.wait_with_output().expect("hash");
+    String::from_utf8(out.stdout).expect("UTF-8").trim().to_string()
+}
+
+fn user(name: &str, hash: &str) -> String {
+    format!("[[user]]\nname = \"{name}\"\npassword = \"{hash}\"\npermissions = [\"read\", \"write\"]\n")
+}
+
+fn sighup(server: &TestServer) {
+    let status = Command::new("kill").args(["-HUP", &server.pid().to_string()]).status().expect("kill -HUP");
+    assert!(status.success());
+}
+
+#[test]
+fn sighup_reloads_accounts_and_settings_and_keeps_transfers() {
+    let dir = tempfile::tempdir().expect("dir");
+    let users = dir.path().join("users.toml");
+    let (alice, bob) = (hash("wonderland"), hash("builder"));
+    fs::write(&users, user("alice", &alice)).expect("users");
+    let config = dir.path().join("ftpserver.toml");
+    fs::write(&config, format!("users = {:?}\nmax-per-ip = 20\n", users.to_str().expect("UTF-8"))).expect("config");
+    let server = TestServer::start(&["--config", config.to_str().expect("UTF-8"), "--workers", "2"]);
+    let payload = content(8, 8 << 20);
+    server.put_file("big.bin", &payload);
+
+    // A download in progress across the reload.
+    let mut busy = server.ctl();
+    assert_eq!(busy.cmd("USER alice"), 331);
+    assert_eq!(busy.cmd("PASS wonderland"), 230);
+    let addr = busy.pasv();
+    let mut data = data_connect_small_window(addr);
+    busy.expect("RETR big.bin", 150);
+    let mut got = vec![0u8; 64 * 1024];
+    data.read_exact(&mut got).expect("the first 64 KiB");
+
+    // bob does not exist yet.
+    let mut c = server.ctl();
+    assert_eq!(c.cmd("USER bob"), 331);
+    assert_eq!(c.cmd("PASS builder"), 530);
+
+    // A new account and a new limit.
+    fs::write(&users, user("alice", &alice) + &user("bob", &bob)).expect("users");
+    fs::write(&config, format!("users = {:?}\nmax-per-ip = 4\n", users.to_str().expect("UTF-8"))).expect("config");
+    sighup(&server);
+    // Both workers take it up (a new session may land on either).
+    let adopted = || server.log().matches("configuration 2 in force").count() == 2;
+    assert!(wait_until(Duration::from_secs(10), adopted), "{}", server.log());
+    let mut b = server.ctl();
+    assert_eq!(b.cmd("USER bob"), 331);
+    assert_eq!(b.cmd("PASS builder"), 230, "the new account after SIGHUP");
+
+    // The transfer that ran across the reload completes byte-exact.
+    got.extend_from_slice(&read_to_end(&mut data));
+    assert_eq!(sha256(&got), sha256(&payload));
+    assert_eq!(busy.reply().0, 226);
+
+    // A broken config file is refused with a log line; the running configuration stays; the server lives.
+    fs::write(&config, "max-per-ip = [\n").expect("config");
+    sighup(&server);
+    assert!(
+        wait_until(Duration::from_secs(10), || server.log().contains("new configuration refused")),
+        "{}",
+        server.log()
+    );
+    let mut again = server.ctl();
+    assert_eq!(again.cmd("USER bob"), 331);
+    assert_eq!(again.cmd("PASS builder"), 230, "still served after a broken reload");
+    // A broken users file too.
+    fs::write(&config, format!("users = {:?}\n", users.to_str().expect("UTF-8"))).expect("config");
+    fs::write(&users, "[[user]]\nname = \"carol\"\n").expect("users");
+    sighup(&server);
+    assert!(wait_until(Duration::from_secs(10), || server.log().matches("new configuration refused").count() == 2));
+    assert_eq!(server.ctl().cmd("NOOP"), 200);
+}
