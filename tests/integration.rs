@@ -49,3 +49,6 @@ mod bans;
 
 #[path = "integration/reload.rs"]
 mod reload;
+
+#[path = "integration/privileges.rs"]
+mod privileges;

@@ -153,6 +153,15 @@ pub struct Args {
     #[arg(long, requires = "tls_cert")]
     pub implicit_tls_port: Option<u16>,
 
+    /// Once the listening sockets are bound, switch to this user (and its group) for good. Required to serve a
+    /// network address as root (`--run-as root` insists on staying root).
+    #[arg(long, value_name = "USER")]
+    pub run_as: Option<String>,
+
+    /// The octal mask for the modes of files and directories the server creates, e.g. 022.
+    #[arg(long, value_parser = crate::privileges::parse_umask, value_name = "MASK")]
+    pub umask: Option<u32>,
+
     /// A TOML file of settings whose keys are the long option names (`max-per-ip = 8`, `users = "users.toml"`,
     /// the port as `port`); an option on the command line wins. SIGHUP re-reads it (and the users file).
     #[arg(long, value_name = "FILE")]
@@ -379,6 +388,8 @@ impl Args {
                 allow: self.allow_from,
             },
             reload: None,
+            run_as: self.run_as,
+            umask: self.umask,
             tls,
             implicit_tls_port: self.implicit_tls_port,
         })

@@ -14,6 +14,7 @@ pub mod fs;
 pub mod hash;
 pub mod listing;
 pub mod metrics;
+pub mod privileges;
 pub mod proxy;
 pub mod server;
 pub mod session;

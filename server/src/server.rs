@@ -106,6 +106,10 @@ pub struct Config {
     /// How SIGHUP gets the new configuration (re-reading the config file); `None`: the same settings, with the
     /// users file re-read.
     pub reload: Option<Reloader>,
+    /// Drop to this account once the listening sockets are bound (`--run-as`).
+    pub run_as: Option<String>,
+    /// The mask for the modes of created files and directories (`--umask`).
+    pub umask: Option<u32>,
     /// FTPS: the server's certificate, ready for rustls (`None`: no TLS, AUTH gets 502).
     pub tls: Option<TlsConfig>,
     /// Also listen on this port (0: any free one) for implicit FTPS, TLS from the first byte; needs `tls`.

@@ -221,7 +221,6 @@ impl Server {
         let implicit_addr = implicit.as_ref().map(|l| l[0].local_addr()).transpose()?;
         let mut implicit = implicit.map(Vec::into_iter);
         let listeners = control.into_iter().map(|l| (l, implicit.as_mut().and_then(Iterator::next))).collect();
-        sweep_temps_in_background(&config.root, 2 * config.stall_timeout);
         let shared = Arc::new(Shared {
             controls: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
@@ -243,6 +242,27 @@ impl Server {
                     .map_err(|e| with_context(e, format!("cannot listen on {addr} (metrics)")))?,
             ),
         };
+        if let Some(mask) = config.umask {
+            crate::privileges::set_umask(mask);
+        }
+        match config.run_as.as_deref() {
+            Some(user) => {
+                let a = crate::privileges::run_as(user)
+                    .map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e.0))?;
+                info!("running as {user} (uid {}, gid {})", a.uid, a.gid);
+            }
+            // Root serving a network is one bug away from giving it the machine: insist on an explicit choice.
+            None if crate::privileges::is_root() && !config.bind.is_loopback() => {
+                let e = format!(
+                    "refusing to serve {} as root: give --run-as USER to drop root once the port is bound",
+                    config.bind
+                );
+                return Err(io::Error::new(io::ErrorKind::PermissionDenied, e));
+            }
+            None => {}
+        }
+        // After dropping root: the sweep runs as the serving user.
+        sweep_temps_in_background(&config.root, 2 * config.stall_timeout);
         let anonymous = match config.anonymous {
             Anonymous::Write if config.read_only => Anonymous::Read,
             a => a,
