@@ -52,3 +52,6 @@ mod reload;
 
 #[path = "integration/privileges.rs"]
 mod privileges;
+
+#[path = "integration/hooks.rs"]
+mod hooks;

@@ -162,6 +162,19 @@ pub struct Args {
     #[arg(long, value_parser = crate::privileges::parse_umask, value_name = "MASK")]
     pub umask: Option<u32>,
 
+    /// Run this command (no shell: a program and its arguments, split on spaces) after each upload, download,
+    /// delete, rename, mkdir, rmdir, login and logout, with the event in FTP_* environment variables.
+    #[arg(long, value_name = "CMD")]
+    pub hook: Option<String>,
+
+    /// Hook commands running at once at most.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub hook_jobs: u32,
+
+    /// Seconds a hook command may run before it is killed.
+    #[arg(long, default_value_t = 30.0, value_parser = positive_secs)]
+    pub hook_timeout: f64,
+
     /// A TOML file of settings whose keys are the long option names (`max-per-ip = 8`, `users = "users.toml"`,
     /// the port as `port`); an option on the command line wins. SIGHUP re-reads it (and the users file).
     #[arg(long, value_name = "FILE")]
@@ -367,6 +380,7 @@ impl Args {
                 pasv_address: self.pasv_address,
                 tls: tls.is_some(),
                 require_tls: self.require_tls,
+                hooks: self.hook.is_some(),
             },
             anonymous,
             read_only: self.read_only,
@@ -390,6 +404,11 @@ impl Args {
             reload: None,
             run_as: self.run_as,
             umask: self.umask,
+            hooks: self.hook.map(|cmd| crate::hooks::HookConfig {
+                command: cmd.split_whitespace().map(str::to_string).collect(),
+                jobs: self.hook_jobs as usize,
+                timeout: secs(self.hook_timeout),
+            }),
             tls,
             implicit_tls_port: self.implicit_tls_port,
         })

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod facts;
 pub mod fs;
 pub mod hash;
+pub mod hooks;
 pub mod listing;
 pub mod metrics;
 pub mod privileges;

@@ -83,16 +83,22 @@ impl WorkerMetrics {
     }
 }
 
-/// Every worker's counters, and whether the node is shutting down.
+/// Every worker's counters, and the hook threads' (run, dropped).
 #[derive(Debug, Default)]
 pub struct Registry {
     workers: Mutex<Vec<Arc<WorkerMetrics>>>,
+    hooks: Mutex<Option<(Arc<AtomicU64>, Arc<AtomicU64>)>>,
 }
 
 impl Registry {
     /// Adds a worker's counters (once, when the worker starts).
     pub fn add(&self, m: Arc<WorkerMetrics>) {
         self.workers.lock().unwrap_or_else(|p| p.into_inner()).push(m);
+    }
+
+    /// The hook threads' counters: commands run, and events dropped because the queue was full.
+    pub fn set_hooks(&self, run: Arc<AtomicU64>, dropped: Arc<AtomicU64>) {
+        *self.hooks.lock().unwrap_or_else(|p| p.into_inner()) = Some((run, dropped));
     }
 
     /// The Prometheus text format of every counter.
@@ -188,6 +194,16 @@ impl Registry {
             "The longest loop turn so far.",
             &mut workers.iter().map(|m| (w(m), seconds(load(&m.turn_longest_micros)))),
         );
+        if let Some((run, dropped)) = self.hooks.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            family(
+                "ftpserver_hooks_total",
+                "counter",
+                "Hook commands run, and events dropped because the hook queue was full.",
+                &mut [("run", run), ("dropped", dropped)]
+                    .into_iter()
+                    .map(|(r, a)| (format!("result=\"{r}\""), load(&a).to_string())),
+            );
+        }
         let name = "ftpserver_loop_turn_seconds";
         let _ = writeln!(out, "# HELP {name} How long the event loop's turns take.\n# TYPE {name} histogram");
         for m in &workers {

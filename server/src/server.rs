@@ -28,7 +28,7 @@ use slab::Slab;
 
 use crate::access::{Access, Anonymous};
 use crate::hash::{HashJob, HashStep, HASH_BYTES_PER_TURN};
-use crate::session::{canonical, Now, Outcome, ServerStats, Session, SessionConfig};
+use crate::session::{canonical, Action, Now, Outcome, ServerStats, Session, SessionConfig};
 use crate::stream::Stream;
 use crate::tls::TlsConfig;
 use crate::turns::SLOW_TURN;
@@ -110,6 +110,8 @@ pub struct Config {
     pub run_as: Option<String>,
     /// The mask for the modes of created files and directories (`--umask`).
     pub umask: Option<u32>,
+    /// The command run after each event (`--hook`).
+    pub hooks: Option<crate::hooks::HookConfig>,
     /// FTPS: the server's certificate, ready for rustls (`None`: no TLS, AUTH gets 502).
     pub tls: Option<TlsConfig>,
     /// Also listen on this port (0: any free one) for implicit FTPS, TLS from the first byte; needs `tls`.
@@ -706,6 +708,12 @@ impl Worker {
                 let _ = registry.deregister(c.stream.socket_mut());
                 c.session.handle_disconnect();
                 c.cancel_verify();
+                // The session's last words to the hooks (its logout) still go out; nothing else it asks for can.
+                while let Some(action) = c.session.poll_action() {
+                    if let (Action::Event(event), Some(hooks)) = (action, &self.shared.hooks) {
+                        hooks.submit(*event);
+                    }
+                }
                 if let Some(at) = c.deadline.take() {
                     self.timers.remove(&(at, key));
                 }

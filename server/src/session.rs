@@ -113,6 +113,8 @@ pub struct SessionConfig {
     pub tls: bool,
     /// `--require-tls`: no login before AUTH TLS, no data connection without PROT P.
     pub require_tls: bool,
+    /// `--hook` is set: finished events are reported (as [`Action::Event`]).
+    pub hooks: bool,
 }
 
 impl Default for SessionConfig {
@@ -126,6 +128,7 @@ impl Default for SessionConfig {
             pasv_address: None,
             tls: false,
             require_tls: false,
+            hooks: false,
         }
     }
 }
@@ -246,6 +249,8 @@ pub struct Session {
     /// When the session began closing; `close_cut` once the grace for its last replies has run out too.
     closing: Option<Instant>,
     close_cut: bool,
+    /// The logout event was reported (a session ends once, whichever way).
+    logged_out: bool,
     shutting_down: bool,
     /// REST offset for the next RETR/STOR.
     rest: u64,
@@ -291,6 +296,7 @@ impl Session {
             last_activity: now.mono,
             closing: None,
             close_cut: false,
+            logged_out: false,
             shutting_down: false,
             rest: 0,
             rename_from: None,
@@ -558,6 +564,12 @@ impl Session {
 
     /// The control connection is gone (EOF, reset, or the loop cut it): release everything.
     pub fn handle_disconnect(&mut self) {
+        if let Login::LoggedIn { .. } = self.login {
+            if !self.logged_out {
+                self.logged_out = true;
+                self.event("logout", &VPath::root(), None, 0, "ok");
+            }
+        }
         match std::mem::replace(&mut self.data, Data::None) {
             Data::Transferring { job, .. } => {
                 info!(
@@ -770,6 +782,13 @@ impl Session {
         if error.is_some() {
             self.discard_temp(&job);
         }
+        if matches!(direction_of(job.verb), crate::metrics::Direction::Upload | crate::metrics::Direction::Download) {
+            // After publishing: an upload's hook finds the file under its name.
+            let kind =
+                if matches!(direction_of(job.verb), crate::metrics::Direction::Upload) { "upload" } else { "download" };
+            let path = job.path.clone();
+            self.event(kind, &path, None, bytes, &result);
+        }
         info!(
             "{} {:?} {} {:?} {} bytes {:.3} s {}",
             self.peer.ip(),
@@ -867,6 +886,24 @@ impl Session {
             disk,
             if detail.is_empty() { "" } else { " " }
         );
+    }
+
+    /// Reports a finished event for `--hook`: `path` as the client saw it, `target` a rename's new name.
+    fn event(&mut self, kind: &'static str, path: &VPath, target: Option<&VPath>, bytes: u64, result: &str) {
+        if !self.config.hooks {
+            return;
+        }
+        let event = crate::hooks::Event {
+            kind,
+            user: self.user().to_string(),
+            path: path.as_str().to_string(),
+            file: self.root.disk_path(path),
+            target: target.map(|t| (t.as_str().to_string(), self.root.disk_path(t))),
+            bytes,
+            peer: self.peer.to_string(),
+            result: result.to_string(),
+        };
+        self.actions.push_back(Action::Event(Box::new(event)));
     }
 
     /// Bumps the worker's counters, if the session has them (sessions in unit tests have none).

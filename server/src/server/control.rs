@@ -228,6 +228,11 @@ impl Worker {
                 Action::Close => {
                     c.closing = true;
                 }
+                Action::Event(event) => {
+                    if let Some(hooks) = &self.shared.hooks {
+                        hooks.submit(*event);
+                    }
+                }
                 Action::Offence(offence) => {
                     let ip = canonical(c.session.peer().ip());
                     if let Some(ban) = self.shared.offend(ip, now.mono) {

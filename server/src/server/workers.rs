@@ -39,6 +39,8 @@ pub(super) struct Shared {
     pub(super) workers: usize,
     pub(super) metrics: Arc<crate::metrics::Registry>,
     bans: Mutex<crate::bans::Bans>,
+    /// The hook threads' queue (`--hook`).
+    pub(super) hooks: Option<crate::hooks::Hooks>,
     /// The configuration in force, and its generation (SIGHUP makes a new one).
     config: Mutex<Arc<Config>>,
     generation: AtomicU64,
@@ -221,20 +223,6 @@ impl Server {
         let implicit_addr = implicit.as_ref().map(|l| l[0].local_addr()).transpose()?;
         let mut implicit = implicit.map(Vec::into_iter);
         let listeners = control.into_iter().map(|l| (l, implicit.as_mut().and_then(Iterator::next))).collect();
-        let shared = Arc::new(Shared {
-            controls: AtomicUsize::new(0),
-            per_ip: Mutex::new(HashMap::new()),
-            max_connections: config.max_connections.unwrap_or_else(default_max_connections),
-            max_per_ip: config.max_per_ip,
-            next_session: AtomicU64::new(1),
-            shutdown: AtomicBool::new(false),
-            wakers: Mutex::new(Vec::new()),
-            workers: config.workers,
-            metrics: Arc::new(crate::metrics::Registry::default()),
-            bans: Mutex::new(crate::bans::Bans::new(config.bans.clone())),
-            config: Mutex::new(Arc::new(config.clone())),
-            generation: AtomicU64::new(1),
-        });
         let metrics = match config.metrics {
             None => None,
             Some(addr) => Some(
@@ -261,8 +249,28 @@ impl Server {
             }
             None => {}
         }
-        // After dropping root: the sweep runs as the serving user.
+        // After dropping root: the sweep and the hooks run as the serving user.
         sweep_temps_in_background(&config.root, 2 * config.stall_timeout);
+        let hooks = config.hooks.clone().map(crate::hooks::Hooks::start).transpose()?;
+        let registry = Arc::new(crate::metrics::Registry::default());
+        if let Some(h) = &hooks {
+            registry.set_hooks(h.run.clone(), h.dropped.clone());
+        }
+        let shared = Arc::new(Shared {
+            controls: AtomicUsize::new(0),
+            per_ip: Mutex::new(HashMap::new()),
+            max_connections: config.max_connections.unwrap_or_else(default_max_connections),
+            max_per_ip: config.max_per_ip,
+            next_session: AtomicU64::new(1),
+            shutdown: AtomicBool::new(false),
+            wakers: Mutex::new(Vec::new()),
+            workers: config.workers,
+            metrics: registry,
+            hooks,
+            bans: Mutex::new(crate::bans::Bans::new(config.bans.clone())),
+            config: Mutex::new(Arc::new(config.clone())),
+            generation: AtomicU64::new(1),
+        });
         let anonymous = match config.anonymous {
             Anonymous::Write if config.read_only => Anonymous::Read,
             a => a,
@@ -414,6 +422,7 @@ mod tests {
             wakers: Mutex::new(Vec::new()),
             workers: 2,
             metrics: Arc::new(crate::metrics::Registry::default()),
+            hooks: None,
             bans: Mutex::new(crate::bans::Bans::default()),
             config: Mutex::new(Arc::new(test_config())),
             generation: AtomicU64::new(1),

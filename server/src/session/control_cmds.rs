@@ -261,6 +261,7 @@ impl Session {
         self.count(|m| {
             m.logins_ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         });
+        self.event("login", &VPath::root(), None, 0, "ok");
         self.root = account.root;
         self.perms = account.perms;
         self.set_login(Login::LoggedIn { user, cwd: VPath::root() });

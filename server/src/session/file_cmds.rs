@@ -112,6 +112,7 @@ impl Session {
         match op(&self.root, &p) {
             Ok(()) => {
                 self.log_change(done, &p, "");
+                self.event(if done == "Deleted" { "delete" } else { "rmdir" }, &p, None, 0, "ok");
                 self.reply(ReplyCode::FileActionOk, format!("{done} {p}."))
             }
             Err(e) => self.fs_error(path, &e),
@@ -123,6 +124,7 @@ impl Session {
         match self.root.create_dir(&p) {
             Ok(()) => {
                 self.log_change("MKD", &p, "");
+                self.event("mkdir", &p, None, 0, "ok");
                 let quoted = p.as_str().replace('"', "\"\"");
                 self.reply(ReplyCode::PathCreated, format!("\"{quoted}\" created."));
             }
@@ -155,6 +157,7 @@ impl Session {
         match renamed {
             Ok(()) => {
                 self.log_change("RNTO", &to, &format!("from {:?}", from.as_str()));
+                self.event("rename", &from, Some(&to), 0, "ok");
                 self.reply(ReplyCode::FileActionOk, format!("Renamed {from} to {to}."))
             }
             Err(e) => self.fs_error(path, &e),

@@ -31,6 +31,8 @@ pub enum Action {
     Close,
     /// The client did something that counts towards a ban of its address. No outcome follows.
     Offence(crate::bans::Offence),
+    /// An event finished (an upload published, a file deleted, a login...): for `--hook`. No outcome follows.
+    Event(Box<crate::hooks::Event>),
 }
 
 impl std::fmt::Debug for Action {
@@ -48,6 +50,7 @@ impl std::fmt::Debug for Action {
             Action::VerifyPassword { .. } => write!(f, "VerifyPassword"),
             Action::Close => write!(f, "Close"),
             Action::Offence(o) => write!(f, "Offence({o})"),
+            Action::Event(e) => write!(f, "Event({} {:?})", e.kind, e.path),
         }
     }
 }
