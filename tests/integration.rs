@@ -55,3 +55,6 @@ mod privileges;
 
 #[path = "integration/hooks.rs"]
 mod hooks;
+
+#[path = "integration/rates.rs"]
+mod rates;

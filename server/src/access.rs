@@ -9,12 +9,14 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, Block, Params, Version};
 use serde::Deserialize;
 
 use crate::fs::Root;
+use crate::limits::{parse_rate, LimitSettings, Limits, UserLimits};
 
 /// What anonymous users (`anonymous` or `ftp`, any password) may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,18 +98,21 @@ impl Perms {
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$DKGy2eHkD3W7MWAbKTIjsQ$nfwZnf0Rb8YAOB8Dj4H5NFpTsfRRYCsSZwCA+LIzMfg";
 
-/// A logged-in identity: its name, its root and what it may do there.
+/// A logged-in identity: its name, its root, what it may do there, and its limits (shared with the user's
+/// other sessions on every worker).
 #[derive(Debug, Clone)]
 pub struct Account {
     pub name: String,
     pub root: Rc<Root>,
     pub perms: Perms,
+    pub limits: Arc<UserLimits>,
 }
 
 struct User {
     hash: String,
     root: Rc<Root>,
     perms: Perms,
+    limits: LimitSettings,
 }
 
 /// The login rules of a server.
@@ -117,6 +122,10 @@ pub struct Access {
     users: HashMap<String, User>,
     /// Checked for unknown users, so their failure takes as long as a wrong password.
     dummy_hash: String,
+    /// The `[anonymous]` table's limits.
+    anonymous_limits: LimitSettings,
+    /// Where every user's rates and session counts live (the server's, shared by its workers).
+    limits: Arc<Limits>,
 }
 
 impl fmt::Debug for Access {
@@ -140,6 +149,40 @@ impl fmt::Display for AccessError {
 struct UsersFile {
     #[serde(default, rename = "user")]
     users: Vec<UserEntry>,
+    /// Limits for anonymous users (whatever `--anonymous` lets them do).
+    #[serde(default)]
+    anonymous: Option<LimitEntry>,
+}
+
+/// Limits, in a `[[user]]` entry or the `[anonymous]` table. Rates are bytes per second, a number or a string
+/// with K, M or G (`"20M"`).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LimitEntry {
+    #[serde(default)]
+    download_rate: Option<toml::Value>,
+    #[serde(default)]
+    upload_rate: Option<toml::Value>,
+    #[serde(default)]
+    max_sessions: Option<usize>,
+}
+
+impl LimitEntry {
+    fn settings(&self) -> Result<LimitSettings, String> {
+        let rate = |v: &Option<toml::Value>, key: &str| -> Result<u64, String> {
+            match v {
+                None => Ok(0),
+                Some(toml::Value::Integer(n)) if *n >= 0 => Ok(*n as u64),
+                Some(toml::Value::String(s)) => parse_rate(s).map_err(|e| format!("{key}: {e}")),
+                Some(other) => Err(format!("{key}: {other} is not a rate")),
+            }
+        };
+        Ok(LimitSettings {
+            download_rate: rate(&self.download_rate, "download_rate")?,
+            upload_rate: rate(&self.upload_rate, "upload_rate")?,
+            max_sessions: self.max_sessions.unwrap_or(0),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -153,6 +196,8 @@ struct UserEntry {
     home: Option<PathBuf>,
     #[serde(default = "default_permissions")]
     permissions: Vec<String>,
+    #[serde(flatten)]
+    limits: LimitEntry,
 }
 
 fn default_permissions() -> Vec<String> {
@@ -206,11 +251,22 @@ impl Access {
                     Rc::new(Root::open(&full).map_err(|e| err(format!("user {who}: home: {e}")))?)
                 }
             };
-            if users.insert(entry.name.clone(), User { hash: entry.password, root: user_root, perms }).is_some() {
+            let limits = entry.limits.settings().map_err(|e| err(format!("user {who}: {e}")))?;
+            let user = User { hash: entry.password, root: user_root, perms, limits };
+            if users.insert(entry.name.clone(), user).is_some() {
                 return Err(err(format!("user {who} is listed twice")));
             }
         }
-        Ok(Access::build(root, anonymous, read_only, users))
+        let anonymous_limits = match &parsed.anonymous {
+            Some(a) => a.settings().map_err(|e| err(format!("anonymous: {e}")))?,
+            None => LimitSettings::default(),
+        };
+        Ok(Access { anonymous_limits, ..Access::build(root, anonymous, read_only, users) })
+    }
+
+    /// Uses the server's shared limits (rates and session counts across workers) instead of private ones.
+    pub fn with_limits(self, limits: Arc<Limits>) -> Access {
+        Access { limits, ..self }
     }
 
     fn build(root: Rc<Root>, anonymous: Anonymous, read_only: bool, mut users: HashMap<String, User>) -> Access {
@@ -223,7 +279,14 @@ impl Access {
             Anonymous::Read => Some((root.clone(), Perms::READ)),
             Anonymous::Write => Some((root.clone(), restrict(Perms::ALL))),
         };
-        Access { root, anonymous, users, dummy_hash: DUMMY_HASH.to_string() }
+        Access {
+            root,
+            anonymous,
+            users,
+            dummy_hash: DUMMY_HASH.to_string(),
+            anonymous_limits: LimitSettings::default(),
+            limits: Arc::new(Limits::new(0, 0)),
+        }
     }
 
     /// The server's root, for sessions that have not logged in yet.
@@ -235,14 +298,20 @@ impl Access {
     pub fn login(&self, user: &str) -> LoginPlan {
         if is_anonymous_name(user) {
             if let Some((root, perms)) = &self.anonymous {
-                let account = Account { name: user.to_string(), root: root.clone(), perms: *perms };
+                let limits = self.limits.user("anonymous", self.anonymous_limits);
+                let account = Account { name: user.to_string(), root: root.clone(), perms: *perms, limits };
                 return LoginPlan::Accept(account);
             }
         }
         match self.users.get(user) {
             Some(u) => LoginPlan::Verify {
                 hash: u.hash.clone(),
-                account: Some(Account { name: user.to_string(), root: u.root.clone(), perms: u.perms }),
+                account: Some(Account {
+                    name: user.to_string(),
+                    root: u.root.clone(),
+                    perms: u.perms,
+                    limits: self.limits.user(user, u.limits),
+                }),
             },
             None => LoginPlan::Verify { hash: self.dummy_hash.clone(), account: None },
         }

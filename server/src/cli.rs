@@ -167,6 +167,15 @@ pub struct Args {
     #[arg(long, value_name = "CMD")]
     pub hook: Option<String>,
 
+    /// Bytes per second all downloads together may move, e.g. 100M (K, M, G: powers of 1024); 0: no limit.
+    /// Per-user rates go in the users file.
+    #[arg(long, default_value = "0", value_parser = crate::limits::parse_rate, value_name = "RATE")]
+    pub download_rate: u64,
+
+    /// Bytes per second all uploads together may move; 0: no limit.
+    #[arg(long, default_value = "0", value_parser = crate::limits::parse_rate, value_name = "RATE")]
+    pub upload_rate: u64,
+
     /// Hook commands running at once at most.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub hook_jobs: u32,
@@ -404,6 +413,8 @@ impl Args {
             reload: None,
             run_as: self.run_as,
             umask: self.umask,
+            download_rate: self.download_rate,
+            upload_rate: self.upload_rate,
             hooks: self.hook.map(|cmd| crate::hooks::HookConfig {
                 command: cmd.split_whitespace().map(str::to_string).collect(),
                 jobs: self.hook_jobs as usize,

@@ -13,6 +13,7 @@ pub mod facts;
 pub mod fs;
 pub mod hash;
 pub mod hooks;
+pub mod limits;
 pub mod listing;
 pub mod metrics;
 pub mod privileges;

@@ -112,6 +112,9 @@ pub struct Config {
     pub umask: Option<u32>,
     /// The command run after each event (`--hook`).
     pub hooks: Option<crate::hooks::HookConfig>,
+    /// Bytes per second all downloads, and all uploads, together may move (0: no limit).
+    pub download_rate: u64,
+    pub upload_rate: u64,
     /// FTPS: the server's certificate, ready for rustls (`None`: no TLS, AUTH gets 502).
     pub tls: Option<TlsConfig>,
     /// Also listen on this port (0: any free one) for implicit FTPS, TLS from the first byte; needs `tls`.
@@ -241,7 +244,7 @@ impl Worker {
         implicit: Option<std::net::TcpListener>,
         shared: Arc<Shared>,
     ) -> io::Result<Worker> {
-        let access = workers::load_access(config)?;
+        let access = workers::load_access(config)?.with_limits(shared.limits.clone());
         let poll = Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE)?);
         let verifier = Verifier::spawn(waker.clone())?;
@@ -363,6 +366,7 @@ impl Worker {
         let config = self.shared.config();
         match workers::load_access(&config) {
             Ok(access) => {
+                let access = access.with_limits(self.shared.limits.clone());
                 self.access = Rc::new(access);
                 self.session_config = Rc::new(config.session.clone());
                 self.stall_timeout = config.stall_timeout;
@@ -660,6 +664,15 @@ impl Worker {
                     self.apply(key, now);
                 }
                 Some(Conn::Data(d)) => {
+                    if d.rate_wait.is_some_and(|at| at <= now.mono) {
+                        // A rate-limited transfer may move again.
+                        d.rate_wait = None;
+                        self.enqueue(key);
+                        continue;
+                    }
+                    if d.stall_deadline.is_none_or(|at| at > now.mono) {
+                        continue;
+                    }
                     d.stall_deadline = None;
                     if d.transfer.is_none() {
                         continue;
@@ -732,7 +745,7 @@ impl Worker {
                     let _ = registry.deregister(s.socket_mut());
                 }
                 d.transfer = None;
-                if let Some(at) = d.stall_deadline.take() {
+                for at in [d.stall_deadline.take(), d.rate_wait.take()].into_iter().flatten() {
                     self.timers.remove(&(at, key));
                 }
             }

@@ -251,6 +251,9 @@ pub struct Session {
     close_cut: bool,
     /// The logout event was reported (a session ends once, whichever way).
     logged_out: bool,
+    /// The logged-in user's place among its `max_sessions`, and its rates (the loop applies them to transfers).
+    claim: Option<crate::limits::Claim>,
+
     shutting_down: bool,
     /// REST offset for the next RETR/STOR.
     rest: u64,
@@ -297,6 +300,7 @@ impl Session {
             closing: None,
             close_cut: false,
             logged_out: false,
+            claim: None,
             shutting_down: false,
             rest: 0,
             rename_from: None,
@@ -324,6 +328,11 @@ impl Session {
 
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// The logged-in user's limits (rates shared with its other sessions), for the loop to apply to transfers.
+    pub fn limits(&self) -> Option<&std::sync::Arc<crate::limits::UserLimits>> {
+        self.claim.as_ref().map(crate::limits::Claim::limits)
     }
 
     /// Whether the loop should feed more lines. False while closing or when enough commands wait behind a

@@ -104,6 +104,11 @@ impl Transfer {
         self.bytes
     }
 
+    /// A directory listing (LIST, NLST, MLSD): not counted against transfer rates.
+    pub fn is_listing(&self) -> bool {
+        matches!(self.direction, Direction::Send { source: Source::Listing(_), .. })
+    }
+
     pub fn is_upload(&self) -> bool {
         matches!(self.direction, Direction::Receive { .. })
     }

@@ -8,7 +8,8 @@
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use log::{debug, trace, warn};
 use mio::net::{TcpListener, TcpStream};
@@ -16,6 +17,7 @@ use mio::{Interest, Token};
 
 use super::proxied::Purpose;
 use super::{Conn, Worker};
+use crate::limits::{Rate, UserLimits};
 use crate::session::{canonical, Now, Outcome};
 use crate::stream::Stream;
 use crate::transfer::{scratch_len, Step, Transfer, TransferError};
@@ -33,6 +35,10 @@ pub(super) struct DataConn {
     pub(super) stall_deadline: Option<Instant>,
     /// The transfer is over and this is its outcome, held back until the TLS close_notify has gone out.
     pub(super) ending: Option<Outcome>,
+    /// The user's rates (shared with its other sessions), if the transfer is of a file.
+    pub(super) limits: Option<Arc<UserLimits>>,
+    /// Parked by a rate limit until this instant (a timer is set): not runnable before.
+    pub(super) rate_wait: Option<Instant>,
 }
 
 impl DataConn {
@@ -45,6 +51,8 @@ impl DataConn {
             last_progress: now.mono,
             stall_deadline: None,
             ending: None,
+            limits: None,
+            rate_wait: None,
         }
     }
 }
@@ -229,7 +237,12 @@ impl Worker {
             let error = TransferError::Network(io::Error::new(io::ErrorKind::NotConnected, "no data connection"));
             return self.tell(owner, Outcome::TransferFailed { bytes: 0, error }, now);
         };
+        let limits = match self.conns.get(owner) {
+            Some(Conn::Control(c)) if !transfer.is_listing() => c.session.limits().cloned(),
+            _ => None,
+        };
         let Some(Conn::Data(d)) = self.conns.get_mut(k) else { return };
+        d.limits = limits;
         let Some(stream) = d.stream.as_mut() else { return };
         // PROT P: the data connection is a TLS server from its first byte; the client starts the handshake.
         let started = match (&self.tls, tls) {
@@ -258,6 +271,23 @@ impl Worker {
         let (Some(stream), Some(transfer)) = (d.stream.as_mut(), d.transfer.as_mut()) else { return };
         let before = transfer.bytes();
         let share = self.scheduling.share(self.runnable_transfers);
+        // Rates: the user's (shared by all its sessions on every worker) and the server's. Granted nothing, the
+        // transfer is parked on a timer until it would be granted a chunk: it costs the loop nothing meanwhile.
+        let rates: [Option<&Rate>; 2] = match (&d.limits, transfer.is_upload()) {
+            (Some(u), true) => [Some(&u.upload), Some(&self.shared.limits.upload)],
+            (Some(u), false) => [Some(&u.download), Some(&self.shared.limits.download)],
+            (None, _) => [None, None],
+        };
+        let share = grant(&rates, share, now.mono);
+        if share == 0 {
+            let wait = rates.iter().flatten().map(|r| r.wait(self.scheduling.chunk, now.mono)).max();
+            let at = now.mono + wait.unwrap_or(Duration::from_millis(1));
+            if let Some(old) = d.rate_wait.replace(at) {
+                self.timers.remove(&(old, key));
+            }
+            self.timers.insert((at, key));
+            return;
+        }
         // sendfile works on plain sockets only; over TLS the same transfer takes the buffered path, whose single
         // write of the whole share becomes full-sized TLS records.
         let step = if transfer.can_zero_copy() && !stream.is_tls() {
@@ -271,6 +301,11 @@ impl Worker {
         let bytes = transfer.bytes();
         if bytes != before {
             d.last_progress = now.mono;
+        }
+        // What was granted and not moved goes back.
+        let unused = share.saturating_sub(usize::try_from(bytes - before).unwrap_or(usize::MAX));
+        for rate in rates.into_iter().flatten() {
+            rate.refund(unused);
         }
         if let Some(summary) = stream.take_handshake_summary() {
             let owner = d.owner;
@@ -361,4 +396,23 @@ impl Worker {
             self.close(k);
         }
     }
+}
+
+/// Bytes of `share` every rate lets through now (the least of them); what one rate granted beyond that goes
+/// back to it.
+fn grant(rates: &[Option<&Rate>; 2], share: usize, now: Instant) -> usize {
+    let mut granted = share;
+    let mut taken = [0usize; 2];
+    for (i, rate) in rates.iter().enumerate() {
+        if let Some(r) = rate {
+            granted = r.grant(granted, now);
+            taken[i] = granted;
+        }
+    }
+    for (i, rate) in rates.iter().enumerate() {
+        if let Some(r) = rate {
+            r.refund(taken[i] - granted);
+        }
+    }
+    granted
 }

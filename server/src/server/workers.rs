@@ -41,6 +41,8 @@ pub(super) struct Shared {
     bans: Mutex<crate::bans::Bans>,
     /// The hook threads' queue (`--hook`).
     pub(super) hooks: Option<crate::hooks::Hooks>,
+    /// Every user's rates and session counts, and the server-wide rates.
+    pub(super) limits: Arc<crate::limits::Limits>,
     /// The configuration in force, and its generation (SIGHUP makes a new one).
     config: Mutex<Arc<Config>>,
     generation: AtomicU64,
@@ -155,6 +157,7 @@ impl Shared {
         new.session.tls = old.session.tls;
         new.reload = old.reload.clone();
         self.bans.lock().unwrap_or_else(|p| p.into_inner()).set_policy(new.bans.clone());
+        self.limits.set_global(new.download_rate, new.upload_rate);
         *self.config.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         info!("SIGHUP: configuration {generation} loaded (accounts and settings for new sessions)");
@@ -267,6 +270,7 @@ impl Server {
             workers: config.workers,
             metrics: registry,
             hooks,
+            limits: Arc::new(crate::limits::Limits::new(config.download_rate, config.upload_rate)),
             bans: Mutex::new(crate::bans::Bans::new(config.bans.clone())),
             config: Mutex::new(Arc::new(config.clone())),
             generation: AtomicU64::new(1),
@@ -423,6 +427,7 @@ mod tests {
             workers: 2,
             metrics: Arc::new(crate::metrics::Registry::default()),
             hooks: None,
+            limits: Arc::new(crate::limits::Limits::new(0, 0)),
             bans: Mutex::new(crate::bans::Bans::default()),
             config: Mutex::new(Arc::new(test_config())),
             generation: AtomicU64::new(1),

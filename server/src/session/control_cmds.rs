@@ -30,7 +30,7 @@ impl Session {
             }
             Command::Pass(pass) => {
                 if self.login_allowed() {
-                    self.cmd_pass(pass)
+                    self.cmd_pass(now, pass)
                 }
             }
             Command::Acct(_) => self.reply(ReplyCode::CommandSuperfluous, "ACCT not needed."),
@@ -193,10 +193,10 @@ impl Session {
         self.reply(ReplyCode::NeedPassword, "Please specify the password.");
     }
 
-    fn cmd_pass(&mut self, pass: String) {
+    fn cmd_pass(&mut self, now: Now, pass: String) {
         match std::mem::replace(&mut self.login, Login::AwaitingUser) {
             Login::AwaitingPass { user } => match self.access.login(&user) {
-                LoginPlan::Accept(account) => self.log_in(user, account),
+                LoginPlan::Accept(account) => self.log_in(now, user, account),
                 LoginPlan::Verify { hash, account } => {
                     self.actions.push_back(Action::VerifyPassword { hash, password: pass });
                     self.set_login(Login::Verifying { user, account });
@@ -218,7 +218,7 @@ impl Session {
             return;
         };
         match account {
-            Some(account) if ok => self.log_in(user, account),
+            Some(account) if ok => self.log_in(now, user, account),
             _ => {
                 info!("{} failed login as {user:?}", self.peer.ip());
                 self.count(|m| {
@@ -256,7 +256,16 @@ impl Session {
         }
     }
 
-    fn log_in(&mut self, user: String, account: Account) {
+    fn log_in(&mut self, now: Now, user: String, account: Account) {
+        // max_sessions counts the user's sessions on every worker; the place is given back when this one ends.
+        let Some(claim) = account.limits.claim() else {
+            info!("{} login as {user:?} refused: the user's max_sessions are all in use (421)", self.peer.ip());
+            self.reply(ReplyCode::ServiceNotAvailable, "Too many sessions for this user, try again later.");
+            self.set_login(Login::AwaitingUser);
+            self.close(now);
+            return;
+        };
+        self.claim = Some(claim);
         info!("{} logged in as {user:?}", self.peer.ip());
         self.count(|m| {
             m.logins_ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
