@@ -234,6 +234,7 @@ pub fn serve(
     listener: TcpListener,
     registry: Arc<Registry>,
     shutting_down: impl Fn() -> bool + Send + 'static,
+    sessions: impl Fn() -> String + Send + 'static,
 ) -> io::Result<()> {
     let local = listener.local_addr()?;
     std::thread::Builder::new().name("metrics".into()).spawn(move || {
@@ -241,7 +242,7 @@ pub fn serve(
         for conn in listener.incoming() {
             match conn {
                 Ok(s) => {
-                    if let Err(e) = answer(s, &registry, shutting_down()) {
+                    if let Err(e) = answer(s, &registry, shutting_down(), &sessions) {
                         debug!("metrics request: {e}");
                     }
                 }
@@ -255,7 +256,7 @@ pub fn serve(
     Ok(())
 }
 
-fn answer(mut s: TcpStream, registry: &Registry, shutting_down: bool) -> io::Result<()> {
+fn answer(mut s: TcpStream, registry: &Registry, shutting_down: bool, sessions: &dyn Fn() -> String) -> io::Result<()> {
     s.set_read_timeout(Some(SCRAPE_TIMEOUT))?;
     s.set_write_timeout(Some(SCRAPE_TIMEOUT))?;
     let mut req = Vec::new();
@@ -274,6 +275,7 @@ fn answer(mut s: TcpStream, registry: &Registry, shutting_down: bool) -> io::Res
         (b"GET", b"/metrics") => ("200 OK", "text/plain; version=0.0.4", registry.render(shutting_down)),
         (b"GET", b"/healthz") if shutting_down => ("503 Service Unavailable", "text/plain", "shutting down\n".into()),
         (b"GET", b"/healthz") => ("200 OK", "text/plain", "ok\n".into()),
+        (b"GET", b"/sessions") => ("200 OK", "text/plain", sessions()),
         (b"GET", _) => ("404 Not Found", "text/plain", "not found\n".into()),
         _ => ("405 Method Not Allowed", "text/plain", "GET only\n".into()),
     };

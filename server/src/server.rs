@@ -223,6 +223,8 @@ pub(crate) struct Worker {
     controls: usize,
     /// The configuration generation this worker runs (SIGHUP makes a new one).
     generation: u64,
+    /// The last `/sessions` request this worker answered.
+    sessions_answered: u64,
     accept_paused: bool,
     shutdown_grace: Duration,
     shutdown_deadline: Option<Instant>,
@@ -287,6 +289,7 @@ impl Worker {
             pasv_ports: config.pasv_ports.unwrap_or_else(ephemeral_ports),
             controls: 0,
             generation,
+            sessions_answered: 0,
             accept_paused: false,
             shutdown_grace: config.shutdown_grace,
             shutdown_deadline: None,
@@ -337,6 +340,7 @@ impl Worker {
                 WAKE => {
                     self.verifier_done(now);
                     self.adopt_reloaded_config();
+                    self.answer_session_list(now);
                     if self.shared.shutdown.load(Ordering::Acquire) && self.shutdown_deadline.is_none() {
                         self.begin_shutdown(now);
                     }
@@ -354,6 +358,32 @@ impl Worker {
             let n = events.iter().count();
             warn!("slow loop turn: {:.1} ms ({n} events, {} sessions)", took.as_secs_f64() * 1e3, self.controls);
         }
+    }
+
+    /// `/sessions` asked: one line per session of this worker (number, worker, user, client, what it does).
+    fn answer_session_list(&mut self, now: Now) {
+        let Some(request) = self.shared.sessions_wanted(self.sessions_answered) else { return };
+        self.sessions_answered = request;
+        let mut lines = Vec::new();
+        for (_, conn) in self.conns.iter() {
+            let Conn::Control(c) = conn else { continue };
+            let mut state = c.session.activity(now);
+            if let Some(Conn::Data(d)) = c.data.and_then(|k| self.conns.get(k)) {
+                if let Some(t) = &d.transfer {
+                    let secs = now.mono.saturating_duration_since(d.started).as_secs_f64().max(1e-3);
+                    let rate = t.bytes() as f64 / secs / f64::from(1 << 20);
+                    state.push_str(&format!(", {} bytes, {rate:.2} MiB/s", t.bytes()));
+                }
+            }
+            lines.push(format!(
+                "{}\t{}\t{:?}\t{}\t{state}",
+                c.session.id(),
+                self.id,
+                c.session.user_name(),
+                c.session.peer()
+            ));
+        }
+        self.shared.answer_sessions(self.id, request, lines);
     }
 
     /// After SIGHUP: new sessions get the new accounts and settings; sessions already running keep theirs.

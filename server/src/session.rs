@@ -355,6 +355,25 @@ impl Session {
         self.closing.is_some()
     }
 
+    /// The user's name as it logged in (or is logging in), `-` before USER.
+    pub fn user_name(&self) -> &str {
+        self.user()
+    }
+
+    /// What the session is doing, for `/sessions`: the transfer or HASH it runs, else how long it has been idle.
+    pub fn activity(&self, now: Now) -> String {
+        let idle = now.mono.saturating_duration_since(self.last_activity).as_secs();
+        match (&self.data, &self.hashing, &self.login) {
+            (Data::Transferring { job, .. }, _, _) => format!("{} {:?}", job.verb, job.path.as_str()),
+            (Data::Listening { pending: Some((job, _)), .. } | Data::Connecting { pending: (job, _), .. }, _, _) => {
+                format!("{} {:?} (waiting for the data connection)", job.verb, job.path.as_str())
+            }
+            (_, Some((path, _)), _) => format!("HASH {:?}", path.as_str()),
+            (_, _, Login::LoggedIn { .. }) => format!("idle {idle} s"),
+            _ => format!("logging in ({idle} s)"),
+        }
+    }
+
     fn user(&self) -> &str {
         match &self.login {
             Login::LoggedIn { user, .. } | Login::AwaitingPass { user } | Login::Verifying { user, .. } => user,

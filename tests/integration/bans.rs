@@ -125,3 +125,44 @@ fn changes_and_refusals_are_logged() {
         assert!(line.contains(&format!("{:?}", root.join(&path[1..]))), "{line}");
     }
 }
+
+// GET /sessions on the metrics endpoint lists every live session on every worker: number, worker, user, client
+// and what it does (a transfer with its bytes and rate).
+#[test]
+fn live_sessions_are_listed() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().expect("dir");
+    let (server, lines) = TestServer::start_lines(dir.path(), &["--metrics", "127.0.0.1:0", "--workers", "2"], 2);
+    server.put_file("big.bin", &crate::util::content(4, 8 << 20));
+    let metrics: SocketAddr = lines[1]
+        .trim()
+        .strip_prefix("ftpserver metrics on http://")
+        .and_then(|r| r.strip_suffix("/metrics"))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    let mut busy = server.login();
+    let addr = busy.pasv();
+    let mut data = crate::util::data_connect_small_window(addr);
+    busy.expect("RETR big.bin", 150);
+    let mut first = vec![0u8; 64 * 1024];
+    data.read_exact(&mut first).expect("first bytes");
+    let idle: Vec<Ctl> = (0..3).map(|_| server.login()).collect();
+    let text = get(metrics, "/sessions");
+    let rows: Vec<&str> = text.lines().skip(1).filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(rows.len(), 4, "{text}");
+    assert!(rows.iter().all(|r| r.contains("\"anonymous\"\t127.0.0.1:")), "{text}");
+    let transfer = rows.iter().find(|r| r.contains("RETR \"/big.bin\"")).unwrap_or_else(|| panic!("{text}"));
+    assert!(transfer.contains(" bytes, ") && transfer.contains("MiB/s"), "{transfer}");
+    assert_eq!(rows.iter().filter(|r| r.contains("idle ")).count(), 3, "{text}");
+    drop(idle);
+}
+
+fn get(addr: SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("metrics");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.0\r\n\r\n").expect("request");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("response");
+    text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
+}

@@ -39,6 +39,8 @@ pub(super) struct DataConn {
     pub(super) limits: Option<Arc<UserLimits>>,
     /// Parked by a rate limit until this instant (a timer is set): not runnable before.
     pub(super) rate_wait: Option<Instant>,
+    /// When the transfer started (for `/sessions`' rate).
+    pub(super) started: Instant,
 }
 
 impl DataConn {
@@ -53,6 +55,7 @@ impl DataConn {
             ending: None,
             limits: None,
             rate_wait: None,
+            started: now.mono,
         }
     }
 }
@@ -243,6 +246,7 @@ impl Worker {
         };
         let Some(Conn::Data(d)) = self.conns.get_mut(k) else { return };
         d.limits = limits;
+        d.started = now.mono;
         let Some(stream) = d.stream.as_mut() else { return };
         // PROT P: the data connection is a TLS server from its first byte; the client starts the handshake.
         let started = match (&self.tls, tls) {

@@ -43,6 +43,9 @@ pub(super) struct Shared {
     pub(super) hooks: Option<crate::hooks::Hooks>,
     /// Every user's rates and session counts, and the server-wide rates.
     pub(super) limits: Arc<crate::limits::Limits>,
+    /// `/sessions`: the latest request, and each worker's answer to it (worker, request, lines).
+    sessions_request: AtomicU64,
+    sessions_reply: Mutex<HashMap<usize, (u64, Vec<String>)>>,
     /// The configuration in force, and its generation (SIGHUP makes a new one).
     config: Mutex<Arc<Config>>,
     generation: AtomicU64,
@@ -107,6 +110,45 @@ impl Shared {
     /// Adds a worker's waker, so a shutdown reaches it.
     pub(super) fn add_waker(&self, waker: Arc<mio::Waker>) {
         self.wakers.lock().unwrap_or_else(|p| p.into_inner()).push(waker);
+    }
+
+    /// The live sessions of every worker, one line each, for `GET /sessions`. Each worker writes its own list
+    /// in its next turn; this waits for them (a second at most) without touching any loop's data itself.
+    pub(super) fn session_list(&self) -> String {
+        let request = self.sessions_request.fetch_add(1, Ordering::AcqRel) + 1;
+        self.wake_all();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            let replies = self.sessions_reply.lock().unwrap_or_else(|p| p.into_inner());
+            let answered = replies.values().filter(|(r, _)| *r >= request).count();
+            if answered >= self.workers || std::time::Instant::now() >= deadline {
+                let mut out = String::from("session\tworker\tuser\tclient\tstate\n");
+                let mut workers: Vec<_> = replies.iter().filter(|(_, (r, _))| *r >= request).collect();
+                workers.sort_by_key(|(w, _)| **w);
+                for (_, (_, lines)) in workers {
+                    for line in lines {
+                        out.push_str(line);
+                        out.push('\n');
+                    }
+                }
+                if answered < self.workers {
+                    out.push_str(&format!("# {} of {} workers answered in time\n", answered, self.workers));
+                }
+                return out;
+            }
+            drop(replies);
+            thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
+    /// The `/sessions` request a worker should answer, if newer than `answered`.
+    pub(super) fn sessions_wanted(&self, answered: u64) -> Option<u64> {
+        let want = self.sessions_request.load(Ordering::Acquire);
+        (want > answered).then_some(want)
+    }
+
+    pub(super) fn answer_sessions(&self, worker: usize, request: u64, lines: Vec<String>) {
+        self.sessions_reply.lock().unwrap_or_else(|p| p.into_inner()).insert(worker, (request, lines));
     }
 
     pub(super) fn generation(&self) -> u64 {
@@ -274,6 +316,8 @@ impl Server {
             bans: Mutex::new(crate::bans::Bans::new(config.bans.clone())),
             config: Mutex::new(Arc::new(config.clone())),
             generation: AtomicU64::new(1),
+            sessions_request: AtomicU64::new(0),
+            sessions_reply: Mutex::new(HashMap::new()),
         });
         let anonymous = match config.anonymous {
             Anonymous::Write if config.read_only => Anonymous::Read,
@@ -318,7 +362,13 @@ impl Server {
         }
         if let Some(listener) = metrics {
             let mine = shared.clone();
-            crate::metrics::serve(listener, shared.metrics.clone(), move || mine.shutdown.load(Ordering::Acquire))?;
+            let lister = shared.clone();
+            crate::metrics::serve(
+                listener,
+                shared.metrics.clone(),
+                move || mine.shutdown.load(Ordering::Acquire),
+                move || lister.session_list(),
+            )?;
         }
         let mut threads = Vec::new();
         for (id, (control, implicit)) in listeners.into_iter().enumerate() {
@@ -431,6 +481,8 @@ mod tests {
             bans: Mutex::new(crate::bans::Bans::default()),
             config: Mutex::new(Arc::new(test_config())),
             generation: AtomicU64::new(1),
+            sessions_request: AtomicU64::new(0),
+            sessions_reply: Mutex::new(HashMap::new()),
         }
     }
 
