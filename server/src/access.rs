@@ -165,6 +165,11 @@ struct LimitEntry {
     upload_rate: Option<toml::Value>,
     #[serde(default)]
     max_sessions: Option<usize>,
+    /// Bytes the home may hold (a number, or a string with K, M or G).
+    #[serde(default)]
+    quota_bytes: Option<toml::Value>,
+    #[serde(default)]
+    quota_files: Option<u64>,
 }
 
 impl LimitEntry {
@@ -181,6 +186,8 @@ impl LimitEntry {
             download_rate: rate(&self.download_rate, "download_rate")?,
             upload_rate: rate(&self.upload_rate, "upload_rate")?,
             max_sessions: self.max_sessions.unwrap_or(0),
+            quota_bytes: rate(&self.quota_bytes, "quota_bytes")?,
+            quota_files: self.quota_files.unwrap_or(0),
         })
     }
 }
@@ -298,7 +305,7 @@ impl Access {
     pub fn login(&self, user: &str) -> LoginPlan {
         if is_anonymous_name(user) {
             if let Some((root, perms)) = &self.anonymous {
-                let limits = self.limits.user("anonymous", self.anonymous_limits);
+                let limits = self.limits.user("anonymous", self.anonymous_limits, root.host_path());
                 let account = Account { name: user.to_string(), root: root.clone(), perms: *perms, limits };
                 return LoginPlan::Accept(account);
             }
@@ -310,7 +317,7 @@ impl Access {
                     name: user.to_string(),
                     root: u.root.clone(),
                     perms: u.perms,
-                    limits: self.limits.user(user, u.limits),
+                    limits: self.limits.user(user, u.limits, u.root.host_path()),
                 }),
             },
             None => LoginPlan::Verify { hash: self.dummy_hash.clone(), account: None },

@@ -305,6 +305,34 @@ fn regular(file: File) -> io::Result<std::fs::File> {
     Ok(file.into_std())
 }
 
+/// Bytes and regular files under `root` (symlinks not followed; upload temporaries not counted). For quotas,
+/// off the loop.
+pub fn tree_usage(root: &Path) -> (u64, u64) {
+    let Ok(dir) = Dir::open_ambient_dir(root, cap_std::ambient_authority()) else { return (0, 0) };
+    let (mut bytes, mut files) = (0, 0);
+    let mut stack = vec![dir];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = dir.entries() else { continue };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else { continue };
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if kind.is_dir() {
+                let mut opts = OpenOptions::new();
+                opts.read(true)
+                    .custom_flags((rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::NOFOLLOW).bits() as i32);
+                if let Ok(sub) = dir.open_with(name, &opts) {
+                    stack.push(Dir::from_std_file(sub.into_std()));
+                }
+            } else if kind.is_file() && !is_temp_name(name) {
+                bytes += entry.metadata().map_or(0, |m| m.len());
+                files += 1;
+            }
+        }
+    }
+    (bytes, files)
+}
+
 /// Removes upload temporaries that nobody is writing any more (left by a crash), anywhere under `root`. A
 /// temporary untouched for `older_than` is stale: a running upload writes its temporary at least once per stall
 /// timeout or is aborted. The age test also keeps this safe on a filesystem shared with other nodes, whose

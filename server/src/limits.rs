@@ -9,7 +9,8 @@
 //! goes back ([`Rate::refund`]).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -102,6 +103,14 @@ pub struct UserLimits {
     pub upload: Rate,
     max_sessions: AtomicUsize,
     sessions: AtomicUsize,
+    quota_bytes: AtomicU64,
+    quota_files: AtomicU64,
+    /// What the home holds (counted by a scan off the loop, then kept current), and what uploads running now
+    /// have written so far.
+    used_bytes: AtomicI64,
+    used_files: AtomicI64,
+    in_flight: AtomicI64,
+    scan: AtomicU8,
 }
 
 /// What the users file says of a user's limits (0: none).
@@ -110,7 +119,30 @@ pub struct LimitSettings {
     pub download_rate: u64,
     pub upload_rate: u64,
     pub max_sessions: usize,
+    pub quota_bytes: u64,
+    pub quota_files: u64,
 }
+
+/// The error an upload fails with when it would take its user over `quota_bytes` (552).
+#[derive(Debug)]
+pub struct OverQuota;
+
+impl std::fmt::Display for OverQuota {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("quota exceeded")
+    }
+}
+
+impl std::error::Error for OverQuota {}
+
+/// Whether `e` is [`OverQuota`].
+pub fn is_over_quota(e: &std::io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<OverQuota>())
+}
+
+const SCAN_NONE: u8 = 0;
+const SCAN_RUNNING: u8 = 1;
+const SCAN_DONE: u8 = 2;
 
 /// A session's place among its user's `max_sessions`; given back when the session ends (dropped).
 #[derive(Debug)]
@@ -129,6 +161,62 @@ impl Drop for Claim {
 }
 
 impl UserLimits {
+    fn quota_bytes(&self) -> u64 {
+        self.quota_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Whether `quota_bytes` is set: uploads are then checked as they go.
+    pub fn has_byte_quota(&self) -> bool {
+        self.quota_bytes() > 0
+    }
+
+    /// Whether the home is at `quota_files` already (a new file would be one too many).
+    pub fn files_full(&self) -> bool {
+        let q = self.quota_files.load(Ordering::Relaxed);
+        q > 0 && self.used_files.load(Ordering::Acquire) >= q as i64
+    }
+
+    /// Counts `bytes` more written by a running upload; false if that takes the user over `quota_bytes`.
+    pub fn write(&self, bytes: u64) -> bool {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        let in_flight = self.in_flight.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        let q = self.quota_bytes();
+        q == 0 || self.used_bytes.load(Ordering::Acquire).saturating_add(in_flight) <= q as i64
+    }
+
+    /// A running upload ended, having written `bytes` (they become usage through [`UserLimits::used`]).
+    pub fn written(&self, bytes: u64) {
+        self.in_flight.fetch_sub(i64::try_from(bytes).unwrap_or(i64::MAX), Ordering::AcqRel);
+    }
+
+    /// The home's usage changed by `bytes` and `files` (an upload published, a file deleted).
+    pub fn used(&self, bytes: i64, files: i64) {
+        self.used_bytes.fetch_add(bytes, Ordering::AcqRel);
+        self.used_files.fetch_add(files, Ordering::AcqRel);
+    }
+
+    /// Usage as counted now: (bytes, files).
+    pub fn usage(&self) -> (i64, i64) {
+        (self.used_bytes.load(Ordering::Acquire), self.used_files.load(Ordering::Acquire))
+    }
+
+    /// Counts what `home` holds, once, on a thread of its own (the tree may be large); changes made while it
+    /// counts are added on top.
+    fn scan(self: &Arc<Self>, home: &Path) {
+        if self.scan.compare_exchange(SCAN_NONE, SCAN_RUNNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return;
+        }
+        let (me, home) = (self.clone(), home.to_path_buf());
+        let spawned = std::thread::Builder::new().name("quota-scan".into()).spawn(move || {
+            let (bytes, files) = crate::fs::tree_usage(&home);
+            me.used(bytes as i64, files as i64);
+            me.scan.store(SCAN_DONE, Ordering::Release);
+        });
+        if spawned.is_err() {
+            self.scan.store(SCAN_NONE, Ordering::Release);
+        }
+    }
+
     /// A place for one more session, unless the user has `max_sessions` already.
     pub fn claim(self: &Arc<Self>) -> Option<Claim> {
         let max = self.max_sessions.load(Ordering::Relaxed);
@@ -154,8 +242,9 @@ impl Limits {
         Limits { users: Mutex::new(HashMap::new()), download: Rate::new(download_rate), upload: Rate::new(upload_rate) }
     }
 
-    /// `user`'s limits, made or updated to `settings` (a reload changes them in place for everyone).
-    pub fn user(&self, user: &str, settings: LimitSettings) -> Arc<UserLimits> {
+    /// `user`'s limits, made or updated to `settings` (a reload changes them in place for everyone). With a
+    /// quota, the usage of `home` is counted off the loop the first time.
+    pub fn user(&self, user: &str, settings: LimitSettings, home: &Path) -> Arc<UserLimits> {
         let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
         let limits = users.entry(user.to_string()).or_insert_with(|| {
             Arc::new(UserLimits {
@@ -163,11 +252,22 @@ impl Limits {
                 upload: Rate::new(0),
                 max_sessions: AtomicUsize::new(0),
                 sessions: AtomicUsize::new(0),
+                quota_bytes: AtomicU64::new(0),
+                quota_files: AtomicU64::new(0),
+                used_bytes: AtomicI64::new(0),
+                used_files: AtomicI64::new(0),
+                in_flight: AtomicI64::new(0),
+                scan: AtomicU8::new(SCAN_NONE),
             })
         });
         limits.download.set(settings.download_rate);
         limits.upload.set(settings.upload_rate);
         limits.max_sessions.store(settings.max_sessions, Ordering::Relaxed);
+        limits.quota_bytes.store(settings.quota_bytes, Ordering::Relaxed);
+        limits.quota_files.store(settings.quota_files, Ordering::Relaxed);
+        if settings.quota_bytes > 0 || settings.quota_files > 0 {
+            limits.scan(home);
+        }
         limits.clone()
     }
 
@@ -238,13 +338,14 @@ mod tests {
     #[test]
     fn max_sessions_claims() {
         let limits = Limits::new(0, 0);
-        let u = limits.user("alice", LimitSettings { max_sessions: 2, ..LimitSettings::default() });
+        let home = std::env::temp_dir();
+        let u = limits.user("alice", LimitSettings { max_sessions: 2, ..LimitSettings::default() }, &home);
         let a = u.claim().expect("first");
         let _b = u.claim().expect("second");
         assert!(u.claim().is_none());
         drop(a);
         assert!(u.claim().is_some());
-        assert!(limits.user("bob", LimitSettings::default()).claim().is_some());
+        assert!(limits.user("bob", LimitSettings::default(), &home).claim().is_some());
     }
 
     #[test]

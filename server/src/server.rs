@@ -774,7 +774,12 @@ impl Worker {
                 if let Some(mut s) = d.stream.take() {
                     let _ = registry.deregister(s.socket_mut());
                 }
-                d.transfer = None;
+                // A transfer cut short (ABOR, a closed session): an upload's bytes stop counting as in flight.
+                if let (Some(t), Some(l)) = (d.transfer.take(), &d.limits) {
+                    if t.is_upload() && l.has_byte_quota() {
+                        l.written(t.bytes());
+                    }
+                }
                 for at in [d.stall_deadline.take(), d.rate_wait.take()].into_iter().flatten() {
                     self.timers.remove(&(at, key));
                 }

@@ -173,11 +173,13 @@ struct Job {
     temp: Option<TempPath>,
     /// STOU: `path` must not be replaced; if it was taken meanwhile, the next free name is used.
     unique: bool,
+    /// Uploads: the size of the file the upload replaces or extends (`None`: a new file), for quota usage.
+    size_before: Option<u64>,
 }
 
 impl Job {
     fn new(verb: &'static str, path: VPath) -> Job {
-        Job { verb, path, temp: None, unique: false }
+        Job { verb, path, temp: None, unique: false, size_before: None }
     }
 }
 
@@ -800,6 +802,9 @@ impl Session {
                 "Connection closed; transfer aborted.".to_string(),
                 format!("aborted: data connection: {e}"),
             ),
+            Some(TransferError::Local(e)) if crate::limits::is_over_quota(e) => {
+                (ReplyCode::ExceededStorage, "Quota exceeded.".to_string(), "failed: quota exceeded".to_string())
+            }
             Some(TransferError::Local(e)) if is_disk_full(e) => {
                 (ReplyCode::InsufficientStorage, "Insufficient storage space.".to_string(), format!("failed: {e}"))
             }
@@ -809,6 +814,8 @@ impl Session {
         };
         if error.is_some() {
             self.discard_temp(&job);
+        } else if matches!(direction_of(job.verb), crate::metrics::Direction::Upload) {
+            self.count_upload(&job);
         }
         if matches!(direction_of(job.verb), crate::metrics::Direction::Upload | crate::metrics::Direction::Download) {
             // After publishing: an upload's hook finds the file under its name.
@@ -914,6 +921,14 @@ impl Session {
             disk,
             if detail.is_empty() { "" } else { " " }
         );
+    }
+
+    /// A published upload's change to its user's quota usage.
+    fn count_upload(&self, job: &Job) {
+        let Some(limits) = self.limits() else { return };
+        let after = self.root.metadata(&job.path).map_or(0, |m| m.len());
+        let before = job.size_before.unwrap_or(0);
+        limits.used(after as i64 - before as i64, i64::from(job.size_before.is_none()));
     }
 
     /// Reports a finished event for `--hook`: `path` as the client saw it, `target` a rename's new name.

@@ -60,7 +60,9 @@ enum Direction {
     /// `pending[pos..]`: bytes read from the source that the socket has not taken yet; they go first.
     Send { source: Source, pending: Vec<u8>, pos: usize, eof: bool },
     /// `truncate`: REST + STOR cuts the file at the offset when the transfer starts, not when the command came.
-    Receive { file: File, truncate: Option<u64> },
+    /// `origin`: an upload in place (APPE, REST + STOR) started at this length, which [`Transfer::roll_back`]
+    /// returns the file to.
+    Receive { file: File, truncate: Option<u64>, origin: Option<u64> },
 }
 
 /// A transfer in progress.
@@ -87,7 +89,8 @@ impl Transfer {
 
     /// An upload (STOR, APPE, STOU) into `file`.
     pub fn receive(file: File, ascii: bool) -> Transfer {
-        Transfer { direction: Direction::Receive { file, truncate: None }, ascii, held_cr: false, bytes: 0 }
+        let direction = Direction::Receive { file, truncate: None, origin: None };
+        Transfer { direction, ascii, held_cr: false, bytes: 0 }
     }
 
     /// An upload that resumes at `offset` (REST + STOR): the file is cut there by the first step, once the data
@@ -97,6 +100,23 @@ impl Transfer {
             *truncate = Some(offset);
         }
         self
+    }
+
+    /// An upload into an existing file (APPE, REST + STOR) that was `len` bytes long when it began.
+    pub fn in_place(mut self, len: u64) -> Transfer {
+        if let Direction::Receive { origin, .. } = &mut self.direction {
+            *origin = Some(len);
+        }
+        self
+    }
+
+    /// Undoes an upload in place that must not stand (it would exceed a quota): the file goes back to the length
+    /// it had. A new file's temporary is the session's to discard.
+    pub fn roll_back(&mut self) -> io::Result<()> {
+        match &self.direction {
+            Direction::Receive { file, origin: Some(len), .. } => file.set_len(*len),
+            _ => Ok(()),
+        }
     }
 
     /// Bytes moved over the data connection so far.
@@ -209,7 +229,7 @@ impl Transfer {
     }
 
     fn step_receive<S: Read>(&mut self, socket: &mut S, share: usize, scratch: &mut [u8]) -> Step {
-        let Direction::Receive { file, truncate } = &mut self.direction else { return Step::Done };
+        let Direction::Receive { file, truncate, .. } = &mut self.direction else { return Step::Done };
         if let Some(offset) = truncate.take() {
             if let Err(e) = file.set_len(offset) {
                 return Step::Failed(TransferError::Local(e));

@@ -110,3 +110,53 @@ fn download_rate_caps_everyone_together() {
     let ratio = rate / f64::from(2 << 20);
     assert!((0.85..=1.1).contains(&ratio), "3 downloads ran at {ratio:.3} x --download-rate");
 }
+
+// Quotas: an upload that would take the user over quota_bytes gets 552 and leaves nothing (no file, no
+// temporary; an append is undone); deleting frees room; quota_files caps the number of files. Usage is counted
+// at the first login, off the loop, and kept current.
+#[test]
+fn quotas_refuse_uploads_that_do_not_fit_and_leave_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let root = tempfile::tempdir().expect("root");
+    std::fs::create_dir(root.path().join("carol")).expect("home");
+    std::fs::write(root.path().join("carol/old.bin"), vec![7u8; 100_000]).expect("existing file");
+    let users = dir.path().join("users.toml");
+    let text = format!(
+        "[[user]]\nname = \"carol\"\npassword = \"{}\"\nhome = \"carol\"\npermissions = [\"read\", \"write\", \
+         \"delete\"]\nquota_bytes = 1000000\nquota_files = 3\n",
+        hash("secret")
+    );
+    std::fs::write(&users, text).expect("users");
+    let server = TestServer::start_in(root.path(), &["--users", users.to_str().expect("UTF-8")]);
+    let mut c = login(&server, "carol", "secret");
+    let store = |c: &mut Ctl, verb: &str, len: usize| -> u16 {
+        let addr = c.pasv();
+        c.send(verb);
+        let d = data_connect(addr);
+        let (code, _) = c.reply();
+        if code != 150 {
+            return code;
+        }
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::util::write_and_close(d, &content(9, len))
+        }));
+        c.reply().0
+    };
+    // The scan of the home (100,000 bytes, 1 file) runs off the loop; an upload that fits passes.
+    assert_eq!(store(&mut c, "STOR a.bin", 600_000), 226);
+    // 100,000 + 600,000 + 600,000 > 1,000,000: refused, nothing left behind.
+    assert_eq!(store(&mut c, "STOR b.bin", 600_000), 552);
+    assert!(!root.path().join("carol/b.bin").exists());
+    assert!(crate::limits::temp_files(root.path()).is_empty());
+    // An append over the quota is undone: the file keeps its length.
+    assert_eq!(store(&mut c, "APPE a.bin", 500_000), 552);
+    assert_eq!(std::fs::metadata(root.path().join("carol/a.bin")).expect("a.bin").len(), 600_000);
+    // Deleting frees room.
+    assert_eq!(c.cmd("DELE old.bin"), 250);
+    assert_eq!(store(&mut c, "STOR b.bin", 300_000), 226);
+    // Two files now (a, b); quota_files = 3 allows one more, then 552 at once.
+    assert_eq!(store(&mut c, "STOR c.bin", 10), 226);
+    assert_eq!(store(&mut c, "STOR d.bin", 10), 552);
+    // Replacing an existing file is not a new file.
+    assert_eq!(store(&mut c, "STOR c.bin", 20), 226);
+}

@@ -311,6 +311,14 @@ impl Worker {
         for rate in rates.into_iter().flatten() {
             rate.refund(unused);
         }
+        // An upload that would take its user over quota_bytes stops here, and an upload in place is undone.
+        if transfer.is_upload() && d.limits.as_ref().is_some_and(|l| l.has_byte_quota() && !l.write(bytes - before)) {
+            if let Err(e) = transfer.roll_back() {
+                warn!("session {}: undoing an upload over quota: {e}", d.owner);
+            }
+            let e = io::Error::other(crate::limits::OverQuota);
+            return self.fail_transfer_local(key, e, now);
+        }
         if let Some(summary) = stream.take_handshake_summary() {
             let owner = d.owner;
             debug!("session {}: data connection TLS {summary}", self.session_id(owner));
@@ -325,6 +333,14 @@ impl Worker {
             Step::Failed(error) => Outcome::TransferFailed { bytes, error },
         };
         self.end_transfer(key, outcome, now);
+    }
+
+    /// Ends a running transfer from the loop's side for a reason of the server's (451/452/552 to the client).
+    fn fail_transfer_local(&mut self, key: usize, e: io::Error, now: Now) {
+        let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
+        d.ending = None;
+        let bytes = d.transfer.as_ref().map_or(0, |t| t.bytes());
+        self.close_ended(key, Outcome::TransferFailed { bytes, error: TransferError::Local(e) }, now);
     }
 
     /// Aborts a running transfer from the loop's side (it stalled, or TLS could not start): the connection is cut,
@@ -377,6 +393,12 @@ impl Worker {
     fn close_ended(&mut self, key: usize, outcome: Outcome, now: Now) {
         let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
         let owner = d.owner;
+        // An upload's bytes stop counting as in flight (the session counts what was published as usage).
+        if let (Some(t), Some(l)) = (&d.transfer, &d.limits) {
+            if t.is_upload() && l.has_byte_quota() {
+                l.written(t.bytes());
+            }
+        }
         // Close the socket before the session answers, so the client sees EOF no later than the 226.
         if let Some(mut s) = d.stream.take() {
             let _ = self.poll.registry().deregister(s.socket_mut());

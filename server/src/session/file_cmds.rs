@@ -109,8 +109,12 @@ impl Session {
     /// DELE and RMD: 250 when `op` succeeds on the resolved path.
     pub(super) fn remove(&mut self, path: &str, done: &str, op: fn(&Root, &VPath) -> io::Result<()>) {
         let p = self.cwd().join(path);
+        let size = self.root.metadata(&p).ok().filter(|m| m.is_file()).map(|m| m.len());
         match op(&self.root, &p) {
             Ok(()) => {
+                if let (Some(size), Some(limits)) = (size, self.limits()) {
+                    limits.used(-(size as i64), -1);
+                }
                 self.log_change(done, &p, "");
                 self.event(if done == "Deleted" { "delete" } else { "rmdir" }, &p, None, 0, "ok");
                 self.reply(ReplyCode::FileActionOk, format!("{done} {p}."))

@@ -64,8 +64,8 @@ impl Session {
             });
             return match file {
                 Ok(f) => {
-                    let t = Transfer::receive(f, self.ascii).truncating_at(offset);
-                    self.begin(now, Job::new("STOR", target), t)
+                    let t = Transfer::receive(f, self.ascii).truncating_at(offset).in_place(offset);
+                    self.begin_upload_with(now, Job::new("STOR", target), t)
                 }
                 Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
                     self.reply(ReplyCode::InvalidRestart, format!("Cannot restart at {offset}: file is shorter."))
@@ -85,8 +85,11 @@ impl Session {
             return;
         }
         let Some(target) = self.upload_target(path) else { return };
-        match self.root.open_write(&target, true) {
-            Ok(f) => self.begin_upload(now, Job::new("APPE", target), f),
+        match self.root.open_write(&target, true).and_then(|f| Ok((f.metadata()?.len(), f))) {
+            Ok((len, f)) => {
+                let t = Transfer::receive(f, self.ascii).in_place(len);
+                self.begin_upload_with(now, Job::new("APPE", target), t)
+            }
             Err(e) => self.fs_error(path, &e),
         }
     }
@@ -152,8 +155,13 @@ impl Session {
             self.reply(ReplyCode::FileNameNotAllowed, "Not a file name.");
             return None;
         }
-        if self.root.metadata(&target).is_ok_and(|m| m.is_dir()) {
+        let existing = self.root.metadata(&target);
+        if existing.as_ref().is_ok_and(|m| m.is_dir()) {
             self.reply(ReplyCode::FileUnavailable, format!("{path}: is a directory."));
+            return None;
+        }
+        if existing.is_err() && self.limits().is_some_and(|l| l.files_full()) {
+            self.reply(ReplyCode::ExceededStorage, "Quota exceeded: no room for another file.");
             return None;
         }
         Some(target)
@@ -161,7 +169,13 @@ impl Session {
 
     fn begin_upload(&mut self, now: Now, job: Job, file: std::fs::File) {
         let t = Transfer::receive(file, self.ascii);
-        self.begin(now, job, t);
+        self.begin_upload_with(now, job, t);
+    }
+
+    /// Starts an upload, noting what it replaces or extends (for quota usage).
+    fn begin_upload_with(&mut self, now: Now, mut job: Job, transfer: Transfer) {
+        job.size_before = self.root.metadata(&job.path).ok().filter(|m| m.is_file()).map(|m| m.len());
+        self.begin(now, job, transfer);
     }
 }
 
