@@ -30,8 +30,9 @@ pub(super) struct Shared {
     /// Control connections held, on all workers together.
     controls: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
-    max_connections: usize,
-    max_per_ip: usize,
+    /// `--max-connections` and `--max-per-ip` (0: no limit); SIGHUP may change them.
+    max_connections: AtomicUsize,
+    max_per_ip: AtomicUsize,
     next_session: AtomicU64,
     /// Set once by SIGINT/SIGTERM; every worker is woken to see it.
     pub(super) shutdown: AtomicBool,
@@ -62,20 +63,20 @@ impl Shared {
     /// Counts a new control connection from `ip` against both limits, or says which one it would break.
     pub(super) fn admit(&self, ip: IpAddr, now: std::time::Instant) -> Result<(), Refusal> {
         self.bans.lock().unwrap_or_else(|p| p.into_inner()).check(ip, now).map_err(Refusal::Banned)?;
-        if self.controls.fetch_add(1, Ordering::AcqRel) >= self.max_connections {
+        if self.controls.fetch_add(1, Ordering::AcqRel) >= self.max_connections.load(Ordering::Relaxed) {
             self.controls.fetch_sub(1, Ordering::AcqRel);
             return Err(Refusal::TooMany);
         }
-        if self.max_per_ip > 0 {
-            let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-            let n = per_ip.entry(ip).or_insert(0);
-            if *n >= self.max_per_ip {
-                drop(per_ip);
-                self.controls.fetch_sub(1, Ordering::AcqRel);
-                return Err(Refusal::TooManyFromAddress);
-            }
-            *n += 1;
+        // Counted even without a limit, so one set by SIGHUP holds from then on.
+        let max_per_ip = self.max_per_ip.load(Ordering::Relaxed);
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let n = per_ip.entry(ip).or_insert(0);
+        if max_per_ip > 0 && *n >= max_per_ip {
+            drop(per_ip);
+            self.controls.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refusal::TooManyFromAddress);
         }
+        *n += 1;
         Ok(())
     }
 
@@ -87,7 +88,7 @@ impl Shared {
     /// A control connection admitted by [`Shared::admit`] has closed.
     pub(super) fn release(&self, ip: IpAddr) {
         self.controls.fetch_sub(1, Ordering::AcqRel);
-        if self.max_per_ip > 0 {
+        {
             let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(n) = per_ip.get_mut(&ip) {
                 *n -= 1;
@@ -200,6 +201,8 @@ impl Shared {
         new.reload = old.reload.clone();
         self.bans.lock().unwrap_or_else(|p| p.into_inner()).set_policy(new.bans.clone());
         self.limits.set_global(new.download_rate, new.upload_rate);
+        self.max_connections.store(new.max_connections.unwrap_or_else(default_max_connections), Ordering::Relaxed);
+        self.max_per_ip.store(new.max_per_ip, Ordering::Relaxed);
         *self.config.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         info!("SIGHUP: configuration {generation} loaded (accounts and settings for new sessions)");
@@ -304,8 +307,8 @@ impl Server {
         let shared = Arc::new(Shared {
             controls: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
-            max_connections: config.max_connections.unwrap_or_else(default_max_connections),
-            max_per_ip: config.max_per_ip,
+            max_connections: AtomicUsize::new(config.max_connections.unwrap_or_else(default_max_connections)),
+            max_per_ip: AtomicUsize::new(config.max_per_ip),
             next_session: AtomicU64::new(1),
             shutdown: AtomicBool::new(false),
             wakers: Mutex::new(Vec::new()),
@@ -469,8 +472,8 @@ mod tests {
         Shared {
             controls: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
-            max_connections: max,
-            max_per_ip: per_ip,
+            max_connections: AtomicUsize::new(max),
+            max_per_ip: AtomicUsize::new(per_ip),
             next_session: AtomicU64::new(1),
             shutdown: AtomicBool::new(false),
             wakers: Mutex::new(Vec::new()),
