@@ -209,7 +209,10 @@ fn bounce_is_refused() {
     assert_eq!(t.line("PORT 127,0,0,1,0,21"), vec![501]);
     assert_eq!(t.line("EPRT |1|192.0.2.1|5000|"), vec![501]);
     assert_eq!(t.line("EPRT |2|::1|5000|"), vec![522]);
-    assert!(t.actions().is_empty());
+    // Each bounce attempt counts towards a ban of the address; nothing is connected.
+    let acts = t.actions();
+    assert_eq!(acts.len(), 3, "{acts:?}");
+    assert!(acts.iter().all(|a| matches!(a, Action::Offence(crate::bans::Offence::Bounce))), "{acts:?}");
     assert_eq!(t.line("RETR a.txt"), vec![425]);
     assert_eq!(t.line("EPSV ALL"), vec![200]);
     assert_eq!(t.line("PORT 127,0,0,1,200,10"), vec![503]);
