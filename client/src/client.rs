@@ -16,6 +16,8 @@ mod secure;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ftp_common::{Reply, ReplyParser};
@@ -36,6 +38,10 @@ const TRANSFER_DONE: &[u16] = &[226, 250];
 /// Codes that start a transfer.
 const TRANSFER_STARTED: &[u16] = &[125, 150];
 
+/// Most replies read after ABOR while waiting for the NOOP that marks the end of them: 426 for the transfer, the
+/// ABOR reply, possibly the transfer's own 226, then NOOP's 200.
+const MAX_ABORT_REPLIES: usize = 6;
+
 /// A logged-in (or about to be) FTP session over one control connection.
 #[derive(Debug)]
 pub struct FtpClient {
@@ -54,6 +60,8 @@ pub struct FtpClient {
     port_refused: bool,
     /// The FEAT lines once asked for, kept up to date with the OPTS this client sends.
     features: Option<Vec<String>>,
+    /// Set from outside (a Ctrl-C handler) to abort the transfer in progress with ABOR.
+    interrupt: Option<Arc<AtomicBool>>,
     closed: bool,
 }
 
@@ -89,6 +97,7 @@ impl FtpClient {
             active: false,
             port_refused: false,
             features: None,
+            interrupt: None,
             closed: false,
         };
         let label = format!("greeting from {target}");
@@ -133,6 +142,18 @@ impl FtpClient {
     /// True when data connections are active.
     pub fn is_active(&self) -> bool {
         self.active
+    }
+
+    /// A flag that, once set (by a Ctrl-C handler, another thread ...), aborts the transfer in progress: the data
+    /// connection is closed, ABOR is sent and the replies to it are read, so the session stays usable; the transfer
+    /// then fails with an I/O error of kind `Interrupted`. The flag is checked between blocks of data, and is not
+    /// cleared here.
+    pub fn set_interrupt(&mut self, flag: Option<Arc<AtomicBool>>) {
+        self.interrupt = flag;
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupt.as_ref().is_some_and(|flag| flag.load(Ordering::Relaxed))
     }
 
     /// Logs in: USER, then PASS if the server asks for it (331), then TYPE I so transfers are byte-exact. Over TLS
@@ -303,6 +324,9 @@ impl FtpClient {
         let mut buf = vec![0u8; DATA_BUFFER];
         let mut total = 0u64;
         let failure = loop {
+            if self.interrupted() {
+                return Err(self.abort(line, data));
+            }
             let n = match data.read(&mut buf) {
                 Ok(0) => break out.flush().err().map(|e| Failure::Local(FtpError::io(format!("{line}: writing"), e))),
                 Ok(n) => n,
@@ -325,6 +349,9 @@ impl FtpClient {
         let mut buf = vec![0u8; DATA_BUFFER];
         let mut total = 0u64;
         let failure = loop {
+            if self.interrupted() {
+                return Err(self.abort(line, data));
+            }
             let n = match input.read(&mut buf) {
                 Ok(0) => break None,
                 Ok(n) => n,
@@ -363,6 +390,26 @@ impl FtpClient {
             None => expect(line, reply?, TRANSFER_DONE).map(drop),
             Some(Failure::Local(e)) => Err(e),
             Some(Failure::Remote(e)) => Err(better_error(line, reply, e)),
+        }
+    }
+
+    /// Abandons the transfer of `line` at the user's request: closes the data connection, sends ABOR (RFC 959
+    /// §4.1.3) and NOOP, and reads replies up to NOOP's, whichever of 426, 225/226 and the transfer's own 226 the
+    /// server sends before it. Returns the error the transfer ends with: `Interrupted`, or why the session broke.
+    fn abort(&mut self, line: &str, data: FtpStream) -> FtpError {
+        drop(data);
+        let resync = self.send("ABOR").and_then(|()| self.send("NOOP")).and_then(|()| {
+            for _ in 0..MAX_ABORT_REPLIES {
+                if self.read_reply_for("ABOR")?.code == 200 {
+                    return Ok(());
+                }
+            }
+            self.close();
+            Err(FtpError::Protocol("ABOR: no reply to the NOOP that followed it".to_string()))
+        });
+        match resync {
+            Ok(()) => FtpError::io(line, io::Error::new(io::ErrorKind::Interrupted, "aborted (ABOR)")),
+            Err(e) => e,
         }
     }
 

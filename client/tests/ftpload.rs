@@ -1,55 +1,25 @@
 //! `ftpload` against our own server, at small scale: every scenario with exact counts, the JSON report, and the
 //! runs that must be refused (a port nobody listens on, a host that is not this machine).
 
+mod support;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{mpsc, OnceLock};
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use rustix::process::{kill_process, Pid, Signal};
 use serde_json::Value;
+use support::ourserver::ftpserver_binary;
 use tempfile::TempDir;
 
 /// The longest any subprocess may run.
 const PROCESS_LIMIT: Duration = Duration::from_secs(120);
-/// The longest building the server may take.
-const BUILD_LIMIT: Duration = Duration::from_secs(900);
 const BIG: u64 = 1 << 20;
 const SMALL: u64 = 4096;
-
-/// The `ftpserver` binary next to this test's profile directory, built once if it is not there.
-fn ftpserver() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let exe = std::env::current_exe().expect("current exe");
-        // target/<profile>/deps/ftpload-<hash>
-        let profile_dir = exe.parent().and_then(Path::parent).expect("profile directory").to_path_buf();
-        let server = profile_dir.join(format!("ftpserver{}", std::env::consts::EXE_SUFFIX));
-        if !server.exists() {
-            let profile = profile_dir.file_name().and_then(|n| n.to_str()).expect("profile name");
-            let profile = if profile == "debug" { "dev" } else { profile };
-            let target_dir = profile_dir.parent().expect("target directory");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let child = Command::new(cargo)
-                .args(["build", "-p", "ftp-server", "--bin", "ftpserver", "--profile", profile, "--target-dir"])
-                .arg(target_dir)
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("start cargo build");
-            let output = wait_bounded(child, BUILD_LIMIT);
-            assert!(output.status.success(), "building ftpserver failed:\n{}", String::from_utf8_lossy(&output.stderr));
-        }
-        assert!(server.exists(), "no ftpserver at {}", server.display());
-        server
-    })
-}
 
 /// Our server on 127.0.0.1 with a temporary root holding `big.bin` (1 MiB) and `small.bin` (4 KiB); killed by
 /// PID when dropped.
@@ -64,7 +34,7 @@ impl Server {
         let root = tempfile::tempdir().expect("tempdir");
         fs::write(root.path().join("big.bin"), pattern(BIG as usize)).expect("big.bin");
         fs::write(root.path().join("small.bin"), pattern(SMALL as usize)).expect("small.bin");
-        let mut child = Command::new(ftpserver())
+        let mut child = Command::new(ftpserver_binary())
             .arg("0")
             .arg("--root")
             .arg(root.path())

@@ -10,13 +10,14 @@ mod support;
 
 use std::fs;
 use std::io::{self, BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, OnceLock};
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use ftp_client::{FtpClient, TlsConfig};
+use support::ourserver::ftpserver_binary;
 use support::{ftpclient, pattern, result, sha256, wait_bounded, PROCESS_LIMIT, WAIT};
 use tempfile::TempDir;
 
@@ -37,9 +38,9 @@ impl OurServer {
     /// Starts the server with a fresh certificate, TLS required and implicit TLS on a free port; `None` (after
     /// printing why) when the server has no FTPS.
     fn start() -> Option<OurServer> {
-        let binary = server_binary();
+        let binary = ftpserver_binary();
         let help = wait_bounded(
-            Command::new(&binary).arg("--help").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("help"),
+            Command::new(binary).arg("--help").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("help"),
             PROCESS_LIMIT,
         );
         if !String::from_utf8_lossy(&help.stdout).contains("--tls-cert") {
@@ -50,7 +51,7 @@ impl OurServer {
         let root = tempfile::tempdir().expect("tempdir");
         let certs = dir.path().join("certs");
         let made = wait_bounded(
-            Command::new(&binary)
+            Command::new(binary)
                 .args(["gen-cert", "--out"])
                 .arg(&certs)
                 .stdout(Stdio::null())
@@ -61,7 +62,7 @@ impl OurServer {
         );
         assert!(made.status.success(), "ftpserver gen-cert: {}", String::from_utf8_lossy(&made.stderr));
         let log = fs::File::create(dir.path().join("server.log")).expect("log file");
-        let mut child = Command::new(&binary)
+        let mut child = Command::new(binary)
             .arg("0")
             .arg("--root")
             .arg(root.path())
@@ -132,48 +133,6 @@ impl Drop for OurServer {
             eprintln!("ftpserver log:\n{log}");
         }
     }
-}
-
-/// `ftpserver`, built once per test run with the cargo running the tests, in this test's target directory and
-/// profile (`cargo test -p ftp-client` alone does not build other packages' binaries).
-fn server_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            let exe = std::env::current_exe().expect("test binary path");
-            let deps = exe.parent().expect("deps folder");
-            let profile_dir = if deps.ends_with("deps") { deps.parent().expect("profile folder") } else { deps };
-            let path = profile_dir.join("ftpserver");
-            if std::env::var_os("CARGO").is_some() || !path.exists() {
-                build_server(profile_dir);
-            }
-            assert!(path.exists(), "{} is missing after building it", path.display());
-            path
-        })
-        .clone()
-}
-
-fn build_server(profile_dir: &Path) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let mut command = Command::new(cargo);
-    command.args(["build", "--quiet", "-p", "ftp-server", "--bin", "ftpserver", "--manifest-path"]).arg(manifest);
-    match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => {}
-        Some("release") => {
-            command.arg("--release");
-        }
-        Some(profile) => {
-            command.args(["--profile", profile]);
-        }
-    }
-    if std::env::var_os("CARGO_TARGET_DIR").is_none() {
-        if let Some(target) = profile_dir.parent() {
-            command.env("CARGO_TARGET_DIR", target);
-        }
-    }
-    let status = command.status().expect("running cargo to build ftpserver");
-    assert!(status.success(), "building ftpserver failed: {status}");
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! A download never appears half-written under its final name: it goes to `.NAME.part-<pid>-<n>` in the target's
 //! directory and is moved onto `NAME` only once the server has confirmed the transfer. Without `force` an existing
 //! file is never replaced, not even one that appears while the download runs (the move is then a hard link, which
-//! fails rather than replace). A [`PartFile`] that is not persisted removes itself when dropped.
+//! fails rather than replace). A [`PartFile`] that is not persisted removes itself when dropped, unless what it
+//! holds is kept as `NAME.part` ([`partial_path`]) for `get -c` to continue.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -49,6 +50,13 @@ pub fn part_path(target: &Path, pid: u32, n: u64) -> PathBuf {
     name.push(target.file_name().unwrap_or_else(|| "download".as_ref()));
     name.push(format!(".part-{pid}-{n}"));
     target.parent().unwrap_or_else(|| Path::new("")).join(name)
+}
+
+/// Where an interrupted download keeps what it received, for `get -c` to continue: `NAME.part` beside the target.
+pub fn partial_path(target: &Path) -> PathBuf {
+    let mut name = target.file_name().unwrap_or_else(|| "download".as_ref()).to_os_string();
+    name.push(".part");
+    target.with_file_name(name)
 }
 
 /// Distinguishes the temporary files of one process.
@@ -101,6 +109,15 @@ impl PartFile {
             }
         }
         fs::rename(&self.path, target)?;
+        self.moved = true;
+        Ok(())
+    }
+}
+
+impl PartFile {
+    /// Keeps what was written so far under `path` (replacing an older partial file there).
+    pub fn keep_as(mut self, path: &Path) -> io::Result<()> {
+        fs::rename(&self.path, path)?;
         self.moved = true;
         Ok(())
     }
@@ -194,6 +211,12 @@ mod tests {
     fn part_names_are_hidden_and_beside_the_target() {
         assert_eq!(part_path(Path::new("big.bin"), 42, 7), PathBuf::from(".big.bin.part-42-7"));
         assert_eq!(part_path(Path::new("/tmp/x/a b"), 1, 0), PathBuf::from("/tmp/x/.a b.part-1-0"));
+    }
+
+    #[test]
+    fn partial_names_are_visible() {
+        assert_eq!(partial_path(Path::new("big.bin")), PathBuf::from("big.bin.part"));
+        assert_eq!(partial_path(Path::new("/tmp/x/a b")), PathBuf::from("/tmp/x/a b.part"));
     }
 
     #[test]

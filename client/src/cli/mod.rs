@@ -1,11 +1,13 @@
 //! The `ftpclient` program: its arguments, where its commands come from, and its exit status.
 //!
-//! `ftpclient [HOST] PORT` or `ftpclient ftp://[USER[:PASS]@]HOST[:PORT][/PATH]` connects (HOST defaults to
-//! 127.0.0.1), logs in, then runs commands from `-c` options and a `-b` batch file, or else from standard input (with
-//! an `ftp> ` prompt when that is a terminal). A URL naming a file downloads it into the current directory, runs
-//! the `-c` and `-b` commands if there are any, and exits; one naming a directory starts the session there. The exit
-//! status is 0 when every command succeeded, 1 when any failed, and 2 for a usage error or when connecting
-//! (including TLS), logging in or entering the URL's directory failed.
+//! `ftpclient PORT` (on 127.0.0.1), `ftpclient HOST [PORT]`, `ftpclient HOST:PORT`, `ftpclient [V6]:PORT` or
+//! `ftpclient ftp://[USER[:PASS]@]HOST[:PORT][/PATH]` connects (port 21 unless given), logs in, then runs commands
+//! from `-c` options and a `-b` batch file, or else from standard input (with an `ftp> ` prompt when that is a
+//! terminal). A URL naming a file downloads it into the current directory, runs the `-c` and `-b` commands if there
+//! are any, and exits; one naming a directory starts the session there. Commands that are not typed at a prompt
+//! stop at the first failure unless `--keep-going` is given. The exit status is 0 when every command succeeded, 1
+//! when one failed, 2 for a usage error (in the arguments or in a command) or when connecting (including TLS),
+//! logging in or entering the URL's directory failed, and 130 when Ctrl-C stopped the commands.
 //!
 //! FTPS: `--tls` protects the session with AUTH TLS before logging in, `ftps://` URLs use implicit TLS; either
 //! way every data connection is TLS as well. The server's certificate is verified (`--ca-file` adds CAs,
@@ -30,15 +32,19 @@ pub mod words;
 mod transfer_tests;
 
 use std::io::{self, IsTerminal, Write};
+use std::net::Ipv6Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use signal_hook::consts::SIGINT;
 
 use connect::Security;
 use netrc::NetrcEntry;
-use shell::{Flow, Shell};
+use shell::{Ending, Flow, Shell};
 use url::{is_url, parse_url};
 use words::Cmd;
 
@@ -48,6 +54,11 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 /// Exit status for a usage error, or when connecting or logging in failed.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit status when Ctrl-C stopped the commands (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// The FTP port when a target names none.
+pub const DEFAULT_PORT: u16 = 21;
 
 /// Host used when only a port is given.
 pub const DEFAULT_HOST: &str = "127.0.0.1";
@@ -64,13 +75,14 @@ pub const ANONYMOUS_PASSWORD: &str = "anonymous@";
     name = "ftpclient",
     version,
     about = "Transfer files with an FTP server.",
-    override_usage = "ftpclient [OPTIONS] [HOST] PORT\n       ftpclient [OPTIONS] ftp://[USER[:PASS]@]HOST[:PORT][/PATH]\n       \
+    override_usage = "ftpclient [OPTIONS] PORT | HOST [PORT] | HOST:PORT | [IPV6]:PORT\n       ftpclient [OPTIONS] ftp://[USER[:PASS]@]HOST[:PORT][/PATH]\n       \
                       ftpclient [OPTIONS] ftps://[USER[:PASS]@]HOST[:PORT][/PATH]   (implicit TLS, port 990)",
     after_help = words::HELP
 )]
 pub struct Args {
-    /// Server: `PORT` (on 127.0.0.1), `HOST PORT` (HOST a name or an IPv4 or IPv6 address) or an ftp:// or ftps://
-    /// URL. A URL path naming a file downloads it here and exits; one ending in `/` starts in that directory.
+    /// Server: `PORT` (on 127.0.0.1), `HOST` (port 21), `HOST PORT`, `HOST:PORT`, `[IPV6]:PORT` (HOST a name or an
+    /// IPv4 or IPv6 address) or an ftp:// or ftps:// URL. A URL path naming a file downloads it here and exits; one
+    /// ending in `/` starts in that directory.
     #[arg(value_name = "HOST PORT | URL", num_args = 1..=2, required = true)]
     pub target: Vec<String>,
 
@@ -94,6 +106,14 @@ pub struct Args {
                 ~/.netrc), else asked for on a terminal, else anonymous@]"
     )]
     pub pass: Option<String>,
+
+    /// Run the remaining commands of a batch after one fails (the exit status still says it failed).
+    #[arg(long)]
+    pub keep_going: bool,
+
+    /// Most bytes per second for each transfer; K, M and G multiply by 1024 (`20M`).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub limit_rate: Option<u64>,
 
     /// Allow `get` to overwrite existing local files.
     #[arg(short = 'f', long)]
@@ -211,6 +231,15 @@ pub fn run(args: &Args) -> u8 {
     }
 
     let interactive = !scripted && io::stdin().is_terminal();
+    // Ctrl-C aborts the transfer in progress instead of the program; a second one while the first is still being
+    // handled ends the program, for a server that does not answer the abort.
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let registered =
+        signal_hook::flag::register_conditional_shutdown(SIGINT, i32::from(EXIT_INTERRUPTED), Arc::clone(&interrupt))
+            .and_then(|_| signal_hook::flag::register(SIGINT, Arc::clone(&interrupt)));
+    if let Err(e) = registered {
+        eprintln!("warning: Ctrl-C will end the program: {e}");
+    }
     let stdout = io::stdout();
     let stderr = io::stderr();
     let progress = !args.quiet && stderr.is_terminal();
@@ -221,6 +250,11 @@ pub fn run(args: &Args) -> u8 {
     }
     let mut shell = Shell::new(client, args.force, args.quiet, &mut out, &mut err);
     shell.set_progress(progress);
+    shell.set_keep_going(args.keep_going);
+    shell.set_interactive(interactive);
+    shell.set_stdin_is_commands(!scripted);
+    shell.set_limit_rate(args.limit_rate);
+    shell.set_interrupt(interrupt);
     if scripted {
         let mut flow = Flow::Continue;
         if let Some(cmd @ Cmd::Get { remote, .. }) = &download {
@@ -235,12 +269,13 @@ pub fn run(args: &Args) -> u8 {
     } else {
         shell.run_reader(&mut io::stdin().lock(), interactive);
     }
-    let failed = shell.failures() > 0;
+    let ending = shell.ending();
     shell.finish();
-    if failed {
-        EXIT_FAILED
-    } else {
-        EXIT_OK
+    match ending {
+        Ending::Ok => EXIT_OK,
+        Ending::Failed => EXIT_FAILED,
+        Ending::Usage => EXIT_USAGE,
+        Ending::Interrupted => EXIT_INTERRUPTED,
     }
 }
 
@@ -303,7 +338,8 @@ pub struct Target {
     pub implicit_tls: bool,
 }
 
-/// `[PORT]`, `[HOST, PORT]` or `[URL]` to a [`Target`].
+/// `[PORT]`, `[HOST]`, `[HOST:PORT]`, `[[V6]:PORT]`, `[HOST, PORT]` or `[URL]` to a [`Target`]. A lone number is a
+/// port on 127.0.0.1, as the first `ftpclient 5106` had it; a lone IPv6 address needs no brackets without a port.
 pub fn parse_target(target: &[String]) -> Result<Target, String> {
     if let [one] = target {
         if is_url(one) {
@@ -314,14 +350,68 @@ pub fn parse_target(target: &[String]) -> Result<Target, String> {
         }
     }
     let (host, port) = match target {
-        [port] => (DEFAULT_HOST, port),
+        [one] if !one.is_empty() && one.bytes().all(|b| b.is_ascii_digit()) => (DEFAULT_HOST, one.as_str()),
+        [one] => return split_host_port(one),
         [host, port] if is_url(host) => return Err(format!("a URL takes no separate port: {host} {port}")),
-        [host, port] => (host.as_str(), port),
-        _ => return Err("expected [HOST] PORT or an ftp:// or ftps:// URL".to_string()),
+        [host, port] => (host.as_str(), port.as_str()),
+        _ => return Err("expected PORT, HOST [PORT], HOST:PORT or an ftp:// or ftps:// URL".to_string()),
     };
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    Ok(Target { host: host.to_string(), port: parse_port(port)?, ..Target::default() })
+}
+
+/// `HOST`, `HOST:PORT`, `[V6]`, `[V6]:PORT` or a bare IPv6 address; port 21 unless given.
+fn split_host_port(text: &str) -> Result<Target, String> {
+    let bad = || format!("invalid server {text:?} (expected HOST, HOST:PORT or [IPV6]:PORT)");
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+        match after {
+            "" => (host, None),
+            _ => (host, Some(after.strip_prefix(':').ok_or_else(bad)?)),
+        }
+    } else if text.parse::<Ipv6Addr>().is_ok() {
+        (text, None)
+    } else {
+        match text.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        }
+    };
+    if host.is_empty()
+        || host.starts_with('-')
+        || host.contains(['/', ' ', '@'])
+        || (text.starts_with('[') && host.parse::<Ipv6Addr>().is_err())
+    {
+        return Err(bad());
+    }
+    let port = port.map_or(Ok(DEFAULT_PORT), parse_port)?;
+    Ok(Target { host: host.to_string(), port, ..Target::default() })
+}
+
+fn parse_port(port: &str) -> Result<u16, String> {
     match port.parse::<u16>() {
-        Ok(port) if port != 0 => Ok(Target { host: host.to_string(), port, ..Target::default() }),
+        Ok(port) if port != 0 => Ok(port),
         _ => Err(format!("invalid port {port:?} (expected 1-65535)")),
+    }
+}
+
+/// `--limit-rate`: a positive number of bytes per second, with an optional K, M or G (powers of 1024).
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let bad = || format!("{text:?} is not a rate (bytes per second, e.g. 500K or 20M)");
+    let (digits, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_uppercase()),
+        _ => (text, 'B'),
+    };
+    let scale: u64 = match unit {
+        'B' => 1,
+        'K' => 1 << 10,
+        'M' => 1 << 20,
+        'G' => 1 << 30,
+        _ => return Err(bad()),
+    };
+    match digits.parse::<u64>().ok().and_then(|n| n.checked_mul(scale)) {
+        Some(rate) if rate > 0 => Ok(rate),
+        _ => Err(bad()),
     }
 }
 
@@ -451,8 +541,32 @@ mod tests {
 
     #[test]
     fn bad_ports_are_usage_errors() {
-        for port in ["0", "65536", "x", "-1"] {
+        for port in ["0", "65536", "-1", "h:0", "h:x", "[::1]:", "[::1", "[x]:21", "", ":21", "[::1]x"] {
             assert!(parse_target(&strings(&[port])).is_err(), "{port}");
+        }
+        assert!(parse_target(&strings(&["h", "x"])).is_err());
+    }
+
+    // Regression: `ftpclient localhost` and `ftpclient 127.0.0.1:2121` were refused.
+    #[test]
+    fn host_and_host_port_forms() {
+        assert_eq!(parse_target(&strings(&["localhost"])), host_port("localhost", 21));
+        assert_eq!(parse_target(&strings(&["127.0.0.1:2121"])), host_port("127.0.0.1", 2121));
+        assert_eq!(parse_target(&strings(&["[::1]:2121"])), host_port("::1", 2121));
+        assert_eq!(parse_target(&strings(&["[::1]"])), host_port("::1", 21));
+        assert_eq!(parse_target(&strings(&["::1"])), host_port("::1", 21));
+        assert_eq!(parse_target(&strings(&["[::1]", "2121"])), host_port("::1", 2121));
+        assert_eq!(parse_target(&strings(&["ftp.example.org:21"])), host_port("ftp.example.org", 21));
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("100"), Ok(100));
+        assert_eq!(parse_rate("20M"), Ok(20 << 20));
+        assert_eq!(parse_rate("500k"), Ok(500 << 10));
+        assert_eq!(parse_rate("1G"), Ok(1 << 30));
+        for bad in ["", "0", "K", "1X", "-5", "1.5M", "99999999999999999G"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
         }
     }
 

@@ -19,6 +19,21 @@ pub struct Meter {
     hasher: Option<Sha256>,
     bytes: u64,
     bar: Option<Bar>,
+    limit: Option<Pace>,
+}
+
+/// `--limit-rate`: the transfer is held back so that, since it started, it never runs ahead of the rate.
+struct Pace {
+    bytes_per_sec: u64,
+    started: Instant,
+}
+
+impl Pace {
+    /// How long to wait after `bytes` have moved, to stay at the rate.
+    fn ahead(&self, bytes: u64) -> Duration {
+        let due = Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
+        due.saturating_sub(self.started.elapsed())
+    }
 }
 
 /// A progress bar that appears after [`BAR_DELAY`]. It counts from the start, hidden, so its rate and estimate
@@ -32,11 +47,18 @@ struct Bar {
 impl Meter {
     /// A meter that hashes when `hash` is set.
     pub fn new(hash: bool) -> Meter {
-        Meter { hasher: hash.then(Sha256::new), bytes: 0, bar: None }
+        Meter { hasher: hash.then(Sha256::new), bytes: 0, bar: None, limit: None }
     }
 
     /// Shows a progress bar labelled `label` once the transfer takes long enough. `start` is where the transfer
     /// begins (a resumed one starts past 0) and `total` the full size, if known.
+    /// Paces the transfer to at most `bytes_per_sec` (none: as fast as it goes).
+    pub fn with_limit(mut self, bytes_per_sec: Option<u64>) -> Meter {
+        self.limit =
+            bytes_per_sec.filter(|&rate| rate > 0).map(|bytes_per_sec| Pace { bytes_per_sec, started: Instant::now() });
+        self
+    }
+
     pub fn with_bar(mut self, label: &str, start: u64, total: Option<u64>) -> Meter {
         self.bar = Some(Bar::new(label, start, total));
         self
@@ -77,6 +99,10 @@ impl Meter {
         self.bytes += data.len() as u64;
         if let Some(bar) = &mut self.bar {
             bar.advance(data.len() as u64);
+        }
+        if let Some(pace) = &self.limit {
+            // Holding the transfer back is what the rate limit is: the sender waits on a full window meanwhile.
+            std::thread::sleep(pace.ahead(self.bytes));
         }
     }
 

@@ -2,15 +2,20 @@
 //!
 //! A [`Shell`] takes command lines (from `-c`, a batch file, a pipe or a prompt), runs each and writes the outcome:
 //! results and confirmations to its output, one `error: COMMAND: why` line per failure to its error stream. It
-//! counts failures and keeps going, except when the control connection is gone, when nothing more can work.
+//! counts failures. A batch (`-c`, `-b`, commands piped in) stops at the first failed command, so that a failed
+//! `cd` is never followed by an `rm` in the wrong directory, unless `--keep-going` says to go on; at a prompt every
+//! command is tried. Nothing can run once the control connection is gone. Ctrl-C aborts the transfer in progress
+//! (ABOR); it also stops a batch, and at a prompt leads back to it.
 
 use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use log::debug;
 
 use crate::cli::listing::format_long;
 use crate::cli::transfer::{self, why, Options, HASH_ALGORITHM};
-use crate::cli::words::{parse_line, Cmd, HELP};
+use crate::cli::words::{is_usage_error, parse_line, Cmd, HELP};
 use crate::timestamp::format_utc;
 use crate::FtpClient;
 
@@ -31,21 +36,59 @@ enum Output {
     Nothing,
 }
 
+/// How a session ended, for the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Every command succeeded.
+    Ok,
+    /// A command failed.
+    Failed,
+    /// A command was not understood (an unknown command or option, wrong arguments).
+    Usage,
+    /// Ctrl-C stopped a batch.
+    Interrupted,
+}
+
 /// Runs commands over one session.
 pub struct Shell<'a> {
     client: FtpClient,
     force: bool,
     quiet: bool,
     progress: bool,
+    keep_going: bool,
+    interactive: bool,
+    /// Standard input carries the commands, so `put -` cannot read a file from it.
+    stdin_is_commands: bool,
+    limit_rate: Option<u64>,
+    /// Set by the Ctrl-C handler; also given to the client, which aborts a transfer when it is set.
+    interrupt: Option<Arc<AtomicBool>>,
     out: &'a mut dyn Write,
     err: &'a mut dyn Write,
     failures: usize,
+    usage_errors: usize,
+    interrupted: bool,
 }
 
 impl<'a> Shell<'a> {
-    /// `force` allows every `get` to overwrite; `quiet` leaves out confirmations.
+    /// `force` allows every `get` to overwrite; `quiet` leaves out confirmations. It keeps going after a failure
+    /// until [`Shell::set_keep_going`] says otherwise.
     pub fn new(client: FtpClient, force: bool, quiet: bool, out: &'a mut dyn Write, err: &'a mut dyn Write) -> Self {
-        Shell { client, force, quiet, progress: false, out, err, failures: 0 }
+        Shell {
+            client,
+            force,
+            quiet,
+            progress: false,
+            keep_going: true,
+            interactive: false,
+            stdin_is_commands: false,
+            limit_rate: None,
+            interrupt: None,
+            out,
+            err,
+            failures: 0,
+            usage_errors: 0,
+            interrupted: false,
+        }
     }
 
     /// Whether long transfers show a progress bar on standard error (off by default).
@@ -53,9 +96,48 @@ impl<'a> Shell<'a> {
         self.progress = progress;
     }
 
+    /// Whether commands after a failed one still run.
+    pub fn set_keep_going(&mut self, keep_going: bool) {
+        self.keep_going = keep_going;
+    }
+
+    /// At a prompt, Ctrl-C leads back to the prompt; otherwise it stops the commands.
+    pub fn set_interactive(&mut self, interactive: bool) {
+        self.interactive = interactive;
+    }
+
+    /// Whether the commands come from standard input (then `put -` is refused).
+    pub fn set_stdin_is_commands(&mut self, yes: bool) {
+        self.stdin_is_commands = yes;
+    }
+
+    /// `--limit-rate`: most bytes per second for each transfer.
+    pub fn set_limit_rate(&mut self, limit: Option<u64>) {
+        self.limit_rate = limit;
+    }
+
+    /// The flag a Ctrl-C handler sets; a transfer in progress is then aborted.
+    pub fn set_interrupt(&mut self, flag: Arc<AtomicBool>) {
+        self.client.set_interrupt(Some(Arc::clone(&flag)));
+        self.interrupt = Some(flag);
+    }
+
     /// How many commands have failed so far.
     pub fn failures(&self) -> usize {
         self.failures
+    }
+
+    /// How the commands so far went, worst first: interrupted, a usage error, a failure.
+    pub fn ending(&self) -> Ending {
+        if self.interrupted {
+            Ending::Interrupted
+        } else if self.usage_errors > 0 {
+            Ending::Usage
+        } else if self.failures > 0 {
+            Ending::Failed
+        } else {
+            Ending::Ok
+        }
     }
 
     /// Runs one command line.
@@ -65,8 +147,11 @@ impl<'a> Shell<'a> {
             Ok(None) => Flow::Continue,
             Ok(Some(cmd)) => self.run_command(label, &cmd),
             Err(msg) => {
+                if is_usage_error(&msg) {
+                    self.usage_errors += 1;
+                }
                 self.fail(label, &msg);
-                Flow::Continue
+                self.after_failure(label)
             }
         }
     }
@@ -76,7 +161,9 @@ impl<'a> Shell<'a> {
         if *cmd == Cmd::Quit {
             return Flow::Stop;
         }
-        match self.execute(cmd) {
+        let result = self.execute(cmd);
+        let ctrl_c = self.interrupt.as_ref().is_some_and(|flag| flag.swap(false, Ordering::Relaxed));
+        match result {
             Ok(Output::Info(text)) if !self.quiet => self.print(&text),
             Ok(Output::Info(_) | Output::Nothing) => {}
             Ok(Output::Data(text)) => self.print(&text),
@@ -86,9 +173,31 @@ impl<'a> Shell<'a> {
                     self.fail("", "the connection to the server is closed; no further commands can run");
                     return Flow::Stop;
                 }
+                if !ctrl_c {
+                    return self.after_failure(label);
+                }
             }
         }
+        if ctrl_c && !self.interactive {
+            self.interrupted = true;
+            let _ =
+                writeln!(self.err, "error: interrupted (Ctrl-C) during `{label}`; the commands after it were not run");
+            return Flow::Stop;
+        }
         Flow::Continue
+    }
+
+    /// Whether to go on after `label` failed: a batch stops unless told to keep going.
+    fn after_failure(&mut self, label: &str) -> Flow {
+        if self.keep_going || self.interactive {
+            return Flow::Continue;
+        }
+        let _ = writeln!(
+            self.err,
+            "error: stopped at `{label}`, which failed; the commands after it were not run (--keep-going runs them)"
+        );
+        let _ = self.err.flush();
+        Flow::Stop
     }
 
     /// Runs every line of `input`; with `prompt`, shows `ftp> ` before each.
@@ -116,8 +225,9 @@ impl<'a> Shell<'a> {
             let flow = match std::str::from_utf8(&line) {
                 Ok(text) => self.run_line(text),
                 Err(_) => {
-                    self.fail(String::from_utf8_lossy(&line).trim(), "the command is not valid UTF-8");
-                    Flow::Continue
+                    let label = String::from_utf8_lossy(&line).trim().to_string();
+                    self.fail(&label, "the command is not valid UTF-8");
+                    self.after_failure(&label)
                 }
             };
             if flow == Flow::Stop {
@@ -135,19 +245,52 @@ impl<'a> Shell<'a> {
         }
     }
 
+    fn options(&self, force: bool, resume: bool) -> Options {
+        Options { force: force || self.force, resume, progress: self.progress, limit_rate: self.limit_rate }
+    }
+
     fn execute(&mut self, cmd: &Cmd) -> Result<Output, String> {
         match cmd {
+            Cmd::Get { remote, local: Some(local), resume, .. } if local == "-" => {
+                if *resume {
+                    return Err("get -c cannot continue standard output".to_string());
+                }
+                let opts = self.options(false, false);
+                let summary = transfer::get_to(&mut self.client, remote, &mut *self.out, opts)?;
+                // The file went to standard output; the summary must not mix with it.
+                if !self.quiet {
+                    let _ = writeln!(self.err, "{summary}");
+                }
+                Ok(Output::Nothing)
+            }
+            Cmd::Cat { path } => {
+                let opts = self.options(false, false);
+                transfer::get_to(&mut self.client, path, &mut *self.out, opts)?;
+                Ok(Output::Nothing)
+            }
             Cmd::Get { remote, local, force, resume } => {
-                let opts = Options { force: *force || self.force, resume: *resume, progress: self.progress };
+                let opts = self.options(*force, *resume);
                 transfer::get(&mut self.client, remote, local.as_deref(), opts).map(Output::Info)
             }
+            Cmd::Upload { local, remote, resume } if local == "-" => {
+                let Some(remote) = remote else { return Err("put - needs a remote name".to_string()) };
+                if *resume {
+                    return Err("put -c cannot continue standard input".to_string());
+                }
+                if self.stdin_is_commands {
+                    return Err("standard input holds the commands; give them with -c or -b to put -".to_string());
+                }
+                let opts = self.options(false, false);
+                transfer::upload_from(&mut self.client, &mut std::io::stdin().lock(), remote, opts).map(Output::Info)
+            }
             Cmd::Upload { local, remote, resume } => {
-                let opts = Options { force: false, resume: *resume, progress: self.progress };
+                let opts = Options { force: false, ..self.options(false, *resume) };
                 transfer::upload(&mut self.client, local, remote.as_deref(), opts).map(Output::Info)
             }
-            Cmd::Ls { path, long: true } => self.long_listing(path.as_deref()),
-            Cmd::Ls { path, long: false } => {
-                self.client.list(path.as_deref()).map(Output::Data).map_err(|e| why(&e, "LIST"))
+            Cmd::Ls { path, names_only: false } => self.long_listing(path.as_deref()),
+            Cmd::Ls { path, names_only: true } => {
+                let names = self.client.nlst(path.as_deref()).map_err(|e| why(&e, "NLST"))?;
+                Ok(if names.is_empty() { Output::Nothing } else { Output::Data(names.join("\n")) })
             }
             Cmd::Cd { path } => {
                 self.client.cwd(path).map_err(|e| why(&e, "CWD"))?;

@@ -11,13 +11,15 @@
 //! summary line ends with what was checked; a mismatch is an error, and a plain `get` then keeps nothing.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use log::debug;
 
-use crate::cli::local::{check_target, download_target, open_upload, transfer_summary, upload_name, PartFile};
+use crate::cli::local::{
+    check_target, download_target, open_upload, partial_path, transfer_summary, upload_name, PartFile,
+};
 use crate::cli::progress::{Meter, Metered};
 use crate::features::to_hex;
 use crate::{FtpClient, FtpError};
@@ -34,9 +36,19 @@ pub struct Options {
     pub resume: bool,
     /// Show a progress bar for long transfers.
     pub progress: bool,
+    /// Most bytes per second (`--limit-rate`).
+    pub limit_rate: Option<u64>,
 }
 
-/// Downloads `remote`; returns the summary line.
+impl Options {
+    /// A meter for one transfer, hashing with SHA-256 when `hash` is set, paced to the rate limit.
+    fn meter(&self, hash: bool) -> Meter {
+        Meter::new(hash).with_limit(self.limit_rate)
+    }
+}
+
+/// Downloads `remote`; returns the summary line. A download cut short (Ctrl-C, a broken connection) after some
+/// bytes arrived keeps them as `LOCAL.part`, which `get -c` continues.
 pub fn get(client: &mut FtpClient, remote: &str, local: Option<&str>, opts: Options) -> Result<String, String> {
     let target = download_target(remote, local)?;
     if opts.resume {
@@ -47,15 +59,30 @@ pub fn get(client: &mut FtpClient, remote: &str, local: Option<&str>, opts: Opti
     let total = if opts.progress { client.size(remote).ok() } else { None };
     let mut part = PartFile::create(&target)
         .map_err(|e| format!("cannot create a temporary file beside {}: {e}", target.display()))?;
-    let mut meter = Meter::new(hash);
+    let mut meter = opts.meter(hash);
     if opts.progress {
         meter = meter.with_bar(remote, 0, total);
     }
     let start = Instant::now();
-    // On failure `part` is dropped, which removes the temporary file.
     let result = client.retr(remote, &mut Metered { inner: part.file(), meter: &mut meter });
     let digest = meter.finish();
-    let bytes = result.map_err(|e| why(&e, "RETR"))?;
+    let bytes = match result {
+        Ok(bytes) => bytes,
+        Err(e) if meter.bytes() > 0 => {
+            let kept = partial_path(&target);
+            let why = why(&e, "RETR");
+            return Err(match part.keep_as(&kept) {
+                Ok(()) => format!(
+                    "{why}; the {} bytes received are kept in {} (get -c {remote} continues)",
+                    meter.bytes(),
+                    kept.display()
+                ),
+                Err(e) => format!("{why}; keeping the bytes received as {} failed: {e}", kept.display()),
+            });
+        }
+        // Nothing arrived: dropping `part` removes the temporary file.
+        Err(e) => return Err(why(&e, "RETR")),
+    };
     let elapsed = start.elapsed();
     let check = verify(client, remote, bytes, digest).map_err(|msg| format!("{msg}; the download was discarded"))?;
     part.persist(&target, opts.force).map_err(|e| format!("saving {}: {e}", target.display()))?;
@@ -63,16 +90,32 @@ pub fn get(client: &mut FtpClient, remote: &str, local: Option<&str>, opts: Opti
     Ok(format!("{}, {check}", transfer_summary("get", remote, &to, bytes, elapsed)))
 }
 
-/// `get -c`: continues the local file in place.
+/// Downloads `remote` into `out` (standard output for `get REMOTE -` and `cat`); returns the summary line.
+pub fn get_to(client: &mut FtpClient, remote: &str, out: &mut dyn Write, opts: Options) -> Result<String, String> {
+    let hash = offers_sha256(client)?;
+    let mut meter = opts.meter(hash);
+    let start = Instant::now();
+    let result = client.retr(remote, &mut Metered { inner: out, meter: &mut meter });
+    let digest = meter.finish();
+    let bytes = result.map_err(|e| why(&e, "RETR"))?;
+    let elapsed = start.elapsed();
+    let check = verify(client, remote, bytes, digest)?;
+    Ok(format!("{}, {check}", transfer_summary("get", remote, "-", bytes, elapsed)))
+}
+
+/// `get -c`: continues the local file in place, or else the `LOCAL.part` an interrupted `get` kept (or a new one),
+/// which becomes `LOCAL` once complete and verified.
 fn get_continue(client: &mut FtpClient, remote: &str, target: &Path, opts: Options) -> Result<String, String> {
-    let shown = target.display().to_string();
-    let local_err = |e: std::io::Error| format!("local file {shown}: {e}");
-    match fs::symlink_metadata(target) {
-        Ok(meta) if meta.is_dir() => return Err(format!("local path {shown} is a directory")),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+    let local_err = |e: std::io::Error| format!("local file {}: {e}", target.display());
+    let exists = match fs::symlink_metadata(target) {
+        Ok(meta) if meta.is_dir() => return Err(format!("local path {} is a directory", target.display())),
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => return Err(local_err(e)),
-    }
+    };
+    let path = if exists { target.to_path_buf() } else { partial_path(target) };
+    let shown = path.display().to_string();
+    let local_err = |e: std::io::Error| format!("local file {shown}: {e}");
     let hash = offers_sha256(client)?;
     let remote_size = match client.size(remote) {
         Ok(size) => Some(size),
@@ -80,9 +123,9 @@ fn get_continue(client: &mut FtpClient, remote: &str, target: &Path, opts: Optio
         Err(e) if refused(&e, 500..=502) => None,
         Err(e) => return Err(why(&e, "SIZE")),
     };
-    let created = !target.exists();
+    let created = !path.exists();
     let mut file =
-        OpenOptions::new().read(true).write(true).create(true).truncate(false).open(target).map_err(local_err)?;
+        OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(local_err)?;
     let offset = file.metadata().map_err(local_err)?.len();
     if let Some(size) = remote_size.filter(|size| offset > *size) {
         return Err(format!(
@@ -90,7 +133,7 @@ fn get_continue(client: &mut FtpClient, remote: &str, target: &Path, opts: Optio
         ));
     }
     // The part already here counts towards the digest; writing continues after it.
-    let mut meter = Meter::new(hash);
+    let mut meter = opts.meter(hash);
     meter.hash_prefix(&mut file, offset).map_err(local_err)?;
     file.seek(SeekFrom::Start(offset)).map_err(local_err)?;
     let start = Instant::now();
@@ -105,7 +148,7 @@ fn get_continue(client: &mut FtpClient, remote: &str, target: &Path, opts: Optio
             drop(file);
             if created && meter.bytes() == 0 {
                 // Nothing was received: do not leave an empty file behind.
-                let _ = fs::remove_file(target);
+                let _ = fs::remove_file(&path);
             }
             return Err(why(&e, "RETR"));
         }
@@ -116,12 +159,19 @@ fn get_continue(client: &mut FtpClient, remote: &str, target: &Path, opts: Optio
     let check = verify(client, remote, offset + bytes, digest).map_err(|msg| {
         format!("{msg}; {shown} is kept as it is (get -f {remote} downloads it again from the start)")
     })?;
-    Ok(resumed_summary("get", remote, &shown, bytes, elapsed, offset, &check))
+    if !exists {
+        drop(file);
+        fs::rename(&path, target).map_err(|e| format!("saving {}: {e}", target.display()))?;
+    }
+    let to = target.display().to_string();
+    Ok(resumed_summary("get", remote, &to, bytes, elapsed, offset, &check))
 }
 
 /// Uploads `local`; returns the summary line.
+/// A REMOTE ending in `/` is a directory: the file keeps its name there.
 pub fn upload(client: &mut FtpClient, local: &str, remote: Option<&str>, opts: Options) -> Result<String, String> {
     let remote = match remote {
+        Some(dir) if dir.ends_with('/') => format!("{dir}{}", upload_name(local)?),
         Some(remote) => remote.to_string(),
         None => upload_name(local)?,
     };
@@ -135,7 +185,7 @@ pub fn upload(client: &mut FtpClient, local: &str, remote: Option<&str>, opts: O
         ));
     }
     // The part the server has counts towards the digest; sending starts after it.
-    let mut meter = Meter::new(hash);
+    let mut meter = opts.meter(hash);
     let local_err = |e: std::io::Error| format!("local file {local}: {e}");
     meter.hash_prefix(&mut file, offset).map_err(local_err)?;
     file.seek(SeekFrom::Start(offset)).map_err(local_err)?;
@@ -157,6 +207,24 @@ pub fn upload(client: &mut FtpClient, local: &str, remote: Option<&str>, opts: O
     } else {
         Ok(format!("{}, {check}", transfer_summary("upload", local, &remote, bytes, elapsed)))
     }
+}
+
+/// Uploads what `input` yields (standard input for `put - REMOTE`) to `remote`; returns the summary line.
+pub fn upload_from(
+    client: &mut FtpClient,
+    input: &mut dyn Read,
+    remote: &str,
+    opts: Options,
+) -> Result<String, String> {
+    let hash = offers_sha256(client)?;
+    let mut meter = opts.meter(hash);
+    let start = Instant::now();
+    let result = client.stor(remote, &mut Metered { inner: input, meter: &mut meter });
+    let digest = meter.finish();
+    let bytes = result.map_err(|e| why(&e, "STOR"))?;
+    let elapsed = start.elapsed();
+    let check = verify(client, remote, bytes, digest)?;
+    Ok(format!("{}, {check}", transfer_summary("upload", "-", remote, bytes, elapsed)))
 }
 
 /// How much of `remote` the server already has: its size, or 0 when it does not exist.

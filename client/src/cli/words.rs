@@ -7,18 +7,52 @@
 /// One thing the user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cmd {
-    Get { remote: String, local: Option<String>, force: bool, resume: bool },
-    Upload { local: String, remote: Option<String>, resume: bool },
-    Ls { path: Option<String>, long: bool },
-    Cd { path: String },
+    Get {
+        remote: String,
+        local: Option<String>,
+        force: bool,
+        resume: bool,
+    },
+    Upload {
+        local: String,
+        remote: Option<String>,
+        resume: bool,
+    },
+    /// `ls` and `ls -l` (long: one line per entry, the same columns on every server), `ls -1` (names only).
+    Ls {
+        path: Option<String>,
+        names_only: bool,
+    },
+    /// `cat REMOTE`: the file's bytes on standard output.
+    Cat {
+        path: String,
+    },
+    Cd {
+        path: String,
+    },
     Pwd,
-    Mkdir { path: String },
-    Rmdir { path: String },
-    Rm { path: String },
-    Rename { from: String, to: String },
-    Size { path: String },
-    Mdtm { path: String },
-    Hash { path: String },
+    Mkdir {
+        path: String,
+    },
+    Rmdir {
+        path: String,
+    },
+    Rm {
+        path: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
+    Size {
+        path: String,
+    },
+    Mdtm {
+        path: String,
+    },
+    Hash {
+        path: String,
+    },
     Help,
     Quit,
 }
@@ -27,12 +61,15 @@ pub enum Cmd {
 pub const HELP: &str = "\
 commands:
   get [-f] [-c] REMOTE [LOCAL]
-                           download REMOTE to LOCAL (a file or a directory; default: its name here);
-                           an existing local file is kept unless -f (or --force) is given;
-                           -c (--continue) resumes into LOCAL from its current size
+                           download REMOTE to LOCAL (a file or a directory; default: its name here; - is
+                           standard output); an existing local file is kept unless -f (or --force) is given;
+                           -c (--continue) resumes LOCAL, or the LOCAL.part an interrupted get kept
   upload [-c] LOCAL [REMOTE]
-                           upload a local file (alias: put); -c (--continue) resumes from the remote size
-  ls [-l] [PATH]           list a remote directory; -l: one line per entry (type, size, UTC time, name)
+                           upload a local file (alias: put; - reads standard input, REMOTE required;
+                           a REMOTE ending in / is a directory); -c (--continue) resumes from the remote size
+  cat REMOTE               print a remote file on standard output
+  ls [-l|-1] [PATH]        list a remote directory, one line per entry (type, size, UTC time, name);
+                           -1: names only
   cd PATH                  change the remote directory
   pwd                      print the remote directory
   mkdir PATH               create a remote directory
@@ -96,7 +133,7 @@ pub fn parse_command(words: &[String]) -> Result<Cmd, String> {
     let owned = |s: &str| s.to_string();
     let cmd = match (verb.to_ascii_lowercase().as_str(), args.as_slice()) {
         ("get", rest) => {
-            let (flags, rest) = options(rest, &[&["-f", "--force"], &["-c", "--continue"]]);
+            let (flags, rest) = options(rest, &[&["-f", "--force"], &["-c", "--continue"]])?;
             let (force, resume) = (flags[0], flags[1]);
             match rest {
                 [remote] => Cmd::Get { remote: owned(remote), local: None, force, resume },
@@ -105,7 +142,7 @@ pub fn parse_command(words: &[String]) -> Result<Cmd, String> {
             }
         }
         ("upload" | "put", rest) => {
-            let (flags, rest) = options(rest, &[&["-c", "--continue"]]);
+            let (flags, rest) = options(rest, &[&["-c", "--continue"]])?;
             let resume = flags[0];
             match rest {
                 [local] => Cmd::Upload { local: owned(local), remote: None, resume },
@@ -113,14 +150,21 @@ pub fn parse_command(words: &[String]) -> Result<Cmd, String> {
                 _ => return usage("upload [-c] LOCAL [REMOTE]"),
             }
         }
-        ("ls", rest) => {
-            let (flags, rest) = options(rest, &[&["-l"]]);
+        ("ls" | "dir", rest) => {
+            let (flags, rest) = options(rest, &[&["-l"], &["-1"]])?;
+            let names_only = flags[1];
+            if flags[0] && names_only {
+                return usage("ls [-l|-1] [PATH]");
+            }
             match rest {
-                [] => Cmd::Ls { path: None, long: flags[0] },
-                [path] => Cmd::Ls { path: Some(owned(path)), long: flags[0] },
-                _ => return usage("ls [-l] [PATH]"),
+                [] => Cmd::Ls { path: None, names_only },
+                [path] => Cmd::Ls { path: Some(owned(path)), names_only },
+                _ => return usage("ls [-l|-1] [PATH]"),
             }
         }
+        ("cat", [path]) if !path.starts_with('-') => Cmd::Cat { path: owned(path) },
+        ("cat", ["--", path]) => Cmd::Cat { path: owned(path) },
+        ("cat", _) => return usage("cat REMOTE"),
         ("cd", [path]) => Cmd::Cd { path: owned(path) },
         ("cd", _) => return usage("cd PATH"),
         ("pwd", []) => Cmd::Pwd,
@@ -148,21 +192,31 @@ pub fn parse_command(words: &[String]) -> Result<Cmd, String> {
 }
 
 /// Takes the leading options of a command: `flags[i]` says whether any spelling in `known[i]` was given. They
-/// end at the first other word; `--` ends them too, for a name that starts with a dash.
-fn options<'a, 'w>(words: &'a [&'w str], known: &[&[&str]]) -> (Vec<bool>, &'a [&'w str]) {
+/// end at the first word that does not start with a dash (`-` alone is a name: standard input or output); `--`
+/// ends them too, for a name that starts with a dash. Any other dashed word is an unknown option: a usage error,
+/// never a file name.
+fn options<'a, 'w>(words: &'a [&'w str], known: &[&[&str]]) -> Result<(Vec<bool>, &'a [&'w str]), String> {
     let mut flags = vec![false; known.len()];
     let mut rest = words;
     while let Some((first, tail)) = rest.split_first() {
         if *first == "--" {
-            return (flags, tail);
+            return Ok((flags, tail));
+        }
+        if !first.starts_with('-') || *first == "-" {
+            break;
         }
         match known.iter().position(|spellings| spellings.contains(first)) {
             Some(i) => flags[i] = true,
-            None => break,
+            None => return Err(format!("unknown option {first} (a name starting with - goes after --)")),
         }
         rest = tail;
     }
-    (flags, rest)
+    Ok((flags, rest))
+}
+
+/// True when a parse error is a usage mistake (unknown option, wrong arguments) rather than a malformed line.
+pub fn is_usage_error(msg: &str) -> bool {
+    msg.starts_with("usage: ") || msg.starts_with("unknown ")
 }
 
 #[cfg(test)]
@@ -239,6 +293,25 @@ mod tests {
         assert!(parse("get -c").is_err());
     }
 
+    // Regression: `get -r pub` asked the server for a file named "-r".
+    #[test]
+    fn unknown_options_are_usage_errors() {
+        let err = parse("get -x pub").expect_err("unknown option");
+        assert_eq!(err, "unknown option -x (a name starting with - goes after --)");
+        assert!(is_usage_error(&err));
+        assert!(parse("put --bogus a").is_err());
+        assert!(parse("ls -a").is_err());
+        assert!(is_usage_error(&parse("cd").expect_err("usage")));
+        assert!(!is_usage_error("unterminated quote"));
+    }
+
+    // `-` alone names standard input or output, not an option.
+    #[test]
+    fn dash_is_a_name() {
+        assert_eq!(parse("get a -"), get("a", Some("-"), false, false));
+        assert_eq!(parse("put - r"), Ok(Cmd::Upload { local: "-".into(), remote: Some("r".into()), resume: false }));
+    }
+
     #[test]
     fn upload_and_put_are_the_same() {
         let want = Cmd::Upload { local: "a b".into(), remote: None, resume: false };
@@ -254,12 +327,16 @@ mod tests {
 
     #[test]
     fn other_commands() {
-        assert_eq!(parse("ls"), Ok(Cmd::Ls { path: None, long: false }));
-        assert_eq!(parse("ls dir"), Ok(Cmd::Ls { path: Some("dir".into()), long: false }));
-        assert_eq!(parse("ls -l"), Ok(Cmd::Ls { path: None, long: true }));
-        assert_eq!(parse("ls -l dir"), Ok(Cmd::Ls { path: Some("dir".into()), long: true }));
-        assert_eq!(parse("ls -- -l"), Ok(Cmd::Ls { path: Some("-l".into()), long: false }));
-        assert_eq!(parse("ls -l a b"), Err("usage: ls [-l] [PATH]".into()));
+        assert_eq!(parse("ls"), Ok(Cmd::Ls { path: None, names_only: false }));
+        assert_eq!(parse("ls dir"), Ok(Cmd::Ls { path: Some("dir".into()), names_only: false }));
+        assert_eq!(parse("ls -l"), Ok(Cmd::Ls { path: None, names_only: false }));
+        assert_eq!(parse("ls -1 dir"), Ok(Cmd::Ls { path: Some("dir".into()), names_only: true }));
+        assert_eq!(parse("ls -- -l"), Ok(Cmd::Ls { path: Some("-l".into()), names_only: false }));
+        assert_eq!(parse("ls -l a b"), Err("usage: ls [-l|-1] [PATH]".into()));
+        assert_eq!(parse("ls -l -1"), Err("usage: ls [-l|-1] [PATH]".into()));
+        assert_eq!(parse("cat a"), Ok(Cmd::Cat { path: "a".into() }));
+        assert_eq!(parse("cat -- -a"), Ok(Cmd::Cat { path: "-a".into() }));
+        assert!(parse("cat -x").is_err());
         assert_eq!(parse("mdtm f"), Ok(Cmd::Mdtm { path: "f".into() }));
         assert_eq!(parse("hash \"a b\""), Ok(Cmd::Hash { path: "a b".into() }));
         assert_eq!(parse("cd /x"), Ok(Cmd::Cd { path: "/x".into() }));

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod ourserver;
 pub mod tls;
 
 use std::ffi::OsStr;
