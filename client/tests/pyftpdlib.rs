@@ -262,3 +262,51 @@ fn cli_over_ipv6() {
     assert!(stdout.lines().any(|l| l.starts_with("- 70000 ") && l.ends_with(" up6.bin")), "{stdout}");
     assert_eq!(sha256(&fs::read(server.path("up6.bin")).expect("uploaded")), sha256(&data));
 }
+
+/// A writer that raises the interrupt flag once it has taken `after` bytes, as a Ctrl-C handler would.
+struct InterruptAfter {
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    after: usize,
+    taken: Vec<u8>,
+}
+
+impl std::io::Write for InterruptAfter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.taken.extend_from_slice(buf);
+        if self.taken.len() >= self.after {
+            self.flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// The interrupt flag aborts a download with ABOR; the session stays in step (the next command gets its own reply)
+// and REST continues from what arrived.
+#[test]
+fn library_abort_keeps_the_session_usable() {
+    let Some(server) = PeerServer::local() else { return };
+    let data = pattern(64 << 20, 21);
+    fs::write(server.path("big.bin"), &data).expect("remote file");
+    let mut client = FtpClient::connect("127.0.0.1", server.port, WAIT).expect("connect");
+    client.login("anonymous", "anonymous@").expect("login");
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    client.set_interrupt(Some(flag.clone()));
+    let mut out = InterruptAfter { flag: flag.clone(), after: 100_000, taken: Vec::new() };
+    match client.retr("big.bin", &mut out) {
+        Err(FtpError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::Interrupted, "{e}"),
+        other => panic!("expected an interrupted transfer, got {other:?}"),
+    }
+    let got = out.taken.len();
+    assert!(got >= 100_000 && got < data.len(), "{got} bytes");
+    assert_eq!(out.taken[..], data[..got]);
+    flag.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(client.pwd().expect("pwd after ABOR"), "/");
+    let mut rest = Vec::new();
+    client.retr_from("big.bin", got as u64, &mut rest).expect("rest");
+    assert_eq!(sha256(&[&out.taken[..], &rest[..]].concat()), sha256(&data));
+    client.quit().expect("quit");
+}

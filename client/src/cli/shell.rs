@@ -161,8 +161,12 @@ impl<'a> Shell<'a> {
         if *cmd == Cmd::Quit {
             return Flow::Stop;
         }
+        // A Ctrl-C since the last command stops a batch; at a prompt it only cleared the line.
+        if self.take_interrupt() && !self.interactive {
+            return self.stop_interrupted(label);
+        }
         let result = self.execute(cmd);
-        let ctrl_c = self.interrupt.as_ref().is_some_and(|flag| flag.swap(false, Ordering::Relaxed));
+        let ctrl_c = self.take_interrupt();
         match result {
             Ok(Output::Info(text)) if !self.quiet => self.print(&text),
             Ok(Output::Info(_) | Output::Nothing) => {}
@@ -179,12 +183,21 @@ impl<'a> Shell<'a> {
             }
         }
         if ctrl_c && !self.interactive {
-            self.interrupted = true;
-            let _ =
-                writeln!(self.err, "error: interrupted (Ctrl-C) during `{label}`; the commands after it were not run");
-            return Flow::Stop;
+            return self.stop_interrupted(label);
         }
         Flow::Continue
+    }
+
+    /// Whether Ctrl-C was pressed since the last call.
+    fn take_interrupt(&self) -> bool {
+        self.interrupt.as_ref().is_some_and(|flag| flag.swap(false, Ordering::Relaxed))
+    }
+
+    fn stop_interrupted(&mut self, label: &str) -> Flow {
+        self.interrupted = true;
+        let _ = writeln!(self.err, "error: interrupted (Ctrl-C) at `{label}`; the commands after it were not run");
+        let _ = self.err.flush();
+        Flow::Stop
     }
 
     /// Whether to go on after `label` failed: a batch stops unless told to keep going.

@@ -69,25 +69,33 @@ pub fn get(client: &mut FtpClient, remote: &str, local: Option<&str>, opts: Opti
     let bytes = match result {
         Ok(bytes) => bytes,
         Err(e) if meter.bytes() > 0 => {
-            let kept = partial_path(&target);
-            let why = why(&e, "RETR");
-            return Err(match part.keep_as(&kept) {
-                Ok(()) => format!(
-                    "{why}; the {} bytes received are kept in {} (get -c {remote} continues)",
-                    meter.bytes(),
-                    kept.display()
-                ),
-                Err(e) => format!("{why}; keeping the bytes received as {} failed: {e}", kept.display()),
-            });
+            return Err(keep_partial(part, &target, remote, meter.bytes(), &why(&e, "RETR")))
         }
         // Nothing arrived: dropping `part` removes the temporary file.
         Err(e) => return Err(why(&e, "RETR")),
     };
     let elapsed = start.elapsed();
-    let check = verify(client, remote, bytes, digest).map_err(|msg| format!("{msg}; the download was discarded"))?;
+    let check = match verify(client, remote, bytes, digest) {
+        Ok(check) => check,
+        // The connection broke before the copy could be checked: what arrived may be all of it.
+        Err(msg) if client.is_closed() && bytes > 0 => return Err(keep_partial(part, &target, remote, bytes, &msg)),
+        Err(msg) => return Err(format!("{msg}; the download was discarded")),
+    };
     part.persist(&target, opts.force).map_err(|e| format!("saving {}: {e}", target.display()))?;
     let to = target.display().to_string();
     Ok(format!("{}, {check}", transfer_summary("get", remote, &to, bytes, elapsed)))
+}
+
+/// Keeps the `bytes` a failed download received as `TARGET.part`, for `get -c` to continue; returns the error
+/// message, `why` followed by where the bytes are.
+fn keep_partial(part: PartFile, target: &Path, remote: &str, bytes: u64, why: &str) -> String {
+    let kept = partial_path(target);
+    match part.keep_as(&kept) {
+        Ok(()) => {
+            format!("{why}; the {bytes} bytes received are kept in {} (get -c {remote} continues)", kept.display())
+        }
+        Err(e) => format!("{why}; keeping the bytes received as {} failed: {e}", kept.display()),
+    }
 }
 
 /// Downloads `remote` into `out` (standard output for `get REMOTE -` and `cat`); returns the summary line.

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod ourserver;
+pub mod terminal;
 pub mod tls;
 
 use std::ffi::OsStr;
