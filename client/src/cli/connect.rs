@@ -77,6 +77,30 @@ pub fn connect(
     }
 }
 
+/// Everything needed to open another session like the first one and log in: the extra connections of parallel
+/// transfers.
+#[derive(Clone)]
+pub struct Login {
+    pub host: String,
+    pub port: u16,
+    pub timeout: Duration,
+    pub security: Security,
+    pub tls: Option<TlsConfig>,
+    pub user: String,
+    pub pass: String,
+    pub active: bool,
+}
+
+impl Login {
+    /// Connects, logs in and sets the data connection mode.
+    pub fn open(&self) -> Result<FtpClient, String> {
+        let mut client = connect(&self.host, self.port, self.timeout, self.security, self.tls.as_ref())?;
+        client.login(&self.user, &self.pass).map_err(|e| format!("login as {}: {e}", self.user))?;
+        client.set_active(self.active);
+        Ok(client)
+    }
+}
+
 /// The error, with what to do about it when the server's certificate is not trusted.
 pub fn explain(err: &FtpError) -> String {
     if err.is_certificate_error() {

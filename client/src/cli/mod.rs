@@ -19,12 +19,16 @@
 //! their verification in [`transfer`], local file handling in [`local`].
 
 pub mod connect;
+pub mod glob;
+pub mod jobs;
 pub mod listing;
 pub mod local;
+pub mod mirror;
 pub mod netrc;
 pub mod progress;
 pub mod shell;
 pub mod transfer;
+pub mod tree;
 pub mod url;
 pub mod words;
 
@@ -42,7 +46,7 @@ use std::time::Duration;
 use clap::Parser;
 use signal_hook::consts::SIGINT;
 
-use connect::Security;
+use connect::{Login, Security};
 use netrc::NetrcEntry;
 use shell::{Ending, Flow, Shell};
 use url::{is_url, parse_url};
@@ -114,6 +118,10 @@ pub struct Args {
     /// Most bytes per second for each transfer; K, M and G multiply by 1024 (`20M`).
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub limit_rate: Option<u64>,
+
+    /// Connections for mget, mput, mirror, get -r and put -r (each command's --parallel overrides it).
+    #[arg(long, value_name = "N", default_value = "1", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
 
     /// Allow `get` to overwrite existing local files.
     #[arg(short = 'f', long)]
@@ -254,6 +262,17 @@ pub fn run(args: &Args) -> u8 {
     shell.set_interactive(interactive);
     shell.set_stdin_is_commands(!scripted);
     shell.set_limit_rate(args.limit_rate);
+    let login = Login {
+        host: target.host.clone(),
+        port: target.port,
+        timeout: args.timeout,
+        security,
+        tls,
+        user,
+        pass,
+        active: args.active,
+    };
+    shell.set_parallel(usize::from(args.parallel), Some(login));
     shell.set_interrupt(interrupt);
     if scripted {
         let mut flow = Flow::Continue;

@@ -13,7 +13,11 @@ use std::sync::Arc;
 
 use log::debug;
 
+use crate::cli::connect::Login;
+use crate::cli::jobs::{self, Extra, Job, Outcome};
 use crate::cli::listing::format_long;
+use crate::cli::local::format_rate;
+use crate::cli::mirror::{self, MirrorSpec};
 use crate::cli::transfer::{self, why, Options, HASH_ALGORITHM};
 use crate::cli::words::{is_usage_error, parse_line, Cmd, HELP};
 use crate::timestamp::format_utc;
@@ -60,6 +64,10 @@ pub struct Shell<'a> {
     /// Standard input carries the commands, so `put -` cannot read a file from it.
     stdin_is_commands: bool,
     limit_rate: Option<u64>,
+    /// Connections for many-file commands (`--parallel`).
+    parallel: usize,
+    /// How to open more connections like this one; without it every transfer uses this one.
+    login: Option<Login>,
     /// Set by the Ctrl-C handler; also given to the client, which aborts a transfer when it is set.
     interrupt: Option<Arc<AtomicBool>>,
     out: &'a mut dyn Write,
@@ -82,6 +90,8 @@ impl<'a> Shell<'a> {
             interactive: false,
             stdin_is_commands: false,
             limit_rate: None,
+            parallel: 1,
+            login: None,
             interrupt: None,
             out,
             err,
@@ -114,6 +124,12 @@ impl<'a> Shell<'a> {
     /// `--limit-rate`: most bytes per second for each transfer.
     pub fn set_limit_rate(&mut self, limit: Option<u64>) {
         self.limit_rate = limit;
+    }
+
+    /// How many connections many-file commands use (`--parallel N`), and how to open the extra ones.
+    pub fn set_parallel(&mut self, parallel: usize, login: Option<Login>) {
+        self.parallel = parallel.max(1);
+        self.login = login;
     }
 
     /// The flag a Ctrl-C handler sets; a transfer in progress is then aborted.
@@ -300,6 +316,17 @@ impl<'a> Shell<'a> {
                 let opts = Options { force: false, ..self.options(false, *resume) };
                 transfer::upload(&mut self.client, local, remote.as_deref(), opts).map(Output::Info)
             }
+            Cmd::Mget { patterns, force, parallel } => {
+                // Into the current directory, named as on the server.
+                let into = std::path::Path::new("");
+                let jobs = mirror::mget_jobs(&mut self.client, patterns, into)?;
+                self.many("mget", jobs, *parallel, *force)
+            }
+            Cmd::Mput { patterns, parallel } => {
+                let jobs = mirror::mput_jobs(patterns, None)?;
+                self.many("mput", jobs, *parallel, false)
+            }
+            Cmd::Mirror(spec) => self.mirror(spec),
             Cmd::Ls { path, names_only: false } => self.long_listing(path.as_deref()),
             Cmd::Ls { path, names_only: true } => {
                 let names = self.client.nlst(path.as_deref()).map_err(|e| why(&e, "NLST"))?;
@@ -348,6 +375,60 @@ impl<'a> Shell<'a> {
         }
     }
 
+    /// Runs many transfers, over `parallel` connections (the session's setting when `None`).
+    fn run_jobs(&mut self, jobs: Vec<Job>, parallel: Option<usize>, force: bool) -> Outcome {
+        let parallel = parallel.unwrap_or(self.parallel);
+        let opts = self.options(force, false);
+        // Extra connections start where this session is.
+        let cwd = match &self.login {
+            Some(_) if parallel > 1 && jobs.len() > 1 => self.client.pwd().ok(),
+            _ => None,
+        };
+        let extra = match (&self.login, cwd) {
+            (Some(login), Some(cwd)) => Some(Extra { login, cwd }),
+            _ => None,
+        };
+        jobs::run_jobs(&mut self.client, extra, jobs, parallel, opts, self.interrupt.as_ref())
+    }
+
+    /// `mget` and `mput`: the transfers, then one summary line, or the failures.
+    fn many(&mut self, verb: &str, jobs: Vec<Job>, parallel: Option<usize>, force: bool) -> Result<Output, String> {
+        let started = std::time::Instant::now();
+        let total = jobs.len();
+        let outcome = self.run_jobs(jobs, parallel, force);
+        failures_of(total, &outcome.failures)?;
+        let elapsed = started.elapsed();
+        Ok(Output::Info(format!(
+            "{verb}: {} files ({} bytes) in {:.2} s ({})",
+            outcome.done,
+            outcome.bytes,
+            elapsed.as_secs_f64(),
+            format_rate(outcome.bytes, elapsed)
+        )))
+    }
+
+    /// `mirror`, `get -r` and `put -r`: directories first, then the copies, then (only when every copy succeeded)
+    /// the removals.
+    fn mirror(&mut self, spec: &MirrorSpec) -> Result<Output, String> {
+        let started = std::time::Instant::now();
+        let plan = mirror::make_plan(&mut self.client, spec)?;
+        if spec.dry_run {
+            return Ok(Output::Data(plan.describe()));
+        }
+        let mut failures = mirror::apply_changes(&mut self.client, &plan.mkdirs);
+        let total = plan.jobs.len() + plan.mkdirs.len();
+        if failures.is_empty() {
+            let outcome = self.run_jobs(plan.jobs.clone(), spec.parallel, true);
+            failures.extend(outcome.failures);
+            if failures.is_empty() {
+                failures.extend(mirror::apply_changes(&mut self.client, &plan.removals));
+            }
+            failures_of(total + plan.removals.len(), &failures)?;
+            return Ok(Output::Info(mirror::summary(&plan, outcome.done, outcome.bytes, started)));
+        }
+        failures_of(total, &failures).map(|()| Output::Nothing)
+    }
+
     /// `ls -l`: MLSD in neat columns when the server offers MLST, else the server's own LIST.
     fn long_listing(&mut self, path: Option<&str>) -> Result<Output, String> {
         if self.client.feature("MLST").map_err(|e| e.to_string())?.is_none() {
@@ -377,6 +458,19 @@ impl<'a> Shell<'a> {
         }
         let _ = self.err.flush();
     }
+}
+
+/// `Err` listing the failed steps when there are any, out of `total`.
+fn failures_of(total: usize, failures: &[String]) -> Result<(), String> {
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let mut msg = format!("{} of {total} failed:", failures.len());
+    for failure in failures {
+        msg.push_str("\n  ");
+        msg.push_str(failure);
+    }
+    Err(msg)
 }
 
 #[cfg(test)]

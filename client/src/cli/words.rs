@@ -4,9 +4,24 @@
 //! quote and a backslash anywhere (any other backslash is kept as is). A blank line or one starting with `#` is no
 //! command. Usage mistakes are reported as a message that shows the right form.
 
+use crate::cli::mirror::MirrorSpec;
+
 /// One thing the user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cmd {
+    /// `mget [-f] [--parallel N] PATTERN...`
+    Mget {
+        patterns: Vec<String>,
+        force: bool,
+        parallel: Option<usize>,
+    },
+    /// `mput [--parallel N] PATTERN...`
+    Mput {
+        patterns: Vec<String>,
+        parallel: Option<usize>,
+    },
+    /// `mirror`, and `get -r` / `put -r`.
+    Mirror(MirrorSpec),
     Get {
         remote: String,
         local: Option<String>,
@@ -67,6 +82,16 @@ commands:
   upload [-c] LOCAL [REMOTE]
                            upload a local file (alias: put; - reads standard input, REMOTE required;
                            a REMOTE ending in / is a directory); -c (--continue) resumes from the remote size
+  get -r REMOTE [LOCAL]    download a directory tree (mirror REMOTE LOCAL)
+  put -r LOCAL [REMOTE]    upload a directory tree (mirror -R LOCAL REMOTE)
+  mget [-f] [--parallel N] PATTERN...
+                           download the remote files matching each pattern (* ? [a-z]) into this directory
+  mput [--parallel N] PATTERN...
+                           upload the local files matching each pattern into the remote directory
+  mirror [-R] [--parallel N] [--delete] [--newer] [--exclude GLOB]... [--dry-run] SOURCE [TARGET]
+                           make TARGET a copy of the directory SOURCE (remote to local; -R: local to remote),
+                           copying files whose size or time differs (--newer: only newer ones) and keeping times;
+                           --delete removes what SOURCE lacks; --dry-run prints the plan only
   cat REMOTE               print a remote file on standard output
   ls [-l|-1] [PATH]        list a remote directory, one line per entry (type, size, UTC time, name);
                            -1: names only
@@ -133,8 +158,15 @@ pub fn parse_command(words: &[String]) -> Result<Cmd, String> {
     let owned = |s: &str| s.to_string();
     let cmd = match (verb.to_ascii_lowercase().as_str(), args.as_slice()) {
         ("get", rest) => {
-            let (flags, rest) = options(rest, &[&["-f", "--force"], &["-c", "--continue"]])?;
+            let (flags, rest) = options(rest, &[&["-f", "--force"], &["-c", "--continue"], &["-r", "--recursive"]])?;
             let (force, resume) = (flags[0], flags[1]);
+            if flags[2] {
+                return match (rest, resume) {
+                    ([remote], false) => Ok(tree_copy(false, remote, None)),
+                    ([remote, local], false) => Ok(tree_copy(false, remote, Some(local))),
+                    _ => usage("get -r REMOTE [LOCAL]"),
+                };
+            }
             match rest {
                 [remote] => Cmd::Get { remote: owned(remote), local: None, force, resume },
                 [remote, local] => Cmd::Get { remote: owned(remote), local: Some(owned(local)), force, resume },
@@ -142,8 +174,15 @@ pub fn parse_command(words: &[String]) -> Result<Cmd, String> {
             }
         }
         ("upload" | "put", rest) => {
-            let (flags, rest) = options(rest, &[&["-c", "--continue"]])?;
+            let (flags, rest) = options(rest, &[&["-c", "--continue"], &["-r", "--recursive"]])?;
             let resume = flags[0];
+            if flags[1] {
+                return match (rest, resume) {
+                    ([local], false) => Ok(tree_copy(true, local, None)),
+                    ([local, remote], false) => Ok(tree_copy(true, local, Some(remote))),
+                    _ => usage("put -r LOCAL [REMOTE]"),
+                };
+            }
             match rest {
                 [local] => Cmd::Upload { local: owned(local), remote: None, resume },
                 [local, remote] => Cmd::Upload { local: owned(local), remote: Some(owned(remote)), resume },
@@ -161,6 +200,43 @@ pub fn parse_command(words: &[String]) -> Result<Cmd, String> {
                 [path] => Cmd::Ls { path: Some(owned(path)), names_only },
                 _ => return usage("ls [-l|-1] [PATH]"),
             }
+        }
+        ("mget", rest) => {
+            let (flags, values, rest) = parse_options(rest, &[&["-f", "--force"]], &["--parallel"])?;
+            if rest.is_empty() {
+                return usage("mget [-f] [--parallel N] PATTERN...");
+            }
+            let parallel = parallel_value(&values[0])?;
+            Cmd::Mget { patterns: rest.iter().map(|p| owned(p)).collect(), force: flags[0], parallel }
+        }
+        ("mput", rest) => {
+            let (_, values, rest) = parse_options(rest, &[], &["--parallel"])?;
+            if rest.is_empty() {
+                return usage("mput [--parallel N] PATTERN...");
+            }
+            Cmd::Mput { patterns: rest.iter().map(|p| owned(p)).collect(), parallel: parallel_value(&values[0])? }
+        }
+        ("mirror", rest) => {
+            let known: [&[&str]; 4] =
+                [&["-R", "--reverse"], &["--delete"], &["--newer", "--only-newer"], &["--dry-run"]];
+            let (flags, values, rest) = parse_options(rest, &known, &["--parallel", "--exclude"])?;
+            let (source, target) = match rest {
+                [source] => (owned(source), None),
+                [source, target] => (owned(source), Some(owned(target))),
+                _ => return usage(
+                    "mirror [-R] [--parallel N] [--delete] [--newer] [--exclude GLOB]... [--dry-run] SOURCE [TARGET]",
+                ),
+            };
+            Cmd::Mirror(MirrorSpec {
+                reverse: flags[0],
+                source,
+                target,
+                delete: flags[1],
+                newer: flags[2],
+                exclude: values[1].clone(),
+                dry_run: flags[3],
+                parallel: parallel_value(&values[0])?,
+            })
         }
         ("cat", [path]) if !path.starts_with('-') => Cmd::Cat { path: owned(path) },
         ("cat", ["--", path]) => Cmd::Cat { path: owned(path) },
@@ -196,27 +272,74 @@ pub fn parse_command(words: &[String]) -> Result<Cmd, String> {
 /// ends them too, for a name that starts with a dash. Any other dashed word is an unknown option: a usage error,
 /// never a file name.
 fn options<'a, 'w>(words: &'a [&'w str], known: &[&[&str]]) -> Result<(Vec<bool>, &'a [&'w str]), String> {
+    parse_options(words, known, &[]).map(|(flags, _, rest)| (flags, rest))
+}
+
+/// The options of a command taken as in [`options`], and also those taking a value, `valued[i]` (`--opt VALUE`
+/// or `--opt=VALUE`, repeatable): `values[i]` holds what each was given, in order.
+#[allow(clippy::type_complexity)]
+fn parse_options<'a, 'w>(
+    words: &'a [&'w str],
+    known: &[&[&str]],
+    valued: &[&str],
+) -> Result<(Vec<bool>, Vec<Vec<String>>, &'a [&'w str]), String> {
     let mut flags = vec![false; known.len()];
+    let mut values = vec![Vec::new(); valued.len()];
     let mut rest = words;
-    while let Some((first, tail)) = rest.split_first() {
+    while let Some((first, mut tail)) = rest.split_first() {
         if *first == "--" {
-            return Ok((flags, tail));
+            return Ok((flags, values, tail));
         }
         if !first.starts_with('-') || *first == "-" {
             break;
         }
-        match known.iter().position(|spellings| spellings.contains(first)) {
-            Some(i) => flags[i] = true,
-            None => return Err(format!("unknown option {first} (a name starting with - goes after --)")),
+        let (name, inline) = match first.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (*first, None),
+        };
+        if let Some(i) = valued.iter().position(|v| *v == name) {
+            let value = match inline {
+                Some(value) => value,
+                None => {
+                    let (value, after) = tail.split_first().ok_or_else(|| format!("option {name} needs a value"))?;
+                    tail = after;
+                    value
+                }
+            };
+            values[i].push(value.to_string());
+        } else {
+            match known.iter().position(|spellings| spellings.contains(first)) {
+                Some(i) => flags[i] = true,
+                None => return Err(format!("unknown option {first} (a name starting with - goes after --)")),
+            }
         }
         rest = tail;
     }
-    Ok((flags, rest))
+    Ok((flags, values, rest))
+}
+
+/// The last `--parallel N` given (1 to 64 connections).
+fn parallel_value(values: &[String]) -> Result<Option<usize>, String> {
+    let Some(last) = values.last() else { return Ok(None) };
+    match last.parse::<usize>() {
+        Ok(n @ 1..=64) => Ok(Some(n)),
+        _ => Err(format!("usage: --parallel N takes 1 to 64 connections, not {last:?}")),
+    }
+}
+
+/// `get -r` and `put -r`: a mirror without deletions.
+fn tree_copy(reverse: bool, source: &str, target: Option<&str>) -> Cmd {
+    Cmd::Mirror(MirrorSpec {
+        reverse,
+        source: source.to_string(),
+        target: target.map(str::to_string),
+        ..MirrorSpec::default()
+    })
 }
 
 /// True when a parse error is a usage mistake (unknown option, wrong arguments) rather than a malformed line.
 pub fn is_usage_error(msg: &str) -> bool {
-    msg.starts_with("usage: ") || msg.starts_with("unknown ")
+    msg.starts_with("usage: ") || msg.starts_with("unknown ") || msg.starts_with("option ")
 }
 
 #[cfg(test)]
@@ -291,6 +414,38 @@ mod tests {
         // Options come first: a later "-c" is a name.
         assert_eq!(parse("get a -c"), get("a", Some("-c"), false, false));
         assert!(parse("get -c").is_err());
+    }
+
+    #[test]
+    fn many_file_commands() {
+        let mirror = |spec: MirrorSpec| Ok(Cmd::Mirror(spec));
+        let base = MirrorSpec { source: "pub".into(), ..MirrorSpec::default() };
+        assert_eq!(parse("get -r pub"), mirror(base.clone()));
+        assert_eq!(parse("get -r pub dl"), mirror(MirrorSpec { target: Some("dl".into()), ..base.clone() }));
+        assert_eq!(parse("put -r pub"), mirror(MirrorSpec { reverse: true, ..base.clone() }));
+        assert!(parse("get -r -c pub").is_err());
+        assert_eq!(
+            parse("mirror -R --parallel 4 --delete --newer --exclude *.o --exclude=.git --dry-run pub up"),
+            mirror(MirrorSpec {
+                reverse: true,
+                target: Some("up".into()),
+                delete: true,
+                newer: true,
+                exclude: vec!["*.o".into(), ".git".into()],
+                dry_run: true,
+                parallel: Some(4),
+                ..base.clone()
+            })
+        );
+        assert!(parse("mirror --parallel 0 pub").is_err());
+        assert!(parse("mirror --parallel").is_err());
+        assert!(parse("mirror").is_err());
+        assert_eq!(
+            parse("mget -f --parallel=3 *.txt a"),
+            Ok(Cmd::Mget { patterns: vec!["*.txt".into(), "a".into()], force: true, parallel: Some(3) })
+        );
+        assert_eq!(parse("mput *.bin"), Ok(Cmd::Mput { patterns: vec!["*.bin".into()], parallel: None }));
+        assert!(parse("mput").is_err());
     }
 
     // Regression: `get -r pub` asked the server for a file named "-r".
