@@ -123,6 +123,11 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value = "1", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallel: u16,
 
+    /// Try a transfer again up to N times when the connection drops (or the server ends it with 421): reconnect,
+    /// log in, return to the directory and resume (REST), waiting 1, 2, 4 ... seconds in between.
+    #[arg(long, value_name = "N", default_value = "0")]
+    pub retries: u32,
+
     /// Allow `get` to overwrite existing local files.
     #[arg(short = 'f', long)]
     pub force: bool,
@@ -273,6 +278,8 @@ pub fn run(args: &Args) -> u8 {
         active: args.active,
     };
     shell.set_parallel(usize::from(args.parallel), Some(login));
+    shell.set_retries(args.retries);
+    shell.remember_cwd();
     shell.set_interrupt(interrupt);
     if scripted {
         let mut flow = Flow::Continue;

@@ -7,6 +7,8 @@
 //! command is tried. Nothing can run once the control connection is gone. Ctrl-C aborts the transfer in progress
 //! (ABOR); it also stops a batch, and at a prompt leads back to it.
 
+mod retry;
+
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -68,6 +70,10 @@ pub struct Shell<'a> {
     parallel: usize,
     /// How to open more connections like this one; without it every transfer uses this one.
     login: Option<Login>,
+    /// `--retries`: how often a transfer whose connection dropped is tried again.
+    retries: u32,
+    /// The remote directory to return to after reconnecting (kept only with retries).
+    cwd: Option<String>,
     /// Set by the Ctrl-C handler; also given to the client, which aborts a transfer when it is set.
     interrupt: Option<Arc<AtomicBool>>,
     out: &'a mut dyn Write,
@@ -92,6 +98,8 @@ impl<'a> Shell<'a> {
             limit_rate: None,
             parallel: 1,
             login: None,
+            retries: 0,
+            cwd: None,
             interrupt: None,
             out,
             err,
@@ -130,6 +138,12 @@ impl<'a> Shell<'a> {
     pub fn set_parallel(&mut self, parallel: usize, login: Option<Login>) {
         self.parallel = parallel.max(1);
         self.login = login;
+    }
+
+    /// `--retries N`: transfers whose connection dropped are tried again up to N times (needs the login of
+    /// [`Shell::set_parallel`] to reconnect).
+    pub fn set_retries(&mut self, retries: u32) {
+        self.retries = retries;
     }
 
     /// The flag a Ctrl-C handler sets; a transfer in progress is then aborted.
@@ -299,7 +313,7 @@ impl<'a> Shell<'a> {
             }
             Cmd::Get { remote, local, force, resume } => {
                 let opts = self.options(*force, *resume);
-                transfer::get(&mut self.client, remote, local.as_deref(), opts).map(Output::Info)
+                self.get_retrying(remote, local.as_deref(), opts).map(Output::Info)
             }
             Cmd::Upload { local, remote, resume } if local == "-" => {
                 let Some(remote) = remote else { return Err("put - needs a remote name".to_string()) };
@@ -314,7 +328,7 @@ impl<'a> Shell<'a> {
             }
             Cmd::Upload { local, remote, resume } => {
                 let opts = Options { force: false, ..self.options(false, *resume) };
-                transfer::upload(&mut self.client, local, remote.as_deref(), opts).map(Output::Info)
+                self.upload_retrying(local, remote.as_deref(), opts).map(Output::Info)
             }
             Cmd::Mget { patterns, force, parallel } => {
                 // Into the current directory, named as on the server.
@@ -334,6 +348,7 @@ impl<'a> Shell<'a> {
             }
             Cmd::Cd { path } => {
                 self.client.cwd(path).map_err(|e| why(&e, "CWD"))?;
+                self.remember_cwd();
                 Ok(Output::Info(format!("cd {path}: ok")))
             }
             Cmd::Pwd => self.client.pwd().map(Output::Data).map_err(|e| why(&e, "PWD")),

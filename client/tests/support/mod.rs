@@ -26,7 +26,7 @@ pub const WAIT: Duration = Duration::from_secs(20);
 pub const PROCESS_LIMIT: Duration = Duration::from_secs(120);
 
 /// pyftpdlib with an anonymous user, `bob` (password `s3cret`) and `c@rol` (password `p:ss w@rd/`) who may do
-/// everything, rooted in `argv[2]`. With
+/// everything, rooted in `argv[2]`, listening on `argv[4]` if given (else any free port). With
 /// `hash` as `argv[3]` it also speaks HASH (draft-bryan-ftpext-hash) with SHA-256 and SHA-1, SHA-1 selected at
 /// first, as a test double: a file whose name contains `corrupt` gets a wrong digest.
 const SERVER_SCRIPT: &str = r#"
@@ -83,7 +83,7 @@ class HashHandler(FTPHandler):
 
 handler = HashHandler if with_hash else FTPHandler
 handler.authorizer = authorizer
-server = FTPServer((host, 0), handler)
+server = FTPServer((host, int(sys.argv[4]) if len(sys.argv) > 4 else 0), handler)
 print(server.address[1], flush=True)
 server.serve_forever()
 "#;
@@ -105,6 +105,21 @@ impl PeerServer {
         let args = [OsStr::new(host), root.path().as_os_str(), OsStr::new(mode)];
         let (child, port) = start_python(SERVER_SCRIPT, &args)?;
         Ok(PeerServer { child, port, root, certs: None })
+    }
+
+    /// Kills the server (every connection breaks, as when a server dies), runs `between`, then starts the same
+    /// server again on the same port and root.
+    pub fn restart(mut self, hash: bool, between: impl FnOnce()) -> PeerServer {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        between();
+        let mode = if hash { "hash" } else { "plain" };
+        let port = self.port.to_string();
+        let args = [OsStr::new("127.0.0.1"), self.root.path().as_os_str(), OsStr::new(mode), OsStr::new(&port)];
+        let (child, port) = start_python(SERVER_SCRIPT, &args).unwrap_or_else(|msg| panic!("pyftpdlib: {msg}"));
+        self.child = child;
+        self.port = port;
+        self
     }
 
     /// Starts a pyftpdlib server with TLS as `script` sets it up, given `host`, the root, the certificate and key
