@@ -62,6 +62,8 @@ pub struct FtpClient {
     features: Option<Vec<String>>,
     /// Set from outside (a Ctrl-C handler) to abort the transfer in progress with ABOR.
     interrupt: Option<Arc<AtomicBool>>,
+    /// The code of the last reply read, until taken.
+    last_code: Option<u16>,
     closed: bool,
 }
 
@@ -98,6 +100,7 @@ impl FtpClient {
             port_refused: false,
             features: None,
             interrupt: None,
+            last_code: None,
             closed: false,
         };
         let label = format!("greeting from {target}");
@@ -150,6 +153,11 @@ impl FtpClient {
     /// cleared here.
     pub fn set_interrupt(&mut self, flag: Option<Arc<AtomicBool>>) {
         self.interrupt = flag;
+    }
+
+    /// The code of the last reply read since the last call, if any (for reports of what a command got).
+    pub fn take_last_reply_code(&mut self) -> Option<u16> {
+        self.last_code.take()
     }
 
     fn interrupted(&self) -> bool {
@@ -459,6 +467,7 @@ impl FtpClient {
             match self.parser.pop() {
                 Some(Ok(reply)) => {
                     debug!("< {reply}");
+                    self.last_code = Some(reply.code);
                     return Ok(reply);
                 }
                 Some(Err(e)) => {

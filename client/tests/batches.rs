@@ -126,3 +126,47 @@ fn host_port_form_ls_names_and_upload_into_a_directory() {
     // `ls` is the long form on every server: type, size, time, name.
     assert!(lines[2].starts_with("- 2 ") && lines[2].ends_with(" a b.txt"), "{stdout}");
 }
+
+// --json: one object per command on stdout, each parsed here; a failure is ok=false with its error and code.
+#[test]
+fn json_reports_parse() {
+    let served = Served::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("f.bin"), pattern(1234, 3)).expect("write");
+    let port = served.port_arg();
+    let args =
+        [&port, "--json", "--keep-going", "-c", "mkdir d", "-c", "put f.bin d/", "-c", "ls -1 d", "-c", "rm nope"];
+    let (code, stdout, stderr) = result(&ftpclient(dir.path(), &args, None));
+    assert_eq!(code, Some(1), "{stderr}");
+    let records: Vec<serde_json::Value> =
+        stdout.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))).collect();
+    assert_eq!(records.len(), 4, "{stdout}");
+    assert_eq!(records[0]["command"], "mkdir d");
+    assert_eq!((records[0]["ok"].as_bool(), records[0]["code"].as_u64()), (Some(true), Some(257)));
+    assert_eq!(records[1]["bytes"].as_u64(), Some(1234));
+    assert_eq!(records[1]["paths"], serde_json::json!(["f.bin", "d/"]));
+    assert!(records[1]["seconds"].as_f64().is_some_and(|s| s >= 0.0));
+    assert_eq!(records[2]["output"], "f.bin");
+    assert_eq!((records[3]["ok"].as_bool(), records[3]["code"].as_u64()), (Some(false), Some(550)));
+    assert!(records[3]["error"].as_str().is_some_and(|e| e.starts_with("server replied 550")), "{stdout}");
+}
+
+// lcd, lls, lpwd and !COMMAND act on this machine; a failing local command fails like any other.
+#[test]
+fn local_commands() {
+    let served = Served::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::create_dir(dir.path().join("sub")).expect("mkdir");
+    fs::write(dir.path().join("sub/a.txt"), b"a").expect("write");
+    let port = served.port_arg();
+    let args =
+        [&port, "-q", "-c", "lcd sub", "-c", "lpwd", "-c", "lls", "-c", "!echo hi > made.txt", "-c", "put made.txt"];
+    let (code, stdout, stderr) = result(&ftpclient(dir.path(), &args, None));
+    assert_eq!(code, Some(0), "{stderr}");
+    let sub = dir.path().join("sub").canonicalize().expect("canonical");
+    assert_eq!(stdout, format!("{}\na.txt\n", sub.display()));
+    assert_eq!(fs::read(served.path("made.txt")).expect("uploaded"), b"hi\n");
+    let (code, _, stderr) = result(&ftpclient(dir.path(), &[&port, "-c", "!exit 3", "-c", "mkdir after"], None));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(!served.path("after").exists());
+}

@@ -123,6 +123,11 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value = "1", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallel: u16,
 
+    /// Report each command as one JSON object per line on standard output (command, ok, code, bytes, seconds,
+    /// paths, output, message, error); errors still go to standard error too.
+    #[arg(long)]
+    pub json: bool,
+
     /// Try a transfer again up to N times when the connection drops (or the server ends it with 421): reconnect,
     /// log in, return to the directory and resume (REST), waiting 1, 2, 4 ... seconds in between.
     #[arg(long, value_name = "N", default_value = "0")]
@@ -279,6 +284,7 @@ pub fn run(args: &Args) -> u8 {
     };
     shell.set_parallel(usize::from(args.parallel), Some(login));
     shell.set_retries(args.retries);
+    shell.set_json(args.json);
     shell.remember_cwd();
     shell.set_interrupt(interrupt);
     if scripted {

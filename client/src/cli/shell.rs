@@ -7,6 +7,8 @@
 //! command is tried. Nothing can run once the control connection is gone. Ctrl-C aborts the transfer in progress
 //! (ABOR); it also stops a batch, and at a prompt leads back to it.
 
+mod local_cmds;
+mod record;
 mod retry;
 
 use std::io::{BufRead, Write};
@@ -74,6 +76,10 @@ pub struct Shell<'a> {
     retries: u32,
     /// The remote directory to return to after reconnecting (kept only with retries).
     cwd: Option<String>,
+    /// `--json`: one JSON object per command on the output instead of text.
+    json: bool,
+    /// The bytes the current command moved, for its JSON record.
+    last_bytes: Option<u64>,
     /// Set by the Ctrl-C handler; also given to the client, which aborts a transfer when it is set.
     interrupt: Option<Arc<AtomicBool>>,
     out: &'a mut dyn Write,
@@ -100,6 +106,8 @@ impl<'a> Shell<'a> {
             login: None,
             retries: 0,
             cwd: None,
+            json: false,
+            last_bytes: None,
             interrupt: None,
             out,
             err,
@@ -138,6 +146,11 @@ impl<'a> Shell<'a> {
     pub fn set_parallel(&mut self, parallel: usize, login: Option<Login>) {
         self.parallel = parallel.max(1);
         self.login = login;
+    }
+
+    /// `--json`: report each command as one JSON object per line on the output.
+    pub fn set_json(&mut self, json: bool) {
+        self.json = json;
     }
 
     /// `--retries N`: transfers whose connection dropped are tried again up to N times (needs the login of
@@ -181,6 +194,9 @@ impl<'a> Shell<'a> {
                     self.usage_errors += 1;
                 }
                 self.fail(label, &msg);
+                if self.json {
+                    self.write_record(label, &Err(msg), std::time::Duration::ZERO);
+                }
                 self.after_failure(label)
             }
         }
@@ -195,9 +211,15 @@ impl<'a> Shell<'a> {
         if self.take_interrupt() && !self.interactive {
             return self.stop_interrupted(label);
         }
+        let started = std::time::Instant::now();
+        self.client.take_last_reply_code();
         let result = self.execute(cmd);
         let ctrl_c = self.take_interrupt();
+        if self.json {
+            self.write_record(label, &result, started.elapsed());
+        }
         match result {
+            Ok(_) if self.json => {}
             Ok(Output::Info(text)) if !self.quiet => self.print(&text),
             Ok(Output::Info(_) | Output::Nothing) => {}
             Ok(Output::Data(text)) => self.print(&text),
@@ -313,7 +335,10 @@ impl<'a> Shell<'a> {
             }
             Cmd::Get { remote, local, force, resume } => {
                 let opts = self.options(*force, *resume);
-                self.get_retrying(remote, local.as_deref(), opts).map(Output::Info)
+                let summary = self.get_retrying(remote, local.as_deref(), opts)?;
+                let target = crate::cli::local::download_target(remote, local.as_deref());
+                self.last_bytes = target.ok().and_then(|t| std::fs::metadata(t).ok()).map(|m| m.len());
+                Ok(Output::Info(summary))
             }
             Cmd::Upload { local, remote, resume } if local == "-" => {
                 let Some(remote) = remote else { return Err("put - needs a remote name".to_string()) };
@@ -328,8 +353,14 @@ impl<'a> Shell<'a> {
             }
             Cmd::Upload { local, remote, resume } => {
                 let opts = Options { force: false, ..self.options(false, *resume) };
-                self.upload_retrying(local, remote.as_deref(), opts).map(Output::Info)
+                let summary = self.upload_retrying(local, remote.as_deref(), opts)?;
+                self.last_bytes = std::fs::metadata(local).ok().map(|m| m.len());
+                Ok(Output::Info(summary))
             }
+            Cmd::Lcd { path } => self.lcd(path),
+            Cmd::Lls { path } => self.lls(path.as_deref()),
+            Cmd::Lpwd => self.lpwd(),
+            Cmd::Local { command } => self.run_local(command),
             Cmd::Mget { patterns, force, parallel } => {
                 // Into the current directory, named as on the server.
                 let into = std::path::Path::new("");
@@ -411,6 +442,7 @@ impl<'a> Shell<'a> {
         let started = std::time::Instant::now();
         let total = jobs.len();
         let outcome = self.run_jobs(jobs, parallel, force);
+        self.last_bytes = Some(outcome.bytes);
         failures_of(total, &outcome.failures)?;
         let elapsed = started.elapsed();
         Ok(Output::Info(format!(
@@ -434,6 +466,7 @@ impl<'a> Shell<'a> {
         let total = plan.jobs.len() + plan.mkdirs.len();
         if failures.is_empty() {
             let outcome = self.run_jobs(plan.jobs.clone(), spec.parallel, true);
+            self.last_bytes = Some(outcome.bytes);
             failures.extend(outcome.failures);
             if failures.is_empty() {
                 failures.extend(mirror::apply_changes(&mut self.client, &plan.removals));

@@ -38,6 +38,18 @@ pub enum Cmd {
         path: Option<String>,
         names_only: bool,
     },
+    /// `lcd DIR`, `lls [DIR]`, `lpwd`: the local directory.
+    Lcd {
+        path: String,
+    },
+    Lls {
+        path: Option<String>,
+    },
+    Lpwd,
+    /// `!COMMAND`: a command for the local shell.
+    Local {
+        command: String,
+    },
     /// `cat REMOTE`: the file's bytes on standard output.
     Cat {
         path: String,
@@ -93,6 +105,8 @@ commands:
                            copying files whose size or time differs (--newer: only newer ones) and keeping times;
                            --delete removes what SOURCE lacks; --dry-run prints the plan only
   cat REMOTE               print a remote file on standard output
+  lcd DIR, lls [DIR], lpwd change, list, print the local directory
+  !COMMAND                 run COMMAND in a local shell (! alone: an interactive one)
   ls [-l|-1] [PATH]        list a remote directory, one line per entry (type, size, UTC time, name);
                            -1: names only
   cd PATH                  change the remote directory
@@ -144,6 +158,9 @@ pub fn parse_line(line: &str) -> Result<Option<Cmd>, String> {
     let trimmed = line.trim();
     if trimmed.is_empty() || trimmed.starts_with('#') {
         return Ok(None);
+    }
+    if let Some(command) = trimmed.strip_prefix('!') {
+        return Ok(Some(Cmd::Local { command: command.to_string() }));
     }
     parse_command(&split_args(trimmed)?).map(Some)
 }
@@ -238,6 +255,13 @@ pub fn parse_command(words: &[String]) -> Result<Cmd, String> {
                 parallel: parallel_value(&values[0])?,
             })
         }
+        ("lcd", [path]) => Cmd::Lcd { path: owned(path) },
+        ("lcd", _) => return usage("lcd DIR"),
+        ("lls", []) => Cmd::Lls { path: None },
+        ("lls", [path]) => Cmd::Lls { path: Some(owned(path)) },
+        ("lls", _) => return usage("lls [DIR]"),
+        ("lpwd", []) => Cmd::Lpwd,
+        ("lpwd", _) => return usage("lpwd"),
         ("cat", [path]) if !path.starts_with('-') => Cmd::Cat { path: owned(path) },
         ("cat", ["--", path]) => Cmd::Cat { path: owned(path) },
         ("cat", _) => return usage("cat REMOTE"),
@@ -490,6 +514,11 @@ mod tests {
         assert_eq!(parse("ls -l a b"), Err("usage: ls [-l|-1] [PATH]".into()));
         assert_eq!(parse("ls -l -1"), Err("usage: ls [-l|-1] [PATH]".into()));
         assert_eq!(parse("cat a"), Ok(Cmd::Cat { path: "a".into() }));
+        assert_eq!(parse("lcd /tmp"), Ok(Cmd::Lcd { path: "/tmp".into() }));
+        assert_eq!(parse("lls"), Ok(Cmd::Lls { path: None }));
+        assert_eq!(parse("lpwd"), Ok(Cmd::Lpwd));
+        assert_eq!(parse(" !ls -l | wc"), Ok(Cmd::Local { command: "ls -l | wc".into() }));
+        assert_eq!(parse("!"), Ok(Cmd::Local { command: String::new() }));
         assert_eq!(parse("cat -- -a"), Ok(Cmd::Cat { path: "-a".into() }));
         assert!(parse("cat -x").is_err());
         assert_eq!(parse("mdtm f"), Ok(Cmd::Mdtm { path: "f".into() }));
