@@ -26,6 +26,7 @@ pub mod local;
 pub mod mirror;
 pub mod netrc;
 pub mod progress;
+pub mod prompt;
 pub mod shell;
 pub mod transfer;
 pub mod tree;
@@ -298,8 +299,10 @@ pub fn run(args: &Args) -> u8 {
             }
             flow = shell.run_line(line);
         }
+    } else if interactive {
+        prompt::run_interactive(&mut shell);
     } else {
-        shell.run_reader(&mut io::stdin().lock(), interactive);
+        shell.run_reader(&mut io::stdin().lock(), false);
     }
     let ending = shell.ending();
     shell.finish();

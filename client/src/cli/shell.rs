@@ -301,6 +301,12 @@ impl<'a> Shell<'a> {
         }
     }
 
+    /// The names in the current remote directory, for completion; none when they cannot be listed.
+    pub fn remote_names(&mut self) -> Vec<String> {
+        let names = self.client.nlst(None).unwrap_or_default();
+        names.into_iter().filter_map(|n| crate::cli::local::remote_basename(&n).map(str::to_string)).collect()
+    }
+
     /// Ends the session politely.
     pub fn finish(self) {
         if !self.client.is_closed() {

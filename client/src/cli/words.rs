@@ -84,6 +84,12 @@ pub enum Cmd {
     Quit,
 }
 
+/// The command names, for completion at the prompt.
+pub const COMMANDS: &[&str] = &[
+    "get", "upload", "put", "mget", "mput", "mirror", "cat", "ls", "dir", "cd", "pwd", "mkdir", "rmdir", "rm",
+    "rename", "size", "mdtm", "hash", "lcd", "lls", "lpwd", "help", "quit", "exit", "bye",
+];
+
 /// The command list shown by `help` and `--help`.
 pub const HELP: &str = "\
 commands:

@@ -15,13 +15,24 @@ use super::{missing_tool, wait_bounded, PROCESS_LIMIT};
 /// The client on a terminal; killed by PID if still running when dropped.
 pub struct Terminal {
     child: Option<Child>,
+    /// `$HOME` of the client when the test gave none: the prompt's history goes there.
+    _home: Option<tempfile::TempDir>,
     keys: ChildStdin,
     screen: Arc<(Mutex<Vec<u8>>, Condvar)>,
 }
 
 impl Terminal {
-    /// Runs `ftpclient ARGS` in `dir` on a new terminal; `None` (after printing why) without `script`.
+    /// Runs `ftpclient ARGS` in `dir` on a new terminal, with a home of its own; `None` (after printing why)
+    /// without `script`.
     pub fn start(dir: &Path, args: &[&str]) -> Option<Terminal> {
+        let home = tempfile::tempdir().expect("tempdir");
+        let mut term = Terminal::start_with_home(dir, home.path(), args)?;
+        term._home = Some(home);
+        Some(term)
+    }
+
+    /// [`Terminal::start`] with `home` as `$HOME`.
+    pub fn start_with_home(dir: &Path, home: &Path, args: &[&str]) -> Option<Terminal> {
         let have_script = Command::new("script").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
         if !have_script.is_ok_and(|s| s.success()) {
             missing_tool("script", "apt-get install bsdutils");
@@ -39,6 +50,8 @@ impl Terminal {
             .env_remove("FTP_PASSWORD")
             .env_remove("RUST_LOG")
             .env("NETRC", dir.join("no-such-netrc"))
+            // The prompt's history file goes there, never into the real home.
+            .env("HOME", home)
             .env("TERM", "xterm")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -57,7 +70,7 @@ impl Terminal {
                 changed.notify_all();
             }
         });
-        Some(Terminal { child: Some(child), keys, screen })
+        Some(Terminal { child: Some(child), _home: None, keys, screen })
     }
 
     /// Types `text` (a line needs its `\n`; Ctrl-C is `\x03`).
