@@ -17,15 +17,15 @@ use std::sync::Arc;
 
 use log::debug;
 
-use crate::cli::connect::Login;
-use crate::cli::jobs::{self, Extra, Job, Outcome};
-use crate::cli::listing::format_long;
-use crate::cli::local::format_rate;
-use crate::cli::mirror::{self, MirrorSpec};
-use crate::cli::transfer::{self, why, Options, HASH_ALGORITHM};
-use crate::cli::words::{is_usage_error, parse_line, Cmd, HELP};
-use crate::timestamp::format_utc;
-use crate::FtpClient;
+use crate::connect::Login;
+use crate::jobs::{self, Extra, Job, Outcome};
+use crate::listing::format_long;
+use crate::local::format_rate;
+use crate::mirror::{self, MirrorSpec};
+use crate::transfer::{self, why, Options, HASH_ALGORITHM};
+use crate::words::{is_usage_error, parse_line, Cmd, HELP};
+use ftp_client::timestamp::format_utc;
+use ftp_client::FtpClient;
 
 /// What the caller should do after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -304,7 +304,7 @@ impl<'a> Shell<'a> {
     /// The names in the current remote directory, for completion; none when they cannot be listed.
     pub fn remote_names(&mut self) -> Vec<String> {
         let names = self.client.nlst(None).unwrap_or_default();
-        names.into_iter().filter_map(|n| crate::cli::local::remote_basename(&n).map(str::to_string)).collect()
+        names.into_iter().filter_map(|n| crate::local::remote_basename(&n).map(str::to_string)).collect()
     }
 
     /// Ends the session politely.
@@ -342,7 +342,7 @@ impl<'a> Shell<'a> {
             Cmd::Get { remote, local, force, resume } => {
                 let opts = self.options(*force, *resume);
                 let summary = self.get_retrying(remote, local.as_deref(), opts)?;
-                let target = crate::cli::local::download_target(remote, local.as_deref());
+                let target = crate::local::download_target(remote, local.as_deref());
                 self.last_bytes = target.ok().and_then(|t| std::fs::metadata(t).ok()).map(|m| m.len());
                 Ok(Output::Info(summary))
             }
@@ -530,7 +530,7 @@ fn failures_of(total: usize, failures: &[String]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake_server::{accept, serve_download, FakeServer, Peer};
+    use ftp_client::fake_server::{accept, serve_download, FakeServer, Peer};
     use std::time::Duration;
 
     /// Runs `lines` through a shell whose server runs `script`; returns (stdout, stderr, failures).

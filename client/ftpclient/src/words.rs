@@ -4,7 +4,7 @@
 //! quote and a backslash anywhere (any other backslash is kept as is). A blank line or one starting with `#` is no
 //! command. Usage mistakes are reported as a message that shows the right form.
 
-use crate::cli::mirror::MirrorSpec;
+use crate::mirror::MirrorSpec;
 
 /// One thing the user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]

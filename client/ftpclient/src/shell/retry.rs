@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use log::debug;
 
 use super::Shell;
-use crate::cli::local::download_target;
-use crate::cli::transfer::{self, Options};
+use crate::local::download_target;
+use crate::transfer::{self, Options};
 
 /// The first wait before reconnecting; each further one doubles, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -49,7 +49,7 @@ impl Shell<'_> {
         let name = match remote {
             Some(dir) if dir.ends_with('/') => None,
             Some(remote) => Some(remote.to_string()),
-            None => crate::cli::local::upload_name(local).ok(),
+            None => crate::local::upload_name(local).ok(),
         };
         let replaces = self.retries > 0 && name.is_some_and(|name| self.client.size(&name).is_ok());
         self.retrying(local, |client, retry| {
@@ -63,7 +63,7 @@ impl Shell<'_> {
     fn retrying(
         &mut self,
         what: &str,
-        mut attempt: impl FnMut(&mut crate::FtpClient, bool) -> Result<String, String>,
+        mut attempt: impl FnMut(&mut ftp_client::FtpClient, bool) -> Result<String, String>,
     ) -> Result<String, String> {
         let mut result = attempt(&mut self.client, false);
         let mut tries = 0;

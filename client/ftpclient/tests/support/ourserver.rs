@@ -41,7 +41,8 @@ pub fn ftpserver_binary() -> &'static Path {
 
 fn build_server(profile_dir: &Path) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    // client/ftpclient or client/ftpload: the workspace is two levels up.
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
     let mut command = Command::new(cargo);
     command.args(["build", "--quiet", "-p", "ftp-server", "--bin", "ftpserver", "--manifest-path"]).arg(manifest);
     match profile_dir.file_name().and_then(|n| n.to_str()) {

@@ -8,29 +8,18 @@
 //! sockets; the modules: [`args`] (the command line), [`run`] (shared state, preflight, the per-connection
 //! scenarios), [`worker`] (one session's transfers), [`idle`], [`ramp`], [`control`] (bare control connections for
 //! idle), [`loopback`], [`throttle`] (rate limiting), [`stats`] (histograms, tallies, fairness), [`progress`] (the
-//! live line) and [`report`]. They live in `ftpload/` next to this file.
+//! live line) and [`report`].
 
-#[path = "ftpload/args.rs"]
 mod args;
-#[path = "ftpload/control.rs"]
 mod control;
-#[path = "ftpload/idle.rs"]
 mod idle;
-#[path = "ftpload/loopback.rs"]
 mod loopback;
-#[path = "ftpload/progress.rs"]
 mod progress;
-#[path = "ftpload/ramp.rs"]
 mod ramp;
-#[path = "ftpload/report.rs"]
 mod report;
-#[path = "ftpload/run.rs"]
 mod run;
-#[path = "ftpload/stats.rs"]
 mod stats;
-#[path = "ftpload/throttle.rs"]
 mod throttle;
-#[path = "ftpload/worker.rs"]
 mod worker;
 
 use std::process::ExitCode;

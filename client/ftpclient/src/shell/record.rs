@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{Output, Shell};
-use crate::cli::words::split_args;
+use crate::words::split_args;
 
 /// One command's report.
 #[derive(Debug, Serialize)]

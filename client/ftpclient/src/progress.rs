@@ -190,7 +190,7 @@ impl<T: Read> Read for Metered<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::to_hex;
+    use ftp_client::to_hex;
 
     const ABC_SHA256: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 

@@ -17,8 +17,8 @@ use rustyline::history::FileHistory;
 use rustyline::validate::Validator;
 use rustyline::{Context, Editor, Helper};
 
-use crate::cli::shell::{Flow, Shell};
-use crate::cli::words::COMMANDS;
+use crate::shell::{Flow, Shell};
+use crate::words::COMMANDS;
 
 /// The prompt shown before each command.
 pub const PROMPT: &str = "ftp> ";
@@ -135,7 +135,7 @@ pub fn run_interactive(shell: &mut Shell<'_>) -> Flow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::words::parse_line;
+    use crate::words::parse_line;
 
     #[test]
     fn every_completed_command_is_known() {

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::cli::shell::{Flow, Shell};
-use crate::fake_server::{accept, read_all, serve_download, serve_upload, FakeServer, Peer};
-use crate::features::to_hex;
-use crate::FtpClient;
+use crate::shell::{Flow, Shell};
+use ftp_client::fake_server::{accept, read_all, serve_download, serve_upload, FakeServer, Peer};
+use ftp_client::to_hex;
+use ftp_client::FtpClient;
 
 /// Runs `lines` through a shell whose server runs `script`; returns (stdout, stderr, failures).
 fn run(lines: &[String], script: impl FnOnce(&mut Peer) + Send + 'static) -> (String, String, usize) {

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::{FtpClient, FtpError, TlsConfig};
+use ftp_client::{FtpClient, FtpError, TlsConfig};
 
 /// Whether and how the session uses TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

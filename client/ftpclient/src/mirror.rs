@@ -1,5 +1,5 @@
 //! `mirror`, `get -r`, `put -r`, `mget` and `mput`: deciding which files to move, then moving them through
-//! [`jobs`](crate::cli::jobs).
+//! [`jobs`](crate::jobs).
 //!
 //! `mirror [-R] SOURCE [TARGET]` follows lftp: without `-R` the source is remote and the target local, with `-R` the
 //! other way round; TARGET defaults to the source's name in the current (local or remote) directory. A file is
@@ -12,12 +12,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::cli::glob::{has_wildcards, matches};
-use crate::cli::jobs::Job;
-use crate::cli::local::{format_rate, remote_basename};
-use crate::cli::transfer::why;
-use crate::cli::tree::{join_remote, local_tree, remote_dir, remote_tree, Node};
-use crate::FtpClient;
+use crate::glob::{has_wildcards, matches};
+use crate::jobs::Job;
+use crate::local::{format_rate, remote_basename};
+use crate::transfer::why;
+use crate::tree::{join_remote, local_tree, remote_dir, remote_tree, Node};
+use ftp_client::FtpClient;
 
 /// What `mirror` was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -5,8 +5,8 @@
 //! unknown) and the name. The directory itself and its parent (`cdir`, `pdir`) are left out; entries are sorted by
 //! name.
 
-use crate::timestamp::format_utc_minutes;
-use crate::{Entry, EntryKind};
+use ftp_client::timestamp::format_utc_minutes;
+use ftp_client::{Entry, EntryKind};
 
 /// Width of `YYYY-MM-DD HH:MM`.
 const TIME_WIDTH: usize = 16;

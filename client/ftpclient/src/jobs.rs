@@ -17,9 +17,9 @@ use std::time::SystemTime;
 
 use log::debug;
 
-use crate::cli::connect::Login;
-use crate::cli::transfer::{self, Options};
-use crate::FtpClient;
+use crate::connect::Login;
+use crate::transfer::{self, Options};
+use ftp_client::FtpClient;
 
 /// One file to move.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,12 +17,10 @@ use std::time::{Duration, Instant};
 
 use log::debug;
 
-use crate::cli::local::{
-    check_target, download_target, open_upload, partial_path, transfer_summary, upload_name, PartFile,
-};
-use crate::cli::progress::{Meter, Metered};
-use crate::features::to_hex;
-use crate::{FtpClient, FtpError};
+use crate::local::{check_target, download_target, open_upload, partial_path, transfer_summary, upload_name, PartFile};
+use crate::progress::{Meter, Metered};
+use ftp_client::to_hex;
+use ftp_client::{FtpClient, FtpError};
 
 /// The digest algorithm compared after transfers.
 pub const HASH_ALGORITHM: &str = "SHA-256";

@@ -9,8 +9,8 @@ use std::io;
 use std::path::Path;
 use std::time::SystemTime;
 
-use crate::cli::transfer::why;
-use crate::{EntryKind, FtpClient};
+use crate::transfer::why;
+use ftp_client::{EntryKind, FtpClient};
 
 /// One file or directory below the walked directory.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,10 @@
 //! `ftpload` against our own server, at small scale: every scenario with exact counts, the JSON report, and the
 //! runs that must be refused (a port nobody listens on, a host that is not this machine).
 
-mod support;
+/// The one launcher of our server that the client's tests share (only its binary lookup is used here).
+#[path = "../../ftpclient/tests/support/ourserver.rs"]
+#[allow(dead_code)]
+mod ourserver;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -11,9 +14,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use ourserver::ftpserver_binary;
 use rustix::process::{kill_process, Pid, Signal};
 use serde_json::Value;
-use support::ourserver::ftpserver_binary;
 use tempfile::TempDir;
 
 /// The longest any subprocess may run.
