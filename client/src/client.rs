@@ -75,6 +75,28 @@ impl FtpClient {
         FtpClient::greet(FtpStream::Plain(control), host, &target, timeout, None)
     }
 
+    /// Connects to `target` from the local address `source` (on a port of the system's choosing) and reads the
+    /// greeting: for a load generator that holds more sessions to one server than one source address has ports.
+    pub fn connect_from(target: SocketAddr, source: IpAddr, timeout: Duration) -> Result<FtpClient, FtpError> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        if timeout.is_zero() {
+            return Err(FtpError::Io(io::Error::new(io::ErrorKind::InvalidInput, "the timeout must be positive")));
+        }
+        let socket = Socket::new(Domain::for_address(target), Type::STREAM, Some(Protocol::TCP))
+            .map_err(|e| FtpError::io("creating a socket", e))?;
+        socket.bind(&SocketAddr::new(source, 0).into()).map_err(|e| FtpError::io(format!("binding {source}"), e))?;
+        socket
+            .connect_timeout(&target.into(), timeout)
+            .map_err(|e| FtpError::io(format!("connecting to {target}"), e))?;
+        let control: TcpStream = socket.into();
+        let shown = target.to_string();
+        let setup = |e| FtpError::io(format!("setting up the connection to {shown}"), e);
+        control.set_nodelay(true).map_err(setup)?;
+        control.set_read_timeout(Some(timeout)).map_err(setup)?;
+        control.set_write_timeout(Some(timeout)).map_err(setup)?;
+        FtpClient::greet(FtpStream::Plain(control), &target.ip().to_string(), &shown, timeout, None)
+    }
+
     /// Reads the greeting over a freshly opened control connection to `target` (`host:port` as shown).
     fn greet(
         control: FtpStream,
@@ -292,6 +314,19 @@ impl FtpClient {
         self.read_reply_for(&mask_password(line))
     }
 
+    /// Sends one command line without reading its reply, which [`Self::read_reply`] reads later: for sending the
+    /// same command over many sessions before waiting for any of them.
+    pub fn send_command(&mut self, line: &str) -> Result<(), FtpError> {
+        self.send(line)
+    }
+
+    /// Reads the next reply, giving up at `deadline` (or after the timeout, whichever comes first): for replies to
+    /// commands sent over many sessions, awaited together.
+    pub fn read_reply_by(&mut self, deadline: Instant) -> Result<Reply, FtpError> {
+        let deadline = deadline.min(Instant::now() + self.timeout);
+        self.read_reply_until("reading a reply", deadline)
+    }
+
     /// Reads the next reply without sending anything.
     pub fn read_reply(&mut self) -> Result<Reply, FtpError> {
         self.read_reply_for("reading a reply")
@@ -458,10 +493,14 @@ impl FtpClient {
 
     /// Reads one complete reply, waiting at most the timeout in all.
     fn read_reply_for(&mut self, label: &str) -> Result<Reply, FtpError> {
+        self.read_reply_until(label, Instant::now() + self.timeout)
+    }
+
+    /// Reads one complete reply, giving up at `deadline`.
+    fn read_reply_until(&mut self, label: &str, deadline: Instant) -> Result<Reply, FtpError> {
         if self.closed {
             return Err(FtpError::Closed);
         }
-        let deadline = Instant::now() + self.timeout;
         let mut buf = [0u8; 4096];
         loop {
             match self.parser.pop() {

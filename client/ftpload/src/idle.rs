@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use ftp_client::{FtpClient, FtpError};
 
-use crate::control::{io_error, spread_source, Control};
+use crate::control::{io_error, open_session, spread_source};
 use crate::progress::Progress;
 use crate::run::{Outcome, Run, TICK};
 use crate::stats::{Metric, Tally};
@@ -192,7 +192,7 @@ fn hold_share(run: &Run, phases: &Phases, first: usize, tx: &Sender<Msg>, last_r
         }
         let source = plan.spread.then(|| spread_source(index));
         let begin = Instant::now();
-        match Control::open(plan.target, source, &plan.user, &plan.pass, plan.timeout) {
+        match open_session(plan.target, source, &plan.user, &plan.pass, plan.timeout) {
             Ok(control) => {
                 run.recorder.record(index, Metric::Login, begin.elapsed());
                 run.sessions.fetch_add(1, Ordering::Relaxed);
@@ -211,7 +211,7 @@ fn hold_share(run: &Run, phases: &Phases, first: usize, tx: &Sender<Msg>, last_r
     let deadline = Instant::now() + plan.timeout;
     let mut asked = Vec::with_capacity(held.len());
     for mut control in held {
-        match control.send("NOOP") {
+        match control.send_command("NOOP") {
             Ok(()) => asked.push(control),
             Err(e) => {
                 tally.errors.add(&e);
@@ -220,7 +220,7 @@ fn hold_share(run: &Run, phases: &Phases, first: usize, tx: &Sender<Msg>, last_r
         }
     }
     for control in &mut asked {
-        let result = control.read_reply("NOOP", deadline).and_then(|reply| match reply.code {
+        let result = control.read_reply_by(deadline).and_then(|reply| match reply.code {
             200 => Ok(()),
             _ => Err(FtpError::Unexpected { command: "NOOP".into(), reply }),
         });
