@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use clap::Parser;
+use ftp_client::TlsConfig;
 
 /// Host used when only a port is given.
 pub const DEFAULT_HOST: &str = "127.0.0.1";
@@ -158,6 +159,18 @@ pub struct Args {
     /// Print the results as exactly one JSON line on stdout.
     #[arg(long)]
     pub json: bool,
+
+    /// Explicit FTPS: every session sends AUTH TLS before logging in, and its data connections are TLS too.
+    #[arg(long)]
+    pub tls: bool,
+
+    /// With --tls: also trust the CA certificates in this PEM file (or a self-signed server certificate).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub ca_file: Option<std::path::PathBuf>,
+
+    /// With --tls: do not verify the server's certificate.
+    #[arg(long, requires = "tls", conflicts_with = "ca_file")]
+    pub insecure: bool,
 }
 
 /// Whether idle sessions spread their source addresses.
@@ -291,6 +304,8 @@ pub struct Plan {
     pub keep: bool,
     pub prefix: String,
     pub json: bool,
+    /// `--tls`: how to check the server's certificate.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Plan {
@@ -399,7 +414,13 @@ impl Plan {
         if prefix.is_empty() || prefix.contains(['\r', '\n', '/']) {
             return Err("--prefix must be a non-empty name without '/' or line breaks".into());
         }
+        let tls = match (args.tls, args.insecure) {
+            (false, _) => None,
+            (true, true) => Some(TlsConfig::insecure()),
+            (true, false) => Some(TlsConfig::new(args.ca_file.as_deref()).map_err(|e| format!("--ca-file: {e}"))?),
+        };
         Ok(Plan {
+            tls,
             scenario,
             target,
             user: args.user,

@@ -7,7 +7,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use ftp_client::{FtpClient, FtpError};
+use ftp_client::{FtpClient, FtpError, TlsConfig};
 
 /// Source addresses used when spreading: 127.0.0.2 to 127.0.0.254.
 const SPREAD_FIRST: u8 = 2;
@@ -19,18 +19,23 @@ pub fn spread_source(index: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, last as u8))
 }
 
-/// Opens one logged-in session to `target` (from `source`, when given) with the library's control connection.
+/// Opens one logged-in session to `target` (from `source`, when given) with the library's control connection,
+/// over TLS (AUTH TLS) when `tls` is given.
 pub fn open_session(
     target: SocketAddr,
     source: Option<IpAddr>,
     user: &str,
     pass: &str,
     timeout: Duration,
+    tls: Option<&TlsConfig>,
 ) -> Result<FtpClient, FtpError> {
     let mut client = match source {
         Some(ip) => FtpClient::connect_from(target, ip, timeout)?,
         None => FtpClient::connect(&target.ip().to_string(), target.port(), timeout)?,
     };
+    if let Some(tls) = tls {
+        client.auth_tls(tls)?;
+    }
     client.login(user, pass)?;
     Ok(client)
 }
@@ -77,7 +82,7 @@ mod tests {
             from
         });
         let source = spread_source(5);
-        let control = open_session(target, Some(source), "u", "pw", Duration::from_secs(10)).expect("login");
+        let control = open_session(target, Some(source), "u", "pw", Duration::from_secs(10), None).expect("login");
         assert_eq!(server.join().expect("server").ip(), source);
         drop(control);
     }

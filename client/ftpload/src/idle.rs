@@ -192,7 +192,7 @@ fn hold_share(run: &Run, phases: &Phases, first: usize, tx: &Sender<Msg>, last_r
         }
         let source = plan.spread.then(|| spread_source(index));
         let begin = Instant::now();
-        match open_session(plan.target, source, &plan.user, &plan.pass, plan.timeout) {
+        match open_session(plan.target, source, &plan.user, &plan.pass, plan.timeout, plan.tls.as_ref()) {
             Ok(control) => {
                 run.recorder.record(index, Metric::Login, begin.elapsed());
                 run.sessions.fetch_add(1, Ordering::Relaxed);

@@ -131,6 +131,9 @@ pub fn preflight(plan: &Plan) -> Result<(FtpClient, Sizes), FtpError> {
 /// A logged-in session.
 pub fn connect(plan: &Plan) -> Result<FtpClient, FtpError> {
     let mut client = FtpClient::connect(&plan.target.ip().to_string(), plan.target.port(), plan.timeout)?;
+    if let Some(tls) = &plan.tls {
+        client.auth_tls(tls)?;
+    }
     client.login(&plan.user, &plan.pass)?;
     Ok(client)
 }

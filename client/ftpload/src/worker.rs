@@ -7,13 +7,12 @@
 //! the file's size, uploads with SIZE afterwards.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ftp_client::{FtpClient, FtpError, Reply};
+use ftp_client::{FtpClient, FtpError, FtpStream, Reply};
 
 use crate::args::Op;
 use crate::control::io_error;
@@ -172,9 +171,10 @@ impl Worker<'_> {
         self.run.recorder.record(self.index, Metric::Transfer(op), elapsed);
     }
 
-    /// Opens a data connection and sends `line`; returns the data connection once the server has started.
-    fn start(&mut self, line: &str) -> Result<TcpStream, FtpError> {
-        let data = self.client.open_data_connection()?;
+    /// Opens a data connection (TLS when the session's data is protected) and sends `line`; returns the data
+    /// connection once the server has started.
+    fn start(&mut self, line: &str) -> Result<FtpStream, FtpError> {
+        let data = self.client.open_data_stream()?;
         let reply = self.client.raw(line)?;
         if !matches!(reply.code, 125 | 150) {
             return Err(FtpError::Unexpected { command: line.to_string(), reply });
@@ -243,13 +243,17 @@ impl Worker<'_> {
             sent += n as u64;
             self.moved(n, tally);
         }
-        // End of file on the data connection is what completes the upload.
-        if let Err(e) = data.shutdown(Shutdown::Write).and_then(|()| data.flush()) {
+        // End of file on the data connection (after TLS close_notify) is what completes the upload.
+        if let Err(e) = data.flush().and_then(|()| data.finish()) {
             drop(data);
             return Err(self.failed(&line, "closing the data connection", e));
         }
+        // Closed only after the reply: a TLS server may have sent session tickets, and closing with unread data
+        // resets the connection, which can cut the end of the upload.
+        let done = self.finish(&line);
+        data.take_in_pending();
         drop(data);
-        self.finish(&line)?;
+        done?;
         Ok(Moved::Done(sent))
     }
 

@@ -369,3 +369,45 @@ fn loopback_measures_tcp_without_a_server() {
     assert_eq!(code, Some(2));
     assert!(stderr.contains("no HOST or PORT"), "{stderr}");
 }
+
+// --tls: every session (transfers and the idle ones) speaks explicit FTPS; the server requires it, so a plain
+// session could not even log in. Without the server's certificate the run is refused.
+#[test]
+fn tls_sessions_against_a_server_that_requires_it() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(root.path().join("big.bin"), pattern(BIG as usize)).expect("big.bin");
+    let certs = dir.path().join("certs");
+    let made = Command::new(ftpserver_binary())
+        .args(["gen-cert", "--out"])
+        .arg(&certs)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gen-cert");
+    assert!(wait_bounded(made, PROCESS_LIMIT).status.success());
+    let (cert, key) = (certs.join("cert.pem"), certs.join("key.pem"));
+    let tls_args =
+        ["--tls-cert", cert.to_str().expect("utf-8"), "--tls-key", key.to_str().expect("utf-8"), "--require-tls"];
+    let server = ourserver::OurServer::start(root.path(), 0, &dir.path().join("server.log"), &tls_args);
+    let port = server.port_arg();
+    let ca = cert.to_str().expect("utf-8");
+
+    let args =
+        [&port, "get", "--file", "big.bin", "--connections", "2", "--count", "2", "--json", "--tls", "--ca-file", ca];
+    let (code, stdout, stderr) = ftpload(&args);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let v: Value = serde_json::from_str(stdout.trim_end()).expect("JSON");
+    assert_eq!((u(&v["operations"]["get"]["transfers"]), u(&v["errors"]["total"])), (4, 0), "{v}");
+    assert_eq!(u(&v["operations"]["get"]["bytes"]), 4 * BIG);
+
+    let args = [&port, "idle", "--sessions", "10", "--duration", "1", "--json", "--tls", "--ca-file", ca];
+    let (code, stdout, stderr) = ftpload(&args);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let v: Value = serde_json::from_str(stdout.trim_end()).expect("JSON");
+    assert_eq!((u(&v["sessions_established"]), u(&v["sessions_alive"])), (10, 10), "{v}");
+
+    // The server's certificate is not trusted without --ca-file: every session fails.
+    let (code, stdout, _) = ftpload(&[&port, "get", "--file", "big.bin", "--count", "1", "--json", "--tls"]);
+    assert_ne!(code, Some(0), "{stdout}");
+}
