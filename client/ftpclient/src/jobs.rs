@@ -18,6 +18,7 @@ use std::time::SystemTime;
 use log::debug;
 
 use crate::connect::Login;
+use crate::progress::Board;
 use crate::transfer::{self, Options};
 use ftp_client::FtpClient;
 
@@ -97,17 +98,18 @@ pub fn run_jobs(
         Some(_) => parallel.saturating_sub(1).min(jobs.len().saturating_sub(1)),
         None => 0,
     };
+    // Several transfers at once draw their bars as the lines of one board, under the total.
+    let board = (opts.progress && more > 0).then(|| Board::start("total", jobs.len() as u64));
+    let board = board.as_ref();
     let queue = Mutex::new(VecDeque::from(jobs));
     let outcome = Mutex::new(Outcome::default());
-    // Progress bars of several transfers at once would draw over each other.
-    let opts = if more > 0 { Options { progress: false, ..opts } } else { opts };
     thread::scope(|scope| {
         if let Some(extra) = &extra {
             for _ in 0..more {
                 let (queue, outcome) = (&queue, &outcome);
                 scope.spawn(move || match open_worker(extra, interrupt) {
                     Ok(mut worker) => {
-                        work(&mut worker, queue, outcome, opts, interrupt);
+                        work(&mut worker, queue, outcome, opts, interrupt, board);
                         let _ = worker.quit();
                     }
                     // The other connections take this one's share.
@@ -115,7 +117,7 @@ pub fn run_jobs(
                 });
             }
         }
-        work(client, &queue, &outcome, opts, interrupt);
+        work(client, &queue, &outcome, opts, interrupt, board);
     });
     let mut outcome = outcome.into_inner().unwrap_or_else(|e| e.into_inner());
     for job in queue.into_inner().unwrap_or_else(|e| e.into_inner()) {
@@ -138,6 +140,7 @@ fn work(
     outcome: &Mutex<Outcome>,
     opts: Options,
     interrupt: Option<&Arc<AtomicBool>>,
+    board: Option<&Board>,
 ) {
     loop {
         if interrupt.is_some_and(|flag| flag.load(Ordering::Relaxed)) || client.is_closed() {
@@ -145,6 +148,9 @@ fn work(
         }
         let Some(job) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else { return };
         let result = job.run(client, opts);
+        if let Some(board) = board {
+            board.file_done();
+        }
         let mut outcome = outcome.lock().unwrap_or_else(|e| e.into_inner());
         match result {
             Ok(bytes) => {

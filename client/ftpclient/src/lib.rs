@@ -262,7 +262,8 @@ pub fn run(args: &Args) -> u8 {
     let stdout = io::stdout();
     let stderr = io::stderr();
     let progress = !args.quiet && stderr.is_terminal();
-    let (mut out, mut err) = (stdout.lock(), stderr.lock());
+    // Not locked for the whole session: the threads of parallel transfers log and draw progress on stderr too.
+    let (mut out, mut err) = (stdout, stderr);
     if interactive && !args.quiet {
         let tls = client.tls_summary().map(|tls| format!(" ({tls})")).unwrap_or_default();
         let _ = writeln!(out, "connected to {}{tls}: {}", client.peer_addr(), client.greeting());

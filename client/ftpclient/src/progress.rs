@@ -3,12 +3,14 @@
 //! A [`Meter`] sees every byte that reaches the local file (a download) or leaves it (an upload) through the
 //! [`Metered`] adapter, so the local digest is computed in the same pass as the transfer. The progress bar is drawn
 //! to standard error, and only once a transfer has run for [`BAR_DELAY`]: quick transfers never show one. It is
-//! cleared when the transfer ends, so the one-line summary that follows stands alone.
+//! cleared when the transfer ends, so the one-line summary that follows stands alone. While a [`Board`] is up
+//! (transfers running in parallel), each transfer's bar is one line of it, under a line with the total.
 
 use std::io::{self, Read, Write};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
 /// How long a transfer runs before its progress bar appears.
@@ -150,7 +152,10 @@ impl Bar {
         self.bar.inc(n);
         if !self.shown && self.started.elapsed() >= BAR_DELAY {
             self.shown = true;
-            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+            match BOARD.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                Some(board) => self.bar = board.add(self.bar.clone()),
+                None => self.bar.set_draw_target(ProgressDrawTarget::stderr()),
+            }
         }
     }
 
@@ -158,6 +163,44 @@ impl Bar {
         if self.shown {
             self.bar.finish_and_clear();
         }
+    }
+}
+
+/// The display the bars of parallel transfers join, while a [`Board`] is up.
+static BOARD: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+/// Transfers running in parallel on standard error: one line per active transfer (once it has run for
+/// [`BAR_DELAY`]) and a line with the files done out of all. Taken down when dropped.
+pub struct Board {
+    multi: MultiProgress,
+    total: ProgressBar,
+}
+
+impl Board {
+    /// Puts up the display for `files` transfers, its total line labelled `label`.
+    pub fn start(label: &str, files: u64) -> Board {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let total = multi.add(ProgressBar::new(files));
+        if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} files, {elapsed}") {
+            total.set_style(style.progress_chars("=> "));
+        }
+        total.set_message(label.to_string());
+        total.tick();
+        *BOARD.lock().unwrap_or_else(|e| e.into_inner()) = Some(multi.clone());
+        Board { multi, total }
+    }
+
+    /// Counts one more finished transfer.
+    pub fn file_done(&self) {
+        self.total.inc(1);
+    }
+}
+
+impl Drop for Board {
+    fn drop(&mut self) {
+        *BOARD.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.total.finish_and_clear();
+        let _ = self.multi.clear();
     }
 }
 

@@ -166,3 +166,28 @@ fn recursive_get_put_and_globs() {
     assert!(stderr.contains("no remote file matches *.none"), "{stderr}");
     assert!(!served.path("after").exists());
 }
+
+// On a terminal, parallel transfers show one line per active file and a line with the total.
+#[test]
+fn parallel_progress_lines() {
+    let served = Served::start(&[]);
+    for name in ["a.bin", "b.bin", "c.bin"] {
+        fs::write(served.path(name), pattern(4 << 20, 5)).expect("write");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = served.port_arg();
+    let args = ["--limit-rate", "2M", "--parallel", "3", &port, "-c", "mget *.bin"];
+    let Some(term) = support::terminal::Terminal::start(dir.path(), &args) else { return };
+    let step = support::terminal::STEP;
+    let at = term.wait_for("total [", 0, step);
+    term.wait_for("/3 files", at, step);
+    for name in ["a.bin [", "b.bin [", "c.bin ["] {
+        term.wait_for(name, at, step);
+    }
+    term.wait_for("mget: 3 files (", at, step);
+    let screen = term.screen();
+    assert_eq!(term.wait(), Some(0), "{screen}");
+    for name in ["a.bin", "b.bin", "c.bin"] {
+        assert_eq!(fs::read(dir.path().join(name)).expect("downloaded"), pattern(4 << 20, 5));
+    }
+}
