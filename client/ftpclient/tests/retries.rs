@@ -78,3 +78,26 @@ fn no_retries_by_default() {
     assert_eq!(term.wait(), Some(1), "{screen}");
     assert!(!screen.contains("reconnecting"), "{screen}");
 }
+
+// A server that ends an idle session with 421 and closes it: with --retries the next transfer logs in again and
+// runs; without, the batch ends there. (The local `sleep` lets the server's half-second idle timer expire.)
+#[test]
+fn reply_421_reconnects() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let logs = tempfile::tempdir().expect("tempdir");
+    fs::create_dir(root.path().join("pub")).expect("mkdir");
+    fs::write(root.path().join("pub/f.bin"), pattern(5000, 34)).expect("write");
+    let server = OurServer::start(root.path(), 0, &logs.path().join("server.log"), &["--idle-timeout", "0.5"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = server.port_arg();
+    let args = [port.as_str(), "--retries", "2", "-c", "cd pub", "-c", "!sleep 1", "-c", "get f.bin"];
+    let (code, stdout, stderr) = support::result(&support::ftpclient(dir.path(), &args, None));
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("reconnecting in 1 s (retry 1 of 2)"), "{stderr}");
+    assert_eq!(fs::read(dir.path().join("f.bin")).expect("downloaded"), pattern(5000, 34));
+
+    let args = [port.as_str(), "-c", "cd pub", "-c", "!sleep 1", "-c", "get f.bin g.bin"];
+    let (code, _, stderr) = support::result(&support::ftpclient(dir.path(), &args, None));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("421"), "{stderr}");
+}
