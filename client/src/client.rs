@@ -16,6 +16,8 @@ mod secure;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ftp_common::{Reply, ReplyParser};
@@ -36,6 +38,10 @@ const TRANSFER_DONE: &[u16] = &[226, 250];
 /// Codes that start a transfer.
 const TRANSFER_STARTED: &[u16] = &[125, 150];
 
+/// Most replies read after ABOR while waiting for the NOOP that marks the end of them: 426 for the transfer, the
+/// ABOR reply, possibly the transfer's own 226, then NOOP's 200.
+const MAX_ABORT_REPLIES: usize = 6;
+
 /// A logged-in (or about to be) FTP session over one control connection.
 #[derive(Debug)]
 pub struct FtpClient {
@@ -54,6 +60,10 @@ pub struct FtpClient {
     port_refused: bool,
     /// The FEAT lines once asked for, kept up to date with the OPTS this client sends.
     features: Option<Vec<String>>,
+    /// Set from outside (a Ctrl-C handler) to abort the transfer in progress with ABOR.
+    interrupt: Option<Arc<AtomicBool>>,
+    /// The code of the last reply read, until taken.
+    last_code: Option<u16>,
     closed: bool,
 }
 
@@ -63,6 +73,28 @@ impl FtpClient {
     pub fn connect(host: &str, port: u16, timeout: Duration) -> Result<FtpClient, FtpError> {
         let (control, target) = open_control(host, port, timeout)?;
         FtpClient::greet(FtpStream::Plain(control), host, &target, timeout, None)
+    }
+
+    /// Connects to `target` from the local address `source` (on a port of the system's choosing) and reads the
+    /// greeting: for a load generator that holds more sessions to one server than one source address has ports.
+    pub fn connect_from(target: SocketAddr, source: IpAddr, timeout: Duration) -> Result<FtpClient, FtpError> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        if timeout.is_zero() {
+            return Err(FtpError::Io(io::Error::new(io::ErrorKind::InvalidInput, "the timeout must be positive")));
+        }
+        let socket = Socket::new(Domain::for_address(target), Type::STREAM, Some(Protocol::TCP))
+            .map_err(|e| FtpError::io("creating a socket", e))?;
+        socket.bind(&SocketAddr::new(source, 0).into()).map_err(|e| FtpError::io(format!("binding {source}"), e))?;
+        socket
+            .connect_timeout(&target.into(), timeout)
+            .map_err(|e| FtpError::io(format!("connecting to {target}"), e))?;
+        let control: TcpStream = socket.into();
+        let shown = target.to_string();
+        let setup = |e| FtpError::io(format!("setting up the connection to {shown}"), e);
+        control.set_nodelay(true).map_err(setup)?;
+        control.set_read_timeout(Some(timeout)).map_err(setup)?;
+        control.set_write_timeout(Some(timeout)).map_err(setup)?;
+        FtpClient::greet(FtpStream::Plain(control), &target.ip().to_string(), &shown, timeout, None)
     }
 
     /// Reads the greeting over a freshly opened control connection to `target` (`host:port` as shown).
@@ -89,6 +121,8 @@ impl FtpClient {
             active: false,
             port_refused: false,
             features: None,
+            interrupt: None,
+            last_code: None,
             closed: false,
         };
         let label = format!("greeting from {target}");
@@ -133,6 +167,23 @@ impl FtpClient {
     /// True when data connections are active.
     pub fn is_active(&self) -> bool {
         self.active
+    }
+
+    /// A flag that, once set (by a Ctrl-C handler, another thread ...), aborts the transfer in progress: the data
+    /// connection is closed, ABOR is sent and the replies to it are read, so the session stays usable; the transfer
+    /// then fails with an I/O error of kind `Interrupted`. The flag is checked between blocks of data, and is not
+    /// cleared here.
+    pub fn set_interrupt(&mut self, flag: Option<Arc<AtomicBool>>) {
+        self.interrupt = flag;
+    }
+
+    /// The code of the last reply read since the last call, if any (for reports of what a command got).
+    pub fn take_last_reply_code(&mut self) -> Option<u16> {
+        self.last_code.take()
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupt.as_ref().is_some_and(|flag| flag.load(Ordering::Relaxed))
     }
 
     /// Logs in: USER, then PASS if the server asks for it (331), then TYPE I so transfers are byte-exact. Over TLS
@@ -263,6 +314,19 @@ impl FtpClient {
         self.read_reply_for(&mask_password(line))
     }
 
+    /// Sends one command line without reading its reply, which [`Self::read_reply`] reads later: for sending the
+    /// same command over many sessions before waiting for any of them.
+    pub fn send_command(&mut self, line: &str) -> Result<(), FtpError> {
+        self.send(line)
+    }
+
+    /// Reads the next reply, giving up at `deadline` (or after the timeout, whichever comes first): for replies to
+    /// commands sent over many sessions, awaited together.
+    pub fn read_reply_by(&mut self, deadline: Instant) -> Result<Reply, FtpError> {
+        let deadline = deadline.min(Instant::now() + self.timeout);
+        self.read_reply_until("reading a reply", deadline)
+    }
+
     /// Reads the next reply without sending anything.
     pub fn read_reply(&mut self) -> Result<Reply, FtpError> {
         self.read_reply_for("reading a reply")
@@ -303,6 +367,9 @@ impl FtpClient {
         let mut buf = vec![0u8; DATA_BUFFER];
         let mut total = 0u64;
         let failure = loop {
+            if self.interrupted() {
+                return Err(self.abort(line, data));
+            }
             let n = match data.read(&mut buf) {
                 Ok(0) => break out.flush().err().map(|e| Failure::Local(FtpError::io(format!("{line}: writing"), e))),
                 Ok(n) => n,
@@ -325,6 +392,9 @@ impl FtpClient {
         let mut buf = vec![0u8; DATA_BUFFER];
         let mut total = 0u64;
         let failure = loop {
+            if self.interrupted() {
+                return Err(self.abort(line, data));
+            }
             let n = match input.read(&mut buf) {
                 Ok(0) => break None,
                 Ok(n) => n,
@@ -366,6 +436,26 @@ impl FtpClient {
         }
     }
 
+    /// Abandons the transfer of `line` at the user's request: closes the data connection, sends ABOR (RFC 959
+    /// §4.1.3) and NOOP, and reads replies up to NOOP's, whichever of 426, 225/226 and the transfer's own 226 the
+    /// server sends before it. Returns the error the transfer ends with: `Interrupted`, or why the session broke.
+    fn abort(&mut self, line: &str, data: FtpStream) -> FtpError {
+        drop(data);
+        let resync = self.send("ABOR").and_then(|()| self.send("NOOP")).and_then(|()| {
+            for _ in 0..MAX_ABORT_REPLIES {
+                if self.read_reply_for("ABOR")?.code == 200 {
+                    return Ok(());
+                }
+            }
+            self.close();
+            Err(FtpError::Protocol("ABOR: no reply to the NOOP that followed it".to_string()))
+        });
+        match resync {
+            Ok(()) => FtpError::io(line, io::Error::new(io::ErrorKind::Interrupted, "aborted (ABOR)")),
+            Err(e) => e,
+        }
+    }
+
     /// Reads the final reply of a transfer that failed with `err` on the network; returns the server's refusal if
     /// it gives one, else `err`.
     fn abandoned(&mut self, line: &str, err: FtpError) -> FtpError {
@@ -403,15 +493,20 @@ impl FtpClient {
 
     /// Reads one complete reply, waiting at most the timeout in all.
     fn read_reply_for(&mut self, label: &str) -> Result<Reply, FtpError> {
+        self.read_reply_until(label, Instant::now() + self.timeout)
+    }
+
+    /// Reads one complete reply, giving up at `deadline`.
+    fn read_reply_until(&mut self, label: &str, deadline: Instant) -> Result<Reply, FtpError> {
         if self.closed {
             return Err(FtpError::Closed);
         }
-        let deadline = Instant::now() + self.timeout;
         let mut buf = [0u8; 4096];
         loop {
             match self.parser.pop() {
                 Some(Ok(reply)) => {
                     debug!("< {reply}");
+                    self.last_code = Some(reply.code);
                     return Ok(reply);
                 }
                 Some(Err(e)) => {

@@ -1,16 +1,16 @@
-//! A blocking FTP client, and the `ftpclient` command built on it.
+//! A blocking FTP client library.
 //!
 //! [`FtpClient`] speaks standard FTP (RFC 959, with EPSV and EPRT from RFC 2428) and its common extensions (FEAT,
 //! REST, MDTM, MLSD/MLST, MFMT, HASH) to any server over `std::net` sockets: one method per operation, each checking
 //! the reply codes its command accepts and returning an [`FtpError`] that carries the command and the whole reply
-//! otherwise. Data connections are passive by default, active on request. The [`cli`] module is the
-//! `ftpclient` program: argument parsing, the command language (`get`, `upload`, `ls` ...) and the safe handling of
-//! local files. Wire framing (replies, host-port notations) comes from `ftp-common`.
+//! otherwise. Data connections are passive by default, active on request; a transfer can be aborted from another
+//! thread or a signal handler ([`FtpClient::set_interrupt`]). Wire framing (replies, host-port notations) comes
+//! from `ftp-common`. The `ftpclient` command (`client/ftpclient`) and the `ftpload` load tool (`client/ftpload`)
+//! are built on this library; it carries none of their dependencies (argument parsing, progress bars, histograms).
 //!
 //! FTPS (RFC 4217) is built in: [`FtpClient::connect_implicit_tls`] for implicit TLS, [`FtpClient::auth_tls`] for
 //! explicit TLS, after which every data connection is TLS too; [`TlsConfig`] says which certificates to trust.
 
-pub mod cli;
 mod client;
 mod entry;
 mod error;
@@ -30,8 +30,10 @@ pub use tls::TlsConfig;
 
 #[cfg(test)]
 mod extension_tests;
-#[cfg(test)]
-mod fake_server;
+/// A scripted fake server for tests (feature `test-support`).
+#[cfg(any(test, feature = "test-support"))]
+#[doc(hidden)]
+pub mod fake_server;
 #[cfg(test)]
 mod fake_tls;
 #[cfg(test)]

@@ -69,8 +69,9 @@ impl FtpStream {
 
     /// Takes in whatever the peer has sent that is already here, without waiting, and discards any data in it. On a
     /// TLS 1.3 upload connection that is the server's session tickets, which the client never reads otherwise and
-    /// which later data connections resume the session with.
-    pub(crate) fn take_in_pending(&mut self) {
+    /// which later data connections resume the session with. Call it after the server's reply to an upload and
+    /// before closing: closing a socket with unread data resets the connection.
+    pub fn take_in_pending(&mut self) {
         let FtpStream::Tls(tls) = self else { return };
         if tls.sock.set_nonblocking(true).is_err() {
             return;

@@ -92,7 +92,7 @@ pub fn server_bin() -> PathBuf {
 /// The `ftpclient` binary.
 pub fn client_bin() -> PathBuf {
     static ONCE: OnceLock<PathBuf> = OnceLock::new();
-    binary("ftp-client", "ftpclient", &ONCE)
+    binary("ftpclient", "ftpclient", &ONCE)
 }
 
 // ---- the server under test -----------------------------------------------------------------------------------

@@ -1,0 +1,163 @@
+//! Many transfers at once: the queue of file transfers that `mget`, `mput`, `mirror`, `get -r` and `put -r` hand
+//! over, run on the session's own connection and, with `--parallel N`, on N-1 more connections opened and logged
+//! in the same way, each starting in the session's directory.
+//!
+//! Each transfer is one `get` or `upload` as the single-file commands do them (temporary file, verification by
+//! HASH or SIZE), followed by setting the copy's modification time when the source's is known (locally, and with
+//! MFMT on the server). A failed transfer is recorded and the others go on; Ctrl-C stops every connection's
+//! transfer and empties the queue.
+
+use std::collections::VecDeque;
+use std::fs::OpenOptions;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::SystemTime;
+
+use log::debug;
+
+use crate::connect::Login;
+use crate::progress::Board;
+use crate::transfer::{self, Options};
+use ftp_client::FtpClient;
+
+/// One file to move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    /// Download `remote` to `local`, then give `local` the time `mtime`.
+    Get { remote: String, local: PathBuf, mtime: Option<SystemTime> },
+    /// Upload `local` to `remote`, then give `remote` the time `mtime`.
+    Put { local: PathBuf, remote: String, mtime: Option<SystemTime> },
+}
+
+impl Job {
+    /// `get REMOTE -> LOCAL` or `upload LOCAL -> REMOTE`.
+    pub fn label(&self) -> String {
+        match self {
+            Job::Get { remote, local, .. } => format!("get {remote} -> {}", local.display()),
+            Job::Put { local, remote, .. } => format!("upload {} -> {remote}", local.display()),
+        }
+    }
+
+    /// Runs the transfer; returns the size of the file moved.
+    fn run(&self, client: &mut FtpClient, opts: Options) -> Result<u64, String> {
+        match self {
+            Job::Get { remote, local, mtime } => {
+                let shown = local.to_str().ok_or_else(|| format!("{} is not valid UTF-8", local.display()))?;
+                transfer::get(client, remote, Some(shown), opts)?;
+                let file = OpenOptions::new().write(true).open(local).map_err(|e| format!("{}: {e}", local.display()));
+                let file = file?;
+                if let Some(time) = mtime {
+                    file.set_modified(*time).map_err(|e| format!("setting the time of {}: {e}", local.display()))?;
+                }
+                file.metadata().map(|m| m.len()).map_err(|e| format!("{}: {e}", local.display()))
+            }
+            Job::Put { local, remote, mtime } => {
+                let shown = local.to_str().ok_or_else(|| format!("{} is not valid UTF-8", local.display()))?;
+                transfer::upload(client, shown, Some(remote), opts)?;
+                if let Some(time) = mtime {
+                    // A server without MFMT keeps its own time; the copy is still complete and verified.
+                    if let Err(e) = client.set_mtime(remote, *time) {
+                        debug!("MFMT {remote}: {e}");
+                    }
+                }
+                std::fs::metadata(local).map(|m| m.len()).map_err(|e| format!("{}: {e}", local.display()))
+            }
+        }
+    }
+}
+
+/// What a run of jobs achieved.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Transfers completed and verified.
+    pub done: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// One line per failed (or, after Ctrl-C, never started) transfer: `LABEL: why`.
+    pub failures: Vec<String>,
+}
+
+/// Where extra connections come from: how to log in, and the directory to start in.
+pub struct Extra<'a> {
+    pub login: &'a Login,
+    pub cwd: String,
+}
+
+/// Runs `jobs` over `client` and, when `parallel` > 1 and `extra` says how, `parallel - 1` more connections.
+pub fn run_jobs(
+    client: &mut FtpClient,
+    extra: Option<Extra<'_>>,
+    jobs: Vec<Job>,
+    parallel: usize,
+    opts: Options,
+    interrupt: Option<&Arc<AtomicBool>>,
+) -> Outcome {
+    let more = match &extra {
+        Some(_) => parallel.saturating_sub(1).min(jobs.len().saturating_sub(1)),
+        None => 0,
+    };
+    // Several transfers at once draw their bars as the lines of one board, under the total.
+    let board = (opts.progress && more > 0).then(|| Board::start("total", jobs.len() as u64));
+    let board = board.as_ref();
+    let queue = Mutex::new(VecDeque::from(jobs));
+    let outcome = Mutex::new(Outcome::default());
+    thread::scope(|scope| {
+        if let Some(extra) = &extra {
+            for _ in 0..more {
+                let (queue, outcome) = (&queue, &outcome);
+                scope.spawn(move || match open_worker(extra, interrupt) {
+                    Ok(mut worker) => {
+                        work(&mut worker, queue, outcome, opts, interrupt, board);
+                        let _ = worker.quit();
+                    }
+                    // The other connections take this one's share.
+                    Err(msg) => debug!("an extra connection failed: {msg}"),
+                });
+            }
+        }
+        work(client, &queue, &outcome, opts, interrupt, board);
+    });
+    let mut outcome = outcome.into_inner().unwrap_or_else(|e| e.into_inner());
+    for job in queue.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        outcome.failures.push(format!("{}: not started", job.label()));
+    }
+    outcome
+}
+
+fn open_worker(extra: &Extra<'_>, interrupt: Option<&Arc<AtomicBool>>) -> Result<FtpClient, String> {
+    let mut client = extra.login.open()?;
+    client.cwd(&extra.cwd).map_err(|e| e.to_string())?;
+    client.set_interrupt(interrupt.cloned());
+    Ok(client)
+}
+
+/// Takes jobs off the queue until it is empty, the connection is lost or Ctrl-C is pressed.
+fn work(
+    client: &mut FtpClient,
+    queue: &Mutex<VecDeque<Job>>,
+    outcome: &Mutex<Outcome>,
+    opts: Options,
+    interrupt: Option<&Arc<AtomicBool>>,
+    board: Option<&Board>,
+) {
+    loop {
+        if interrupt.is_some_and(|flag| flag.load(Ordering::Relaxed)) || client.is_closed() {
+            return;
+        }
+        let Some(job) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else { return };
+        let result = job.run(client, opts);
+        if let Some(board) = board {
+            board.file_done();
+        }
+        let mut outcome = outcome.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(bytes) => {
+                outcome.done += 1;
+                outcome.bytes += bytes;
+            }
+            Err(msg) => outcome.failures.push(format!("{}: {msg}", job.label())),
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! `--retries N`: a transfer whose connection dropped (or that the server ended with 421 and a close) is tried
+//! again on a new connection, logged in as before and back in the same remote directory, resuming where it stopped:
+//! a download continues the `NAME.part` it kept (REST), an upload continues what the server has (SIZE, REST). The
+//! waits between attempts double from one second up to a limit; Ctrl-C ends them. Only a lost connection is
+//! retried: a refusal such as 550 would be refused again.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::debug;
+
+use super::Shell;
+use crate::local::download_target;
+use crate::transfer::{self, Options};
+
+/// The first wait before reconnecting; each further one doubles, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest wait between attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How often a wait looks at the Ctrl-C flag.
+const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// The wait before retry number `n` (1-based).
+pub fn backoff(n: u32) -> Duration {
+    FIRST_BACKOFF.saturating_mul(1 << n.saturating_sub(1).min(16)).min(MAX_BACKOFF)
+}
+
+impl Shell<'_> {
+    /// `get REMOTE [LOCAL]` with retries; a retry continues the partial file, unless the download replaces an
+    /// existing file (it then starts again).
+    pub(super) fn get_retrying(&mut self, remote: &str, local: Option<&str>, opts: Options) -> Result<String, String> {
+        let replaces = download_target(remote, local).is_ok_and(|t| Path::new(&t).exists());
+        self.retrying(remote, |client, retry| {
+            let resume = opts.resume || (retry && !replaces);
+            transfer::get(client, remote, local, Options { resume, ..opts })
+        })
+    }
+
+    /// `upload LOCAL [REMOTE]` with retries; a retry continues what the server received, unless the upload
+    /// replaces an existing remote file (it then starts again).
+    pub(super) fn upload_retrying(
+        &mut self,
+        local: &str,
+        remote: Option<&str>,
+        opts: Options,
+    ) -> Result<String, String> {
+        let name = match remote {
+            Some(dir) if dir.ends_with('/') => None,
+            Some(remote) => Some(remote.to_string()),
+            None => crate::local::upload_name(local).ok(),
+        };
+        let replaces = self.retries > 0 && name.is_some_and(|name| self.client.size(&name).is_ok());
+        self.retrying(local, |client, retry| {
+            let resume = opts.resume || (retry && !replaces);
+            transfer::upload(client, local, remote, Options { resume, ..opts })
+        })
+    }
+
+    /// Runs `attempt` (told whether it is a retry) until it succeeds, fails for a reason other than a lost
+    /// connection, or the retries are used up.
+    fn retrying(
+        &mut self,
+        what: &str,
+        mut attempt: impl FnMut(&mut ftp_client::FtpClient, bool) -> Result<String, String>,
+    ) -> Result<String, String> {
+        let mut result = attempt(&mut self.client, false);
+        let mut tries = 0;
+        while let Err(msg) = &result {
+            if tries >= self.retries || self.ctrl_c_pending() || !self.connection_lost() {
+                break;
+            }
+            tries += 1;
+            let wait = backoff(tries);
+            self.warn(&format!(
+                "{what}: {msg}; reconnecting in {} s (retry {tries} of {})",
+                wait.as_secs(),
+                self.retries
+            ));
+            if !self.wait_unless_interrupted(wait) {
+                break;
+            }
+            match self.reconnect() {
+                Ok(()) => result = attempt(&mut self.client, true),
+                Err(why) => result = Err(format!("{msg}; reconnecting failed: {why}")),
+            }
+        }
+        result
+    }
+
+    /// True when the session's connection is gone (a NOOP finds out for one that looks open).
+    fn connection_lost(&mut self) -> bool {
+        self.client.is_closed() || self.client.noop().is_err()
+    }
+
+    fn ctrl_c_pending(&self) -> bool {
+        self.interrupt.as_ref().is_some_and(|flag| flag.load(Ordering::Relaxed))
+    }
+
+    /// Waits `wait`, or less if Ctrl-C is pressed; returns false then.
+    fn wait_unless_interrupted(&self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            if self.ctrl_c_pending() {
+                return false;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(WAIT_SLICE));
+        }
+    }
+
+    /// Replaces the session's connection with a new one, logged in and in the same remote directory.
+    fn reconnect(&mut self) -> Result<(), String> {
+        let login = self.login.as_ref().ok_or("no way to log in again")?;
+        let mut client = login.open()?;
+        if let Some(cwd) = &self.cwd {
+            client.cwd(cwd).map_err(|e| format!("back to {cwd}: {e}"))?;
+        }
+        client.set_interrupt(self.interrupt.as_ref().map(Arc::clone));
+        debug!("reconnected to {}", client.peer_addr());
+        self.client = client;
+        Ok(())
+    }
+
+    /// Remembers the remote directory, to return to after reconnecting (only needed with retries).
+    pub fn remember_cwd(&mut self) {
+        if self.retries > 0 {
+            self.cwd = self.client.pwd().ok();
+        }
+    }
+
+    fn warn(&mut self, msg: &str) {
+        let _ = writeln!(self.err, "warning: {msg}");
+        let _ = self.err.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_limit() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(4), Duration::from_secs(8));
+        assert_eq!(backoff(7), MAX_BACKOFF);
+        assert_eq!(backoff(1000), MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,413 @@
+//! `ftpload` against our own server, at small scale: every scenario with exact counts, the JSON report, and the
+//! runs that must be refused (a port nobody listens on, a host that is not this machine).
+
+/// The one launcher of our server that the client's tests share (only its binary lookup is used here).
+#[path = "../../ftpclient/tests/support/ourserver.rs"]
+#[allow(dead_code)]
+mod ourserver;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use ourserver::ftpserver_binary;
+use rustix::process::{kill_process, Pid, Signal};
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The longest any subprocess may run.
+const PROCESS_LIMIT: Duration = Duration::from_secs(120);
+const BIG: u64 = 1 << 20;
+const SMALL: u64 = 4096;
+
+/// Our server on 127.0.0.1 with a temporary root holding `big.bin` (1 MiB) and `small.bin` (4 KiB); killed by
+/// PID when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    root: TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let root = tempfile::tempdir().expect("tempdir");
+        fs::write(root.path().join("big.bin"), pattern(BIG as usize)).expect("big.bin");
+        fs::write(root.path().join("small.bin"), pattern(SMALL as usize)).expect("small.bin");
+        let mut child = Command::new(ftpserver_binary())
+            .arg("0")
+            .arg("--root")
+            .arg(root.path())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ftpserver");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining so the server never blocks on a full pipe.
+            let _ = reader.read_to_end(&mut Vec::new());
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("ftpserver did not print its ready line in 30 s");
+        let port = ready_port(&line).unwrap_or_else(|| panic!("unexpected ready line {line:?}"));
+        Server { child, port, root }
+    }
+
+    fn port(&self) -> String {
+        self.port.to_string()
+    }
+
+    /// Names in the root that uploads left behind.
+    fn leftovers(&self) -> Vec<String> {
+        fs::read_dir(self.root.path())
+            .expect("list root")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("ftpload-"))
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The port in `ftpserver listening on 127.0.0.1:PORT, root DIR`.
+fn ready_port(line: &str) -> Option<u16> {
+    let addr = line.strip_prefix("ftpserver listening on ")?.split(',').next()?;
+    addr.rsplit(':').next()?.parse().ok()
+}
+
+/// Waits for a child with a limit; kills it by PID and fails the test if it overruns.
+fn wait_bounded(child: Child, limit: Duration) -> Output {
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.expect("waiting for a subprocess"),
+        Err(_) => {
+            if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+                let _ = kill_process(pid, Signal::KILL);
+            }
+            panic!("subprocess {pid} did not finish within {limit:?}");
+        }
+    }
+}
+
+/// Runs `ftpload ARGS`; returns exit code, stdout and stderr.
+fn ftpload(args: &[&str]) -> (Option<i32>, String, String) {
+    let child = Command::new(env!("CARGO_BIN_EXE_ftpload"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ftpload");
+    let output = wait_bounded(child, PROCESS_LIMIT);
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Runs `ftpload PORT ARGS --json`, expecting success: the one JSON line it prints, parsed.
+fn report(server: &Server, args: &[&str]) -> Value {
+    let port = server.port();
+    let mut all = vec![port.as_str()];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let (code, stdout, stderr) = ftpload(&all);
+    assert_eq!(code, Some(0), "ftpload {all:?}\nstdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(stdout.lines().count(), 1, "exactly one line: {stdout}");
+    assert!(stderr.is_empty(), "no progress line when stderr is not a terminal: {stderr}");
+    let value: Value = serde_json::from_str(stdout.trim_end()).expect("the report is JSON");
+    assert_eq!(value["errors"]["total"], 0, "{value}");
+    value
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+/// The fairness index is there and in (0, 1].
+fn assert_fair(v: &Value) {
+    let f = v["fairness"].as_f64().unwrap_or_else(|| panic!("no fairness: {v}"));
+    assert!(f > 0.0 && f <= 1.0, "fairness {f}");
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x1234_5678;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn idle_holds_every_session() {
+    let server = Server::start();
+    let v = report(&server, &["idle", "--sessions", "50", "--duration", "2", "--threads", "4", "--spread", "on"]);
+    assert_eq!(v["scenario"], "idle");
+    assert_eq!(u(&v["sessions_requested"]), 50);
+    assert_eq!(u(&v["sessions_established"]), 50);
+    assert_eq!(u(&v["sessions_alive"]), 50);
+    assert!(v["held_s"].as_f64().expect("held") >= 2.0, "{v}");
+    assert!(u(&v["noop_latency_ms"]["count"]) > 0, "{v}");
+    assert_eq!(u(&v["login_latency_ms"]["count"]), 50);
+    assert_eq!(u(&v["transfers"]), 0);
+    assert!(v["fairness"].is_null());
+}
+
+#[test]
+fn get_downloads_exact_counts() {
+    let server = Server::start();
+    let v = report(&server, &["get", "--file", "big.bin", "--connections", "4", "--count", "3"]);
+    assert_eq!(v["stopped_by"], "count");
+    assert_eq!(u(&v["sessions_established"]), 4);
+    assert_eq!(u(&v["transfers"]), 12);
+    assert_eq!(u(&v["bytes"]), 12 * BIG);
+    assert_eq!(u(&v["operations"]["get"]["transfers"]), 12);
+    assert_eq!(u(&v["latency_ms"]["count"]), 12);
+    assert_eq!(u(&v["settings"]["file_size"]), BIG);
+    assert!(v["mib_per_s"].as_f64().expect("rate") > 0.0);
+    assert_fair(&v);
+}
+
+#[test]
+fn put_uploads_exact_counts_and_cleans_up() {
+    let server = Server::start();
+    let v = report(&server, &["put", "--size", "512K", "-c", "4", "-n", "2"]);
+    assert_eq!(u(&v["sessions_established"]), 4);
+    assert_eq!(u(&v["transfers"]), 8);
+    assert_eq!(u(&v["bytes"]), 8 * 512 * 1024);
+    assert_eq!(u(&v["operations"]["put"]["bytes"]), 8 * 512 * 1024);
+    assert_fair(&v);
+    assert!(server.leftovers().is_empty(), "{:?}", server.leftovers());
+
+    let v = report(&server, &["put", "--size", "1000", "-c", "1", "-n", "2", "--keep"]);
+    assert_eq!(u(&v["transfers"]), 2);
+    let kept = server.leftovers();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    for name in kept {
+        assert_eq!(fs::metadata(server.root.path().join(name)).expect("kept").len(), 1000);
+    }
+}
+
+#[test]
+fn small_measures_many_transfers() {
+    let server = Server::start();
+    let v = report(&server, &["small", "--file", "small.bin", "-c", "4", "-n", "50"]);
+    assert_eq!(u(&v["transfers"]), 200);
+    assert_eq!(u(&v["bytes"]), 200 * SMALL);
+    assert_eq!(u(&v["latency_ms"]["count"]), 200);
+    assert!(v["transfers_per_s"].as_f64().expect("rate") > 0.0);
+    let l = &v["latency_ms"];
+    let p = |k: &str| l[k].as_f64().expect("percentile");
+    assert!(p("p50") <= p("p90") && p("p90") <= p("p99") && p("p99") <= p("max"), "{l}");
+    assert_fair(&v);
+}
+
+#[test]
+fn mixed_runs_each_operation_by_its_weight() {
+    let server = Server::start();
+    let v = report(
+        &server,
+        &["mixed", "--file", "big.bin", "--small-file", "small.bin", "--size", "64K", "-c", "4", "-n", "8"],
+    );
+    assert_eq!(u(&v["sessions_established"]), 4);
+    assert_eq!(u(&v["transfers"]), 32);
+    let ops = &v["operations"];
+    for op in ["get", "put", "small", "list"] {
+        assert_eq!(u(&ops[op]["transfers"]), 8, "{op}: {ops}");
+    }
+    assert_eq!(u(&ops["get"]["bytes"]), 8 * BIG);
+    assert_eq!(u(&ops["put"]["bytes"]), 8 * 64 * 1024);
+    assert_eq!(u(&ops["small"]["bytes"]), 8 * SMALL);
+    assert!(u(&ops["list"]["bytes"]) > 0);
+    assert_fair(&v);
+    assert!(server.leftovers().is_empty(), "{:?}", server.leftovers());
+}
+
+#[test]
+fn ramp_adds_sessions_until_one_cannot_keep_its_rate() {
+    let server = Server::start();
+    let v = report(
+        &server,
+        &[
+            "ramp",
+            "--file",
+            "big.bin",
+            "--rate",
+            "200K",
+            "--duration",
+            "3",
+            "--max-sessions",
+            "20",
+            "--step-interval",
+            "100",
+            "--window",
+            "500",
+        ],
+    );
+    let ramp = &v["ramp"];
+    let added = u(&ramp["sessions_added"]);
+    let held = u(&ramp["sessions_held"]);
+    assert!((1..=20).contains(&added), "{ramp}");
+    assert!(held <= added, "{ramp}");
+    assert_eq!(u(&v["sessions_established"]), added);
+    assert_eq!(u(&ramp["rate"]), 200 * 1024);
+    let reason = ramp["stop_reason"].as_str().expect("reason");
+    assert!(["max-sessions", "rate-missed", "duration"].contains(&reason), "{ramp}");
+    if reason == "max-sessions" {
+        assert_eq!(held, 20);
+    }
+    assert!(v["elapsed_s"].as_f64().expect("elapsed") < 3.0 + 10.0, "{v}");
+    // Throttled sessions move about their rate each, never much more.
+    let per_session = v["bytes"].as_f64().expect("bytes") / v["elapsed_s"].as_f64().expect("elapsed") / added as f64;
+    assert!(per_session < 2.0 * 200.0 * 1024.0, "{per_session} B/s per session");
+    assert_fair(&v);
+}
+
+#[test]
+fn wrong_sizes_are_counted_as_errors() {
+    let server = Server::start();
+    let port = server.port();
+    let (code, stdout, _) =
+        ftpload(&[&port, "get", "--file", "small.bin", "--size", "5000", "-c", "2", "-n", "2", "--json"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    let v: Value = serde_json::from_str(stdout.trim_end()).expect("JSON");
+    assert_eq!(u(&v["transfers"]), 0);
+    assert_eq!(u(&v["errors"]["total"]), 4);
+    assert_eq!(u(&v["errors"]["by_kind"]["byte-count"]), 4);
+    assert!(v["errors"]["first"]["byte-count"].as_str().expect("message").contains("expected 5000"), "{v}");
+}
+
+#[test]
+fn human_report_names_the_figures() {
+    let server = Server::start();
+    let port = server.port();
+    let (code, stdout, stderr) = ftpload(&[&port, "get", "--file", "big.bin", "-c", "2", "-n", "1"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    for label in ["sessions", "transfers", "bytes", "latency", "fairness", "errors      none"] {
+        assert!(stdout.contains(label), "{label} missing from:\n{stdout}");
+    }
+}
+
+#[test]
+fn unreachable_port_is_one_line_and_exit_2() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let (code, stdout, stderr) = ftpload(&[&port.to_string(), "get", "--file", "x", "--timeout", "5"]);
+    assert_eq!(code, Some(2));
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("ftpload: cannot start against 127.0.0.1:"), "{stderr}");
+}
+
+#[test]
+fn other_hosts_are_refused() {
+    for host in ["192.0.2.1", "::ffff:192.0.2.1", "0.0.0.0"] {
+        let (code, stdout, stderr) = ftpload(&[host, "21", "idle", "--sessions", "1"]);
+        assert_eq!(code, Some(2), "{host}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("only targets loopback"), "{stderr}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let (code, _, stderr) = ftpload(&["21", "get"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--file"), "{stderr}");
+    let (code, _, stderr) = ftpload(&["21", "idle", "--duration", "7200"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--duration"), "{stderr}");
+}
+
+#[test]
+fn loopback_measures_tcp_without_a_server() {
+    let (code, stdout, stderr) =
+        ftpload(&["loopback", "--sockets", "4", "--chunk", "1K", "--duration", "0.5", "--json"]);
+    assert_eq!(code, Some(0), "stdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(stdout.lines().count(), 1, "exactly one line: {stdout}");
+    let v: Value = serde_json::from_str(stdout.trim_end()).expect("the report is JSON");
+    assert_eq!(v["scenario"], "loopback");
+    assert_eq!(u(&v["sockets"]), 4);
+    assert_eq!(u(&v["chunk_bytes"]), 1024);
+    assert_eq!(u(&v["errors"]["total"]), 0, "{v}");
+    let (bytes, calls) = (u(&v["bytes"]), u(&v["write_calls"]));
+    assert!(bytes > 0 && calls > 0, "{v}");
+    // Every call writes at most one chunk.
+    assert!(bytes <= calls * 1024, "{v}");
+    assert!(v["mib_per_s"].as_f64().expect("rate") > 0.0, "{v}");
+    assert!(v["elapsed_s"].as_f64().expect("elapsed") >= 0.5, "{v}");
+    assert_fair(&v);
+
+    let (code, _, stderr) = ftpload(&["21", "loopback"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("no HOST or PORT"), "{stderr}");
+}
+
+// --tls: every session (transfers and the idle ones) speaks explicit FTPS; the server requires it, so a plain
+// session could not even log in. Without the server's certificate the run is refused.
+#[test]
+fn tls_sessions_against_a_server_that_requires_it() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(root.path().join("big.bin"), pattern(BIG as usize)).expect("big.bin");
+    let certs = dir.path().join("certs");
+    let made = Command::new(ftpserver_binary())
+        .args(["gen-cert", "--out"])
+        .arg(&certs)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gen-cert");
+    assert!(wait_bounded(made, PROCESS_LIMIT).status.success());
+    let (cert, key) = (certs.join("cert.pem"), certs.join("key.pem"));
+    let tls_args =
+        ["--tls-cert", cert.to_str().expect("utf-8"), "--tls-key", key.to_str().expect("utf-8"), "--require-tls"];
+    let server = ourserver::OurServer::start(root.path(), 0, &dir.path().join("server.log"), &tls_args);
+    let port = server.port_arg();
+    let ca = cert.to_str().expect("utf-8");
+
+    let args =
+        [&port, "get", "--file", "big.bin", "--connections", "2", "--count", "2", "--json", "--tls", "--ca-file", ca];
+    let (code, stdout, stderr) = ftpload(&args);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let v: Value = serde_json::from_str(stdout.trim_end()).expect("JSON");
+    assert_eq!((u(&v["operations"]["get"]["transfers"]), u(&v["errors"]["total"])), (4, 0), "{v}");
+    assert_eq!(u(&v["operations"]["get"]["bytes"]), 4 * BIG);
+
+    let args = [&port, "idle", "--sessions", "10", "--duration", "1", "--json", "--tls", "--ca-file", ca];
+    let (code, stdout, stderr) = ftpload(&args);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let v: Value = serde_json::from_str(stdout.trim_end()).expect("JSON");
+    assert_eq!((u(&v["sessions_established"]), u(&v["sessions_alive"])), (10, 10), "{v}");
+
+    // The server's certificate is not trusted without --ca-file: every session fails.
+    let (code, stdout, _) = ftpload(&[&port, "get", "--file", "big.bin", "--count", "1", "--json", "--tls"]);
+    assert_ne!(code, Some(0), "{stdout}");
+}
