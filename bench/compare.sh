@@ -3,6 +3,7 @@
 #
 #   bench/compare.sh            the full run: three repetitions of every scenario (about 27 minutes on 2 cores)
 #   bench/compare.sh --quick    every scenario at a small scale, once (about 2 minutes): checks the script
+#   bench/compare.sh --reps N   the full scale with N repetitions instead of three
 #
 # Servers (each on 127.0.0.1, a free port, anonymous read and write, rooted in a prepared directory holding
 # big.bin and small.bin): ours at its default flags, vsftpd, pure-ftpd and
@@ -24,9 +25,20 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
 BIN="$CARGO_TARGET_DIR/release"
 
 QUICK=0
-for arg in "$@"; do
+REPS_ASKED=""
+while (($#)); do
+    arg=$1
+    shift
     case "$arg" in
         --quick) QUICK=1 ;;
+        --reps)
+            REPS_ASKED=${1:-}
+            shift || true
+            [[ "$REPS_ASKED" =~ ^[1-9][0-9]*$ ]] || {
+                echo "compare.sh: --reps needs a number of repetitions" >&2
+                exit 2
+            }
+            ;;
         -h | --help)
             sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
             exit 0
@@ -62,6 +74,7 @@ else
     RAMP_ARGS=(--rate 1M --step-interval 15 --window 1000 --max-sessions 2000 --duration 45)
     LOOPBACK_SECS=5
 fi
+[[ -n "$REPS_ASKED" ]] && REPS=$REPS_ASKED
 # Longest a transfer scenario may run (ftpload stops by itself here) and the outer limit on any ftpload run.
 RUN_CAP=120
 OUTER_LIMIT=300

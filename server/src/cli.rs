@@ -184,6 +184,10 @@ pub struct Args {
     #[arg(long, default_value_t = 30.0, value_parser = positive_secs)]
     pub hook_timeout: f64,
 
+    /// Also log every finished transfer to FILE in the wu-ftpd xferlog format that log analyzers read.
+    #[arg(long, value_name = "FILE")]
+    pub xferlog: Option<PathBuf>,
+
     /// A TOML file of settings whose keys are the long option names (`max-per-ip = 8`, `users = "users.toml"`,
     /// the port as `port`); an option on the command line wins. SIGHUP re-reads it (and the users file).
     #[arg(long, value_name = "FILE")]
@@ -389,7 +393,7 @@ impl Args {
                 pasv_address: self.pasv_address,
                 tls: tls.is_some(),
                 require_tls: self.require_tls,
-                hooks: self.hook.is_some(),
+                events: self.hook.is_some() || self.xferlog.is_some(),
             },
             anonymous,
             read_only: self.read_only,
@@ -413,6 +417,7 @@ impl Args {
             reload: None,
             run_as: self.run_as,
             umask: self.umask,
+            xferlog: self.xferlog,
             download_rate: self.download_rate,
             upload_rate: self.upload_rate,
             hooks: self.hook.map(|cmd| crate::hooks::HookConfig {

@@ -27,7 +27,7 @@ pub const QUEUE_PER_JOB: usize = 64;
 pub const MAX_OUTPUT: usize = 4096;
 
 /// One finished event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub kind: &'static str,
     pub user: String,
@@ -37,6 +37,11 @@ pub struct Event {
     pub bytes: u64,
     pub peer: String,
     pub result: String,
+    /// How long a transfer took, whether it ran in ASCII mode, and whether the user is anonymous (for the
+    /// xferlog).
+    pub seconds: f64,
+    pub ascii: bool,
+    pub anonymous: bool,
 }
 
 impl Event {
@@ -200,6 +205,9 @@ mod tests {
             bytes: 0,
             peer: "192.0.2.1:4000".into(),
             result: "ok".into(),
+            seconds: 0.0,
+            ascii: false,
+            anonymous: false,
         };
         let env = e.env();
         for (k, v) in [

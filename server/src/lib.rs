@@ -25,6 +25,7 @@ pub mod tls;
 pub mod transfer;
 pub mod turns;
 pub mod verifier;
+pub mod xferlog;
 
 pub use server::{Config, Server};
 pub use session::SessionConfig;

@@ -112,6 +112,8 @@ pub struct Config {
     pub umask: Option<u32>,
     /// The command run after each event (`--hook`).
     pub hooks: Option<crate::hooks::HookConfig>,
+    /// The wu-ftpd style transfer log (`--xferlog`).
+    pub xferlog: Option<PathBuf>,
     /// Bytes per second all downloads, and all uploads, together may move (0: no limit).
     pub download_rate: u64,
     pub upload_rate: u64,

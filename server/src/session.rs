@@ -113,8 +113,8 @@ pub struct SessionConfig {
     pub tls: bool,
     /// `--require-tls`: no login before AUTH TLS, no data connection without PROT P.
     pub require_tls: bool,
-    /// `--hook` is set: finished events are reported (as [`Action::Event`]).
-    pub hooks: bool,
+    /// `--hook` or `--xferlog` is set: finished events are reported (as [`Action::Event`]).
+    pub events: bool,
 }
 
 impl Default for SessionConfig {
@@ -128,7 +128,7 @@ impl Default for SessionConfig {
             pasv_address: None,
             tls: false,
             require_tls: false,
-            hooks: false,
+            events: false,
         }
     }
 }
@@ -823,6 +823,9 @@ impl Session {
                 if matches!(direction_of(job.verb), crate::metrics::Direction::Upload) { "upload" } else { "download" };
             let path = job.path.clone();
             self.event(kind, &path, None, bytes, &result);
+            if let Some(Action::Event(e)) = self.actions.back_mut() {
+                e.seconds = secs;
+            }
         }
         info!(
             "{} {:?} {} {:?} {} bytes {:.3} s {}",
@@ -933,7 +936,7 @@ impl Session {
 
     /// Reports a finished event for `--hook`: `path` as the client saw it, `target` a rename's new name.
     fn event(&mut self, kind: &'static str, path: &VPath, target: Option<&VPath>, bytes: u64, result: &str) {
-        if !self.config.hooks {
+        if !self.config.events {
             return;
         }
         let event = crate::hooks::Event {
@@ -945,6 +948,9 @@ impl Session {
             bytes,
             peer: self.peer.to_string(),
             result: result.to_string(),
+            seconds: 0.0,
+            ascii: self.ascii,
+            anonymous: crate::access::is_anonymous_name(self.user()),
         };
         self.actions.push_back(Action::Event(Box::new(event)));
     }

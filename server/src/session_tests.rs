@@ -24,7 +24,7 @@ pub(super) fn config() -> SessionConfig {
         pasv_address: None,
         tls: false,
         require_tls: false,
-        hooks: false,
+        events: false,
     }
 }
 

@@ -117,3 +117,29 @@ fn slow_hooks_never_hold_the_loop_and_are_killed_at_their_timeout() {
     assert!(wait_until(Duration::from_secs(10), || server.log().contains("killed after 500ms")), "{}", server.log());
     assert!(server.log().contains("hook queue full"), "{}", server.log());
 }
+
+// --xferlog: one wu-ftpd style line per finished transfer, written off the loop.
+#[test]
+fn xferlog_lines_for_uploads_and_downloads() {
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("xferlog");
+    let server = TestServer::start(&["--xferlog", log.to_str().expect("UTF-8")]);
+    let mut client = server.client();
+    let data = content(6, 54_321);
+    client.stor("x y.bin", &mut &data[..]).expect("STOR");
+    let mut back = Vec::new();
+    client.retr("x y.bin", &mut back).expect("RETR");
+    let two = || fs::read_to_string(&log).unwrap_or_default().lines().count() == 2;
+    assert!(wait_until(Duration::from_secs(5), two), "{:?}", fs::read_to_string(&log));
+    let text = fs::read_to_string(&log).expect("xferlog");
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+    let root = server.root().canonicalize().expect("root");
+    for (fields, direction) in lines.iter().zip(["i", "o"]) {
+        assert_eq!(fields.len(), 18, "{fields:?}");
+        assert_eq!(fields[6], "127.0.0.1");
+        assert_eq!(fields[7], data.len().to_string());
+        assert_eq!(fields[8], format!("{}/x_y.bin", root.display()));
+        assert_eq!((fields[9], fields[11], fields[12], fields[13]), ("b", direction, "a", "anonymous"));
+        assert_eq!(fields[17], "c");
+    }
+}

@@ -229,6 +229,20 @@ impl Worker {
                     c.closing = true;
                 }
                 Action::Event(event) => {
+                    if let (Some(xferlog), "upload" | "download") = (&self.shared.xferlog, event.kind) {
+                        xferlog.record(&crate::xferlog::Entry {
+                            when: now.wall,
+                            seconds: event.seconds,
+                            host: canonical(c.session.peer().ip()).to_string(),
+                            bytes: event.bytes,
+                            file: event.file.display().to_string(),
+                            ascii: event.ascii,
+                            upload: event.kind == "upload",
+                            anonymous: event.anonymous,
+                            user: event.user.clone(),
+                            complete: event.result == "ok",
+                        });
+                    }
                     if let Some(hooks) = &self.shared.hooks {
                         hooks.submit(*event);
                     }

@@ -42,6 +42,8 @@ pub(super) struct Shared {
     bans: Mutex<crate::bans::Bans>,
     /// The hook threads' queue (`--hook`).
     pub(super) hooks: Option<crate::hooks::Hooks>,
+    /// The transfer log's writer (`--xferlog`).
+    pub(super) xferlog: Option<crate::xferlog::Xferlog>,
     /// Every user's rates and session counts, and the server-wide rates.
     pub(super) limits: Arc<crate::limits::Limits>,
     /// `/sessions`: the latest request, and each worker's answer to it (worker, request, lines).
@@ -278,6 +280,14 @@ impl Server {
                     .map_err(|e| with_context(e, format!("cannot listen on {addr} (metrics)")))?,
             ),
         };
+        // Opened before root is dropped, like any log a root-started daemon writes.
+        let xferlog = match &config.xferlog {
+            None => None,
+            Some(path) => Some(
+                crate::xferlog::Xferlog::open(path)
+                    .map_err(|e| with_context(e, format!("cannot open the xferlog {}", path.display())))?,
+            ),
+        };
         if let Some(mask) = config.umask {
             crate::privileges::set_umask(mask);
         }
@@ -315,6 +325,7 @@ impl Server {
             workers: config.workers,
             metrics: registry,
             hooks,
+            xferlog,
             limits: Arc::new(crate::limits::Limits::new(config.download_rate, config.upload_rate)),
             bans: Mutex::new(crate::bans::Bans::new(config.bans.clone())),
             config: Mutex::new(Arc::new(config.clone())),
@@ -480,6 +491,7 @@ mod tests {
             workers: 2,
             metrics: Arc::new(crate::metrics::Registry::default()),
             hooks: None,
+            xferlog: None,
             limits: Arc::new(crate::limits::Limits::new(0, 0)),
             bans: Mutex::new(crate::bans::Bans::default()),
             config: Mutex::new(Arc::new(test_config())),
