@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Writes the committed seed corpora of every fuzz target (fuzz/README.md says how they are used).
+
+Each seed is what a real peer sends or receives: command sequences as curl, lftp, Python's ftplib and rclone send
+them to our server, replies as real servers (ours, vsftpd, ProFTPD, Pure-FTPd) send them, and the examples of the
+RFCs. Run it from anywhere after changing it; it replaces the seed directories it writes.
+"""
+import os
+import shutil
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write(target_dir, seeds):
+    path = os.path.join(ROOT, target_dir)
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    for name, data in seeds.items():
+        with open(os.path.join(path, name), "wb") as f:
+            f.write(data)
+
+
+def crlf(*lines):
+    """Lines (text or bytes) each ended by CRLF."""
+    return b"".join((l if isinstance(l, bytes) else l.encode()) + b"\r\n" for l in lines)
+
+
+# ---- line_command: one control byte (where the stream is split), then the client's bytes -------------------------
+
+CLIENT_SESSIONS = {
+    # curl ftp://host/dir/file.txt (CWD per segment, EPSV, binary, SIZE before RETR).
+    "curl-download": crlf("USER anonymous", "PASS ftp@example.com", "PWD", "CWD dir", "EPSV", "TYPE I",
+                          "SIZE file.txt", "RETR file.txt", "QUIT"),
+    # curl -T upload, then curl -l (NLST) and curl ftp://host/ (LIST in ASCII).
+    "curl-upload-list": crlf("USER anonymous", "PASS ftp@example.com", "PWD", "EPSV", "TYPE I", "STOR up.bin",
+                             "EPSV", "TYPE A", "NLST", "EPSV", "LIST", "QUIT"),
+    # curl -C - (resume) and -R (remote time), active mode with -P - (EPRT, then PORT when refused).
+    "curl-resume-active": crlf("USER u", "PASS p", "PWD", "EPRT |1|127.0.0.1|40001|", "PORT 127,0,0,1,156,65",
+                               "TYPE I", "SIZE big.iso", "MDTM big.iso", "REST 1048576", "RETR big.iso", "QUIT"),
+    # curl --ssl-reqd: AUTH SSL first, then AUTH TLS, PBSZ, PROT.
+    "curl-ftps": crlf("AUTH SSL", "AUTH TLS", "USER u", "PASS p", "PBSZ 0", "PROT P", "PWD", "EPSV", "TYPE I",
+                      "RETR a", "QUIT"),
+    # curl -Q commands and --ftp-create-dirs.
+    "curl-quote-create": crlf("USER u", "PASS p", "PWD", "CWD a", "MKD a", "CWD a", "CWD b", "MKD b", "CWD b",
+                              "RNFR old", "RNTO new", "DELE gone", "RMD empty", "EPSV", "TYPE I", "APPE log.txt",
+                              "QUIT"),
+    # lftp: FEAT before login, UTF8, MLST facts, MLSD listing, mirror-style MDTM/SIZE/RETR and MFMT after put.
+    "lftp-mirror": crlf("FEAT", "AUTH TLS", "OPTS UTF8 ON", "USER u", "PASS p", "PWD",
+                        "OPTS MLST type;size;modify;UNIX.mode;UNIX.uid;UNIX.gid;", "CWD /pub", "EPSV", "MLSD",
+                        "CWD /pub/sub", "EPSV", "MLSD", "TYPE I", "SIZE a.txt", "MDTM a.txt", "EPSV", "REST 0",
+                        "RETR a.txt", "ALLO 5", "EPSV", "STOR b.txt", "MFMT 20240102030405 b.txt", "QUIT"),
+    # lftp with the old commands: PASV, LIST -a, STAT, CDUP, SITE-less chmod attempts, NOOP keep-alive.
+    "lftp-pasv": crlf("USER u", "PASS p", "SYST", "PWD", "PASV", "LIST -a", "NOOP", "STAT", "CDUP", "XPWD",
+                      "XCWD /", "XMKD n", "XRMD n", "XCUP", "QUIT"),
+    # Python ftplib: login, PASV (ftplib connects right after 227), RETR, storlines in ASCII, nlst, abort.
+    "ftplib-basic": crlf("USER anonymous", "PASS anonymous@", "TYPE I", "PASV", "RETR f", "TYPE A", "PASV",
+                         "STOR lines.txt", "TYPE A", "PASV", "NLST", "PASV", "LIST", "SIZE f", "MKD d", "RMD d",
+                         "RNFR a", "RNTO b", "DELE b", "PWD", "CWD /", "QUIT"),
+    # ftplib abort: Telnet IP and Synch before ABOR (RFC 959 4.1.3), as several clients send it.
+    "ftplib-abort": b"USER u\r\nPASS p\r\nTYPE I\r\nEPSV\r\nRETR big\r\n\xff\xf4\xff\xf2ABOR\r\nNOOP\r\nQUIT\r\n",
+    # ftplib with IPv6 (EPSV, EPRT |2|).
+    "ftplib-ipv6": crlf("USER u", "PASS p", "EPSV", "NLST", "EPRT |2|::1|40002|", "RETR x", "QUIT"),
+    # rclone (jlaffaye/ftp): FEAT, UTF8, MLSD with paths, MLST, MFMT, REST with STOR, HASH when offered.
+    "rclone-sync": crlf("USER u", "PASS p", "FEAT", "TYPE I", "OPTS UTF8 ON", "EPSV", "MLSD /remote/dir",
+                        "MLST /remote/dir/a", "SIZE /remote/dir/a", "MDTM /remote/dir/a", "EPSV", "RETR /remote/dir/a",
+                        "MKD /remote/dir/new", "EPSV", "STOR /remote/dir/new/b", "MFMT 20240229235960 /remote/dir/new/b",
+                        "OPTS HASH SHA-256", "HASH /remote/dir/new/b", "RNFR /remote/dir/new/b",
+                        "RNTO /remote/dir/new/c", "DELE /remote/dir/new/c", "RMD /remote/dir/new", "NOOP", "QUIT"),
+    # RFC 959 section 7 scenario, RFC 2428 examples, RFC 3659 and the MFMT and HASH drafts.
+    "rfc959": crlf("USER doe", "PASS mumble", "ACCT x", "MODE S", "STRU F", "TYPE A N", "TYPE L 8", "TYPE E",
+                   "MKD Doe", "PORT 192,168,1,2,19,137", "STOR Doe/file", "STOU", "STOU name", "HELP", "HELP RETR",
+                   "ALLO 1000", "REIN", "QUIT"),
+    "rfc2428": crlf("EPRT |1|132.235.1.2|6275|", "EPRT |2|1080::8:800:200C:417A|5282|", "EPSV", "EPSV 1",
+                    "EPSV 2", "EPSV ALL", "EPRT !1!10.0.0.1!21!", "EPRT |3|x|1|", "EPRT |1|::1|21|"),
+    "rfc3659": crlf("MDTM file", "SIZE file", "REST 100", "MLST", "MLST dir/file", "MLSD dir",
+                    "OPTS MLST type;size;", "OPTS MLST", "MFMT 20020717210715 file", "MFMT 2002071721071 file",
+                    "MFMT 20021317210715 file", "MFMT 20020717210715.123 file", "HASH file", "OPTS HASH MD5",
+                    "OPTS HASH CRC32", "OPTS UTF8 OFF"),
+    # Hostile shapes: traversal, NUL, invalid UTF-8, huge offsets, lower case, leading spaces, bare LF, blanks.
+    "hostile": b"user u\nPASS p\n   PWD\r\nCWD ../../../etc\r\nRETR /../etc/passwd\r\nRETR a\x00b\r\n"
+               b"STOR \xff\xfe\r\nREST 18446744073709551616\r\nREST -1\r\nPORT 127,0,0,1,0,21\r\n"
+               b"PORT 256,0,0,1,0,1\r\nEPRT |2|::ffff:10.0.0.1|1|\r\n\r\n \r\nXYZZY\r\nABOR extra\r\nTYPE\r\n"
+               b"RNTO x\r\nCWD //a/./b/..\r\nLIST -la /dev\r\nSIZE \r\n",
+    # Telnet negotiation inside and between lines (RFC 854).
+    "telnet": b"N\xff\xfd\x01OOP\r\n\xff\xfa\x18\x01\xff\xf0PWD\r\nUSER \xff\xffname\r\n\xff\xfb\x03SYST\r\n",
+}
+
+
+def line_limit_seeds():
+    # The real limit, MAX_LINE = 4096 bytes without the line end: exactly at it, one over, far over, and a
+    # CR that only counts once its next byte arrives.
+    at = b"RETR " + b"a" * (4096 - 5)
+    return {
+        "limit-exact": at + b"\r\nNOOP\r\n",
+        "limit-over": at + b"b\r\nDELE x\r\nNOOP\r\n",
+        "limit-cr": at + b"\r\r\nNOOP\r\n",
+        "limit-far-over": b"STOR " + b"x" * 8000 + b"\r\nPWD\r\n",
+    }
+
+
+# ---- reply_parser: one control byte (size cap and split), then the server's bytes ---------------------------------
+
+SERVER_TRANSCRIPTS = {
+    "ours-login": crlf("220 FTP server ready.", "331 Password required for u.", "230 User u logged in.",
+                       "257 \"/\" is the current directory.", "229 Entering Extended Passive Mode (|||40000|)",
+                       "200 Type set to I.", "213 1024", "150 Opening BINARY mode data connection for /a.", "226 Transfer complete.",
+                       "221 Goodbye."),
+    "ours-feat": crlf("211-Features:", " EPRT", " EPSV", " MDTM", " MLST type*;size*;modify*;perm;unique;", " REST STREAM",
+                      " SIZE", " UTF8", " MFMT", " HASH SHA-256*;SHA-1;MD5", " AUTH TLS", " PBSZ", " PROT", "211 End"),
+    "vsftpd": crlf("220 (vsFTPd 3.0.5)", "331 Please specify the password.", "230 Login successful.",
+                   "227 Entering Passive Mode (127,0,0,1,156,64).", "150 Here comes the directory listing.",
+                   "226 Directory send OK.", "550 Failed to open file.", "500 OOPS: vsf_sysutil_recv_peek: no data",
+                   "421 Timeout."),
+    "proftpd": crlf("220 ProFTPD Server (Debian) [::ffff:127.0.0.1]", "331 Password required for u",
+                    "230 User u logged in", "211-Features:", " LANG en-US*", " MDTM", " MFMT", " TVFS", " UTF8",
+                    " MFF modify;UNIX.group;UNIX.mode;", " MLST modify*;perm*;size*;type*;unique*;UNIX.group*;UNIX.mode*;UNIX.owner*;",
+                    " REST STREAM", " SIZE", "211 End", "213 20240102030405", "229 Entering Extended Passive Mode (|||31746|)"),
+    "pureftpd": crlf("220---------- Welcome to Pure-FTPd [privsep] [TLS] ----------",
+                     "220-You are user number 1 of 50 allowed.", "220-Local time is now 03:04. Server port: 21.",
+                     "220 You will be disconnected after 15 minutes of inactivity.", "230 OK. Current directory is /",
+                     "257 \"/a \"\"b\"\" c\" created", "213 20240229235960.123"),
+    # RFC 959 4.2: an inner line starting with digits, and a reply that ends only at "ddd ".
+    "rfc959-multiline": crlf("123-First line", "Second line", "  234 A line beginning with numbers",
+                             "123 The last line", "211-status", "211-still status", "211 end"),
+    "hash-mlst": crlf("213 SHA-256 0-1023 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 /a.txt",
+                      "250-Listing /a.txt", " type=file;size=1024;modify=20240102030405;perm=adfrw; /a.txt", "250 End",
+                      "125 Data connection already open; transfer starting."),
+    "malformed": b"220 ok\r\nhello\r\n2x0 no\r\n600 too big\r\n099 too small\r\n220\r\n211-open\r\n\xff\xff\xfe\r\n"
+                 b"212 other code\r\n211-again\r\n211 done\r\n221\n",
+}
+
+
+def reply_limit_seeds():
+    # The parser's own line limit is 8 KiB; the size cap is chosen by the control byte.
+    return {
+        "line-over-limit": b"\x07" + b"213 " + b"9" * 8200 + b"\r\n220 ok\r\n",
+        "line-at-limit": b"\x07" + b"213 " + b"9" * (8192 - 4) + b"\r\n220 ok\r\n",
+        "multi-over-cap": b"\x00" + crlf("211-long", *[" line %d of a long STAT reply" % i for i in range(10)], "211 end"),
+    }
+
+
+def main():
+    seeds = {}
+    for i, (name, data) in enumerate(CLIENT_SESSIONS.items()):
+        seeds[name] = bytes([(i * 37) % 256]) + data
+    for name, data in line_limit_seeds().items():
+        seeds[name] = b"\x80" + data
+    write("common/fuzz/seeds/line_command", seeds)
+
+    seeds = {}
+    for i, (name, data) in enumerate(SERVER_TRANSCRIPTS.items()):
+        # Cap 8 KiB (low bits 7), split points spread over the stream.
+        seeds[name] = bytes([((i * 5) % 32) << 3 | 7]) + data
+    seeds.update(reply_limit_seeds())
+    write("common/fuzz/seeds/reply_parser", seeds)
+
+
+if __name__ == "__main__":
+    main()
