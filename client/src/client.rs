@@ -14,6 +14,8 @@ mod data;
 mod ext;
 mod secure;
 
+pub use data::passive_data_address;
+
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -20,7 +20,7 @@ mod stream;
 pub use ftp_common::time as timestamp;
 pub mod tls;
 
-pub use client::{parse_quoted_path, FtpClient, DATA_BUFFER};
+pub use client::{parse_quoted_path, passive_data_address, FtpClient, DATA_BUFFER};
 pub use entry::{parse_mlsd, Entry, EntryKind};
 pub use error::FtpError;
 pub use features::{feature_params, parse_choice_list, parse_feat_lines, parse_hash_reply, to_hex, FileHash};

@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use ftp_common::hostport::{format_eprt, format_host_port, parse_epsv_reply, parse_pasv_reply};
+use ftp_common::Reply;
 use log::debug;
 use mio::net::TcpListener as MioListener;
 use mio::{Events, Interest, Poll, Token};
@@ -95,9 +96,8 @@ impl FtpClient {
             let reply = self.read_reply_for("EPSV")?;
             match reply.code {
                 229 => {
-                    let port = parse_epsv_reply(&reply.text())
-                        .ok_or_else(|| FtpError::Protocol(format!("EPSV: no port in {reply}")))?;
-                    return Ok(SocketAddr::new(self.peer.ip(), port));
+                    return passive_data_address(self.peer, &reply, false)
+                        .ok_or_else(|| FtpError::Protocol(format!("EPSV: no port in {reply}")));
                 }
                 500..=502 => {
                     debug!("EPSV refused ({reply}); using PASV from now on");
@@ -107,12 +107,24 @@ impl FtpClient {
             }
         }
         let reply = self.command("PASV", &[227])?;
-        let addr = parse_pasv_reply(&reply.text())
-            .filter(|a| a.port() != 0)
-            .ok_or_else(|| FtpError::Protocol(format!("PASV: no address in {reply}")))?;
-        let ip =
-            if self.trust_pasv_host && !addr.ip().is_unspecified() { IpAddr::V4(*addr.ip()) } else { self.peer.ip() };
-        Ok(SocketAddr::new(ip, addr.port()))
+        passive_data_address(self.peer, &reply, self.trust_pasv_host)
+            .ok_or_else(|| FtpError::Protocol(format!("PASV: no address in {reply}")))
+    }
+}
+
+/// Where a passive data connection goes after a 229 (EPSV) or 227 (PASV) reply: the control connection's peer IP
+/// and the port the reply names. A 227's own IP is used only when `trust_pasv_host` is set, and never an
+/// unspecified one (0.0.0.0), so a server cannot point the client at a third host (PASV bounce). `None` for any
+/// other reply and for a reply without a usable port.
+pub fn passive_data_address(peer: SocketAddr, reply: &Reply, trust_pasv_host: bool) -> Option<SocketAddr> {
+    match reply.code {
+        229 => parse_epsv_reply(&reply.text()).map(|port| SocketAddr::new(peer.ip(), port)),
+        227 => {
+            let addr = parse_pasv_reply(&reply.text()).filter(|a| a.port() != 0)?;
+            let ip = if trust_pasv_host && !addr.ip().is_unspecified() { IpAddr::V4(*addr.ip()) } else { peer.ip() };
+            Some(SocketAddr::new(ip, addr.port()))
+        }
+        _ => None,
     }
 }
 
@@ -187,5 +199,22 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert!(err.to_string().contains("refused one from 127.0.0.1:"), "{err}");
         assert!(start.elapsed() >= Duration::from_millis(300));
+    }
+
+    // PASV bounce: a 227 naming another host still sends the data connection to the control connection's peer,
+    // unless the caller trusts the server's address; 0.0.0.0 is never trusted, port 0 never used.
+    #[test]
+    fn passive_address_is_the_peers_unless_trusted() {
+        let peer: SocketAddr = "127.0.0.1:21".parse().expect("addr");
+        let reply = |code, text: &str| Reply { code, lines: vec![text.to_string()] };
+        let pasv = reply(227, "Entering Passive Mode (10,0,0,9,4,1).");
+        assert_eq!(passive_data_address(peer, &pasv, false), Some("127.0.0.1:1025".parse().expect("addr")));
+        assert_eq!(passive_data_address(peer, &pasv, true), Some("10.0.0.9:1025".parse().expect("addr")));
+        let unspecified = reply(227, "Entering Passive Mode (0,0,0,0,4,1).");
+        assert_eq!(passive_data_address(peer, &unspecified, true), Some("127.0.0.1:1025".parse().expect("addr")));
+        assert_eq!(passive_data_address(peer, &reply(227, "(10,0,0,9,0,0)"), true), None);
+        let epsv = reply(229, "Entering Extended Passive Mode (|||6446|)");
+        assert_eq!(passive_data_address(peer, &epsv, true), Some("127.0.0.1:6446".parse().expect("addr")));
+        assert_eq!(passive_data_address(peer, &reply(200, "(|||6446|)"), true), None);
     }
 }
