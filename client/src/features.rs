@@ -32,6 +32,8 @@ pub fn parse_choice_list(params: &str) -> Vec<(String, bool)> {
             Some(name) => (name.to_string(), true),
             None => (item.to_string(), false),
         })
+        // A lone "*" marks nothing: it is no item.
+        .filter(|(name, _)| !name.is_empty())
         .collect()
 }
 
@@ -104,6 +106,8 @@ mod tests {
         );
         assert_eq!(parse_choice_list("type*;size;"), vec![("type".to_string(), true), ("size".to_string(), false)]);
         assert!(parse_choice_list("").is_empty());
+        // Found by fuzzing (client_replies): a lone star was an item with an empty name.
+        assert_eq!(parse_choice_list("*;SHA-1*;;* ;"), vec![("SHA-1".to_string(), true)]);
     }
 
     // draft-bryan-ftpext-hash-02 §3.1: "213 SHA-1 0-49 83e8... filename".
