@@ -139,6 +139,55 @@ def reply_limit_seeds():
     }
 
 
+# ---- transfer_ascii: four control bytes (mode, chunk, quantum, socket), then the file or the wire bytes ---------
+
+TEXTS = {
+    "crlf": b"line one\r\nline two\r\n\r\nlast without end",
+    "lf": b"line one\nline two\n\nlast\n",
+    "lone-cr": b"a\rb\r\rc\r\n\r",
+    "cr-runs": b"\r\r\r\n\n\n\r\n\r\r\n\n\r",
+    "binary": bytes(range(256)),
+    "long": b"".join(b"%04d: the quick brown fox\r\n" % i for i in range(120)),
+}
+
+
+def transfer_seeds():
+    seeds = {}
+    for name, text in TEXTS.items():
+        # Uploads and downloads in ASCII (modes 3 and 2), and one binary each; chunk 1 puts a CR at every edge.
+        for mode, chunk, quantum in [(3, 0, 0), (3, 7, 2), (2, 0, 1), (2, 63, 7), (1, 15, 3), (0, 255, 0)]:
+            seeds["%s-m%d-c%d-q%d" % (name, mode, chunk + 1, quantum + 1)] = bytes([mode, chunk, quantum, 37]) + text
+    return seeds
+
+
+# ---- client_replies: one control byte (trust PASV host, peer), then the server's bytes ----------------------------
+
+MALICIOUS = {
+    # PASV bounce: another host, 0.0.0.0, port 0, more numbers than an address, a broadcast address.
+    "pasv-bounce": crlf("227 Entering Passive Mode (10,0,0,9,0,22).", "227 Entering Passive Mode (0,0,0,0,4,1)",
+                        "227 =192,168,1,1,0,0", "227 1,2,3,4,5,6,7,8", "227 (255,255,255,255,255,255)",
+                        "227 Entering Passive Mode 127,0,0,1,4,1"),
+    "epsv-shapes": crlf("229 Entering Extended Passive Mode (|||6446|)", "229 (!!!80!)", "229 (|||0|)",
+                        "229 (|||65536|)", "229 (||1|80|)", "229 (|2|::1|80|)", "229 ((((1(()", "229 no parens |||80|"),
+    "quoted-paths": crlf('257 "/" is the current directory', '257 "/a ""b"" c" created', '257 """"',
+                         '257 "../../etc" created', '257 "/unterminated', '257 MKD ok "/x y"', '257 "" empty'),
+    "feat-lists": crlf("211-Features:", " MLST type*;size*;modify*;perm;unique;;;*;", " HASH SHA-256*;SHA-1;MD5;;",
+                       " HASH", " REST STREAM", " UTF8", "211 End", "211-Extensions supported", "211 End",
+                       "211 no features"),
+    "hash-mdtm": crlf("213 SHA-256 0-1023 9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08 a b",
+                      "213 MD5 0-18446744073709551616 00 x", "213 SHA-1 5-2 abc x", "213 20240229235960",
+                      "213 99991231235960.999999999999", "213 00000101000000", "213 20241302030405",
+                      "213 2024010203040"),
+    "mlsd-traversal": crlf("type=file;size=1; ../../etc/passwd", "type=file;size=1; /etc/passwd",
+                           "type=dir; ..", "type=cdir; /", "type=pdir; ..", "type=file; .", "type=file; a/../../b",
+                           "type=file;modify=20240102030405;size=18446744073709551615; huge",
+                           "type=OS.unix=slink:/etc; link", "size=; x", "=x; y", "type=file;  leading space",
+                           "type=file; name; with; semicolons", " no-facts"),
+    "nlst-names": crlf("../secret", "/abs/path", "dir/", ".", "..", "~", "a\\b", "-rf", "./x", "x/.."),
+    "mlst-reply": crlf("250-Listing x", " type=file;size=3;modify=20240102030405; /pub/../../x", "250 End"),
+}
+
+
 def main():
     seeds = {}
     for i, (name, data) in enumerate(CLIENT_SESSIONS.items()):
@@ -153,6 +202,14 @@ def main():
         seeds[name] = bytes([((i * 5) % 32) << 3 | 7]) + data
     seeds.update(reply_limit_seeds())
     write("common/fuzz/seeds/reply_parser", seeds)
+
+    write("server/fuzz/seeds/transfer_ascii", transfer_seeds())
+
+    seeds = {}
+    for i, (name, data) in enumerate(list(SERVER_TRANSCRIPTS.items()) + list(MALICIOUS.items())):
+        # Trust off and on, over the four peers.
+        seeds[name] = bytes([i % 8]) + data
+    write("client/fuzz/seeds/client_replies", seeds)
 
 
 if __name__ == "__main__":
