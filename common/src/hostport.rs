@@ -111,6 +111,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Printable delimiters that occur in no IPv4 or IPv6 address and no port.
+    const EPRT_DELIMITERS: &str = "!\"#$%&'()*+,-/;<=>?@[\\]^_`{|}~GHIJKLMNOPQRSTUVWXYZghijklmnopqrstuvwxyz";
+
     // RFC 959 PORT: the port is p1*256+p2.
     #[test]
     fn host_port_round_trip() {
@@ -175,6 +178,38 @@ mod tests {
         fn v6_round_trip(ip in any::<[u8; 16]>(), port in any::<u16>()) {
             let a = SocketAddr::new(IpAddr::from(ip), port);
             prop_assert_eq!(parse_eprt_arg(&format_eprt(a)), Some(a));
+        }
+
+        // RFC 2428 §2: any printable delimiter that cannot occur in the address or the port works.
+        #[test]
+        fn eprt_any_delimiter(ip in any::<[u8; 16]>(), v4 in any::<bool>(), port in any::<u16>(),
+                              d in proptest::sample::select(EPRT_DELIMITERS.chars().collect::<Vec<_>>())) {
+            let a = if v4 {
+                SocketAddr::new(IpAddr::from([ip[0], ip[1], ip[2], ip[3]]), port)
+            } else {
+                SocketAddr::new(IpAddr::from(ip), port)
+            };
+            let arg = format_eprt(a).replace('|', &d.to_string());
+            prop_assert_eq!(parse_eprt_arg(&arg), Some(a));
+            prop_assert_eq!(parse_eprt_arg(&format!("  {arg} ")), Some(a));
+        }
+
+        // RFC 2428 §3: the 229 port comes back whatever the delimiter and the text around it; port 0 never does.
+        #[test]
+        fn epsv_reply_round_trip(port in any::<u16>(), text in "[A-Za-z .]{0,30}",
+                                 d in proptest::sample::select(EPRT_DELIMITERS.replace(['(', ')'], "").chars().collect::<Vec<_>>())) {
+            let reply = format!("{text}{}.", format_epsv(port)).replace('|', &d.to_string());
+            prop_assert_eq!(parse_epsv_reply(&reply), (port != 0).then_some(port));
+        }
+
+        // The 227 address is found wherever it sits in the text, parenthesised or not, with spaces after commas.
+        #[test]
+        fn pasv_reply_in_any_text(ip in any::<[u8; 4]>(), port in any::<u16>(), before in "[A-Za-z =(]{0,30}",
+                                  after in "[A-Za-z .)]{0,30}", spaced in any::<bool>()) {
+            let a = SocketAddrV4::new(Ipv4Addr::from(ip), port);
+            let numbers = if spaced { format_host_port(a).replace(',', ", ") } else { format_host_port(a) };
+            prop_assert_eq!(parse_pasv_reply(&format!("{before}{numbers}{after}")), Some(a));
+            prop_assert_eq!(parse_port_arg(&format!(" {numbers} ")), Some(a));
         }
 
         #[test]

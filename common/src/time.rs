@@ -133,6 +133,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn at(secs: i64) -> SystemTime {
         from_unix(secs, 0)
@@ -200,6 +201,47 @@ mod tests {
         for secs in [0i64, 59, 86_399, 86_400, 1_704_164_645, 4_102_444_800, -86_401] {
             let t = at(secs);
             assert_eq!(parse_ftp_time(&format_ftp_time(t)), Some(t), "{secs}");
+        }
+    }
+
+    /// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the range four digits of year can carry.
+    const FIRST: i64 = -62_167_219_200;
+    const LAST: i64 = 253_402_300_799;
+
+    proptest! {
+        // Every time from year 0 to 9999 survives formatting and parsing, to the second; with its fraction
+        // written out, to the nanosecond.
+        #[test]
+        fn time_round_trip(secs in FIRST..=LAST, nanos in 0u32..1_000_000_000) {
+            let whole = from_unix(secs, 0);
+            let t = from_unix(secs, nanos);
+            prop_assert_eq!(parse_ftp_time(&format_ftp_time(t)), Some(whole));
+            prop_assert_eq!(parse_ftp_time(&format!("{}.{nanos:09}", format_ftp_time(t))), Some(t));
+            let (y, mo, d, h, mi, s) = civil(t);
+            prop_assert_eq!(format_utc(t), format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"));
+        }
+
+        // Fourteen digits parse exactly when every field is in range, and then format back unchanged (a leap
+        // second, 60, lands on the next minute).
+        #[test]
+        fn parses_exactly_the_valid_dates(y in 0u32..=9999, mo in 0u32..=13, d in 0u32..=32, h in 0u32..=25,
+                                          mi in 0u32..=61, s in 0u32..=61) {
+            let text = format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}");
+            let valid = (1..=12).contains(&mo) && d >= 1 && d <= days_in_month(y, mo) && h < 24 && mi < 60 && s <= 60;
+            let parsed = parse_ftp_time(&text);
+            prop_assert_eq!(parsed.is_some(), valid, "{}", text);
+            if let (Some(t), true) = (parsed, s < 60) {
+                prop_assert_eq!(format_ftp_time(t), text);
+            }
+        }
+
+        // Whatever the text, parsing never panics, and what parses lies in the four-digit range.
+        #[test]
+        fn parse_never_panics(text in "[0-9]{12,16}(\\.[0-9]{0,12})?|\\PC{0,24}") {
+            if let Some(t) = parse_ftp_time(&text) {
+                let secs = to_unix(t);
+                prop_assert!((FIRST..=LAST + 1).contains(&secs), "{} -> {}", text, secs);
+            }
         }
     }
 }

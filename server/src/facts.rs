@@ -108,3 +108,7 @@ mod tests {
         assert_eq!(String::from_utf8(out).unwrap(), "type=cdir; .");
     }
 }
+
+#[cfg(test)]
+#[path = "facts_tests.rs"]
+mod proptests;
