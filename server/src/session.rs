@@ -655,7 +655,9 @@ impl Session {
     }
 
     fn run_deferred(&mut self, now: Now) {
-        while !self.is_busy() && self.closing.is_none() {
+        // A PASV/EPSV is answered once the loop has bound its listener, which it does between two lines: queued
+        // lines wait for that too, as they would have had they been read one by one.
+        while !self.is_busy() && self.closing.is_none() && !matches!(self.data, Data::Binding { .. }) {
             let Some(line) = self.deferred.pop_front() else { break };
             self.run_line(now, line);
         }

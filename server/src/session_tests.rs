@@ -595,6 +595,27 @@ fn commands_during_transfer_are_deferred() {
     assert_eq!(t.outcome(Outcome::TransferDone { bytes: 12 }), vec![226, 257]);
 }
 
+// Found by fuzzing (session): lines queued behind a transfer ran back to back, so a PASV among them had no
+// listener yet when the next line ran (NLST got 425) and a second PASV was never answered.
+#[test]
+fn queued_pasv_waits_for_its_listener() {
+    let mut t = connected();
+    t.line("RETR a.txt");
+    t.actions();
+    for line in ["PASV", "NLST", "PASV", "NLST"] {
+        assert_eq!(t.line(line), Vec::<u16>::new());
+    }
+    assert_eq!(t.outcome(Outcome::TransferDone { bytes: 12 }), vec![226]);
+    assert!(matches!(t.actions().as_slice(), [Action::ListenPassive]));
+    assert_eq!(t.outcome(Outcome::PassiveReady("127.0.0.1:5002".parse().unwrap())), vec![227]);
+    assert_eq!(t.outcome(Outcome::DataConnected), vec![150]);
+    t.started();
+    assert_eq!(t.outcome(Outcome::TransferDone { bytes: 6 }), vec![226]);
+    assert!(matches!(t.actions().as_slice(), [Action::ListenPassive]));
+    assert_eq!(t.outcome(Outcome::PassiveReady("127.0.0.1:5003".parse().unwrap())), vec![227]);
+    assert_eq!(t.outcome(Outcome::DataConnected), vec![150]);
+}
+
 // A client that pipelines without end stops being read once the queue is full.
 #[test]
 fn deferred_queue_is_bounded() {
