@@ -484,14 +484,16 @@ impl Session {
                     self.actions.push_back(Action::CloseData);
                 }
             },
-            Outcome::ActiveFailed(e) => {
-                if let Data::Connecting { pending: (job, _), .. } = std::mem::replace(&mut self.data, Data::None) {
+            Outcome::ActiveFailed(e) => match std::mem::replace(&mut self.data, Data::None) {
+                Data::Connecting { pending: (job, _), .. } => {
                     debug!("session {}: active connect failed: {e}", self.id);
                     self.set_data(Data::None);
                     self.discard_temp(&job);
                     self.reply(ReplyCode::CantOpenDataConnection, format!("Cannot open data connection: {e}."));
                 }
-            }
+                // Not connecting: a late answer changes nothing.
+                other => self.data = other,
+            },
             Outcome::HashDone { hex, size } => {
                 if let Some((path, algorithm)) = self.hashing.take() {
                     self.reply(ReplyCode::FileStatus, format!("{} 0-{size} {hex} {path}", algorithm.name()));
@@ -774,8 +776,13 @@ impl Session {
     }
 
     fn finish(&mut self, now: Now, bytes: u64, error: Option<TransferError>) {
-        let Data::Transferring { job, started } = std::mem::replace(&mut self.data, Data::None) else {
-            return;
+        let (job, started) = match std::mem::replace(&mut self.data, Data::None) {
+            Data::Transferring { job, started } => (job, started),
+            other => {
+                // No transfer running: a late answer changes nothing.
+                self.data = other;
+                return;
+            }
         };
         self.set_data(Data::None);
         let secs = now.mono.saturating_duration_since(started).as_secs_f64();

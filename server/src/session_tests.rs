@@ -616,6 +616,17 @@ fn queued_pasv_waits_for_its_listener() {
     assert_eq!(t.outcome(Outcome::DataConnected), vec![150]);
 }
 
+// Found by fuzzing (session): a transfer or connect outcome that came when none was running wiped the data
+// channel, so the STOR waiting for its connection was never answered.
+#[test]
+fn stray_outcomes_leave_the_data_channel_alone() {
+    let mut t = passive();
+    assert_eq!(t.line("STOR up.bin"), Vec::<u16>::new());
+    assert_eq!(t.outcome(Outcome::TransferDone { bytes: 0 }), Vec::<u16>::new());
+    assert_eq!(t.outcome(Outcome::ActiveFailed(io::ErrorKind::ConnectionRefused.into())), Vec::<u16>::new());
+    assert_eq!(t.outcome(Outcome::DataConnected), vec![150]);
+}
+
 // A client that pipelines without end stops being read once the queue is full.
 #[test]
 fn deferred_queue_is_bounded() {
