@@ -230,6 +230,20 @@ fn user_always_331_and_failures_are_delayed() {
 }
 
 // After the maximum number of failures: 530, then 421 and a close.
+// Found by fuzzing (session): a password check's answer that came when none was running reset the login, so the
+// failed PASS waiting out its delay was never answered.
+#[test]
+fn stray_verifier_answers_leave_the_login_alone() {
+    let mut t = fresh();
+    assert_eq!(t.line("USER nobody"), vec![331]);
+    assert_eq!(t.line("PASS x"), Vec::<u16>::new());
+    assert_eq!(verify(&mut t, false), Vec::<u16>::new());
+    assert_eq!(t.outcome(Outcome::Verified(false)), Vec::<u16>::new());
+    assert_eq!(t.outcome(Outcome::VerifierBusy), Vec::<u16>::new());
+    t.advance(Duration::from_secs(1));
+    assert_eq!(t.timeout(), vec![530]);
+}
+
 #[test]
 fn too_many_failures_close() {
     let mut t = fresh();

@@ -214,8 +214,13 @@ impl Session {
 
     /// The verifier's answer to a PASS.
     pub(super) fn verified(&mut self, now: Now, ok: bool) {
-        let Login::Verifying { user, account } = std::mem::replace(&mut self.login, Login::AwaitingUser) else {
-            return;
+        let (user, account) = match std::mem::replace(&mut self.login, Login::AwaitingUser) {
+            Login::Verifying { user, account } => (user, account),
+            other => {
+                // No password being checked: a late answer changes nothing.
+                self.login = other;
+                return;
+            }
         };
         match account {
             Some(account) if ok => self.log_in(now, user, account),
@@ -235,8 +240,12 @@ impl Session {
     /// The password could not even be checked: too many checks are queued. The client is told to come back
     /// later and the connection closed, so a flood of logins costs its sender, not the honest clients.
     pub(super) fn verifier_busy(&mut self, now: Now) {
-        let Login::Verifying { user, .. } = std::mem::replace(&mut self.login, Login::AwaitingUser) else {
-            return;
+        let user = match std::mem::replace(&mut self.login, Login::AwaitingUser) {
+            Login::Verifying { user, .. } => user,
+            other => {
+                self.login = other;
+                return;
+            }
         };
         info!("{} login as {user:?} refused: too many password checks waiting", self.peer.ip());
         self.count(|m| {
