@@ -188,6 +188,78 @@ MALICIOUS = {
 }
 
 
+# ---- session: one settings byte, then LF-separated steps: command lines, outcomes (0x01), clock steps (0x02),
+# an overlong line (0x03), shutdown (0x04) ------------------------------------------------------------------------
+
+ANON_WRITE, USERS, TLS = 0x02, 0x20, 0x08
+LOGIN = [b"USER anonymous", b"PASS guest@"]
+
+
+def outcome(kind, param=b""):
+    """0 an unasked-for PassiveReady, 1 passive listeners fail to bind from now on (parameter odd) or not,
+    2 DataConnected, 3 ActiveFailed, 4 run the transfer (an upload receives
+    the parameter), 5 TransferDone, 6 and 7 TransferFailed (network, disk full), 8 run the HASH job, 9 HashFailed,
+    10 Verified (parameter odd: the password matched), 11 VerifierBusy."""
+    return b"\x01" + bytes([kind]) + param
+
+
+def clock(how):
+    """0 1 ms, 1 1 s, 2 data timeout, 3 failure delay, 4 login timeout, 5 idle timeout, 6 10 s, 7 1 h, 8 exactly
+    the offered deadline, 9 just before it, 10 just after it, 11 no time but a spurious handle_timeout."""
+    return b"\x02" + bytes([how])
+
+
+SESSIONS = {
+    "download": (ANON_WRITE, LOGIN + [b"TYPE I", b"EPSV", outcome(0), b"SIZE pub/a.txt", b"RETR pub/a.txt",
+                                      outcome(2), outcome(4), b"PASV", outcome(0), b"MLSD pub", outcome(2),
+                                      outcome(4), b"QUIT"]),
+    "upload-ascii": (ANON_WRITE, LOGIN + [b"TYPE A", b"PASV", outcome(0), outcome(2), b"STOR up.txt",
+                                          outcome(4, b"one\r\ntwo\r"), b"SIZE up.txt", b"MDTM up.txt",
+                                          b"MFMT 20240102030405 up.txt", b"RNFR up.txt", b"RNTO down.txt",
+                                          b"EPSV", outcome(0), b"APPE down.txt", outcome(2), outcome(4, b"more"),
+                                          b"EPSV", outcome(1, b"\x01"), b"STOU", outcome(1, b"\x00"), b"EPSV", b"STOU", outcome(2), outcome(4, b"u"),
+                                          b"DELE down.txt", b"MKD d", b"RMD d", b"QUIT"]),
+    "escape": (ANON_WRITE, LOGIN + [b"CWD escape", b"CWD /escape/sub", b"SIZE escape/secret",
+                                    b"SIZE pub/secret-link", b"MDTM pub/secret-link", b"HASH pub/secret-link",
+                                    outcome(8), b"STAT escape", b"STAT pub/secret-link", b"EPSV", outcome(0),
+                                    b"LIST escape", outcome(2), outcome(4), b"EPSV", outcome(0),
+                                    b"RETR pub/secret-link", outcome(2), outcome(4), b"EPSV", outcome(0),
+                                    b"STOR escape/new", outcome(2), outcome(4, b"x"), b"MKD escape/x",
+                                    b"RNFR pub/a.txt", b"RNTO escape/a", b"DELE escape/secret", b"RMD escape/sub",
+                                    b"CWD ../../..", b"RETR ../../../etc/passwd", b"MLST escape",
+                                    b"MFMT 20240102030405 escape/secret", b"APPE pub/secret-link"]),
+    "active": (ANON_WRITE, LOGIN + [b"PORT 127,0,0,1,4,1", b"RETR pub/a.txt", outcome(3),
+                                    b"EPRT |1|10.0.0.1|2000|", b"PORT 127,0,0,1,0,21", b"EPRT |2|::1|2000|",
+                                    b"EPRT |1|127.0.0.1|1023|", b"EPRT |1|127.0.0.1|1024|", b"NLST",
+                                    outcome(2), outcome(4), b"EPSV ALL", b"PORT 127,0,0,1,4,1", b"EPSV",
+                                    outcome(1)]),
+    "users": (USERS | ANON_WRITE, [b"USER alice", b"PASS secret", b"NOOP", b"STAT", outcome(10, b"\x01"),
+                                   b"PWD", b"CWD up", b"CWD ..", b"EPSV", outcome(0), b"LIST -la", outcome(2),
+                                   outcome(4), b"HASH notes", outcome(8), b"REIN", b"QUIT"]),
+    "login-failures": (USERS, [b"USER bob", b"PASS x", outcome(10, b"\x00"), clock(8), b"USER bob", b"PASS y",
+                               outcome(11), b"USER alice", b"PASS z", outcome(10, b"\x00"), clock(9), clock(10),
+                               b"USER alice", b"PASS w", clock(4), outcome(10, b"\x01"), clock(8)]),
+    "timers": (ANON_WRITE, LOGIN + [b"PASV", outcome(0), clock(9), clock(8), b"EPSV", outcome(0),
+                                    b"RETR pub/a.txt", clock(2), b"PASV", clock(2), outcome(0), outcome(2),
+                                    clock(8), clock(11), clock(5), b"NOOP", clock(7), clock(6), clock(8)]),
+    "pipelined": (ANON_WRITE, LOGIN + [b"EPSV", outcome(0), b"RETR pub/a.txt", b"NOOP", b"STAT", b"PWD",
+                                       b"SIZE pub/a.txt", b"CWD pub", b"DELE a.txt", outcome(2), b"ABOR",
+                                       b"EPSV", outcome(0), outcome(2), b"RETR a.txt", outcome(6), b"PWD",
+                                       b"EPSV", outcome(0), outcome(2), b"STOR full", outcome(7), b"HASH a.txt",
+                                       b"ABOR", b"HASH a.txt", outcome(9)]
+                  + [b"NOOP"] * 20),
+    "tls": (TLS | 0x10 | ANON_WRITE, [b"FEAT", b"USER anonymous", b"AUTH SSL", b"AUTH TLS", b"PBSZ 0",
+                                      b"PROT C", b"PROT P", b"USER anonymous", b"PASS x", b"EPSV", outcome(0),
+                                      b"LIST", outcome(2), outcome(4), b"CCC"]),
+    "shutdown": (ANON_WRITE, LOGIN + [b"EPSV", outcome(0), outcome(2), b"RETR pub/a.txt", b"\x04", b"PWD",
+                                      outcome(4), b"NOOP", b"\x04\x01", clock(6), clock(8)]),
+    "hostile": (0x07, [b"USER anonymous", b"PASS x", b"\x03", b"RETR a\x00b", b"STOR \xff\xfe",
+                       b"REST 18446744073709551615", b"RETR pub/a.txt", b"OPTS MLST size;bogus;", b"OPTS UTF8 ON",
+                       b"OPTS HASH CRC", b"SITE CHMOD 777 x", b"TYPE E", b"MODE B", b"STRU R", b"ALLO 99999999999",
+                       b"RNTO x", b"RNFR pub", b"RNFR pub", b"RNTO pub/sub/x", b"CDUP", b"CDUP", b"XPWD"]),
+}
+
+
 def main():
     seeds = {}
     for i, (name, data) in enumerate(CLIENT_SESSIONS.items()):
@@ -210,6 +282,12 @@ def main():
         # Trust off and on, over the four peers.
         seeds[name] = bytes([i % 8]) + data
     write("client/fuzz/seeds/client_replies", seeds)
+
+    seeds = {name: bytes([settings]) + b"\n".join(steps) + b"\n" for name, (settings, steps) in SESSIONS.items()}
+    for name, data in CLIENT_SESSIONS.items():
+        # Real clients' command sequences, with the data connection never answered.
+        seeds["client-" + name] = bytes([ANON_WRITE]) + data.replace(b"\r\n", b"\n")
+    write("server/fuzz/seeds/session", seeds)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,11 @@ case $target in
     *) usage ;;
 esac
 
+# Some targets make files for every input: on tmpfs that costs microseconds, on a journaling disk milliseconds.
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+    export TMPDIR=/dev/shm
+fi
+
 mkdir -p "$crate/corpus/$target"
 dict=()
 [ -f "$crate/dict/$target.dict" ] && dict=(-dict="$crate/dict/$target.dict")
