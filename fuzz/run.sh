@@ -52,7 +52,7 @@ fi
 mkdir -p "$crate/corpus/$target"
 dict=()
 [ -f "$crate/dict/$target.dict" ] && dict=(-dict="$crate/dict/$target.dict")
-RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir "$crate" --target-dir target/fuzz "$target" \
+RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir "$crate" --target-dir "${FUZZ_TARGET_DIR:-target/fuzz}" "$target" \
     "$crate/corpus/$target" "$crate/seeds/$target" -- \
     "${dict[@]}" -max_len="$max_len" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 "$@"
