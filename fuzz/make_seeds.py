@@ -154,9 +154,11 @@ TEXTS = {
 def transfer_seeds():
     seeds = {}
     for name, text in TEXTS.items():
-        # Uploads and downloads in ASCII (modes 3 and 2), and one binary each; chunk 1 puts a CR at every edge.
-        for mode, chunk, quantum in [(3, 0, 0), (3, 7, 2), (2, 0, 1), (2, 63, 7), (1, 15, 3), (0, 255, 0)]:
-            seeds["%s-m%d-c%d-q%d" % (name, mode, chunk + 1, quantum + 1)] = bytes([mode, chunk, quantum, 37]) + text
+        # Uploads and downloads in ASCII (modes 3 and 2), an ASCII and a binary upload resuming at byte 5 (REST,
+        # mode 4 | 5 << 3), and one binary each; a largest share of 1 byte puts a CR at every edge.
+        for mode, max_share, shares in [(3, 0, 0), (3, 7, 2), (2, 0, 1), (2, 63, 7), (1, 15, 3), (0, 255, 0),
+                                        (7 | 5 << 3, 3, 9), (5 | 5 << 3, 31, 4)]:
+            seeds["%s-m%d-s%d-%d" % (name, mode, max_share + 1, shares)] = bytes([mode, max_share, shares, 37]) + text
     return seeds
 
 

@@ -30,7 +30,7 @@ use ftp_server::access::{Access, Anonymous};
 use ftp_server::fs::Root;
 use ftp_server::hash::{HashJob, HashStep};
 use ftp_server::session::{canonical, Action, Now, Outcome, Session};
-use ftp_server::transfer::{Step, Transfer, TransferError};
+use ftp_server::transfer::{scratch_len, Step, Transfer, TransferError};
 use ftp_server::SessionConfig;
 use libfuzzer_sys::fuzz_target;
 
@@ -46,6 +46,9 @@ fn tracing() -> bool {
     static TRACE: OnceLock<bool> = OnceLock::new();
     *TRACE.get_or_init(|| std::env::var_os("SESSION_TRACE").is_some())
 }
+
+/// Bytes a transfer moves per step: small, so line ends and CRs fall on step edges.
+const SHARE: usize = 7;
 
 /// Steps a transfer or HASH job may take before it must have finished.
 const MAX_STEPS: usize = 100_000;
@@ -302,8 +305,9 @@ impl Harness {
     /// Runs a transfer to its end, as the loop would; an upload receives `data`.
     fn run_transfer(&mut self, mut t: Box<Transfer>, data: &[u8]) -> Outcome {
         let mut socket = Socket { input: Cursor::new(data.to_vec()), output: Vec::new() };
+        let mut scratch = vec![0; scratch_len(SHARE)];
         for _ in 0..MAX_STEPS {
-            match t.step(&mut socket) {
+            match t.step(&mut socket, SHARE, &mut scratch) {
                 Step::Yield | Step::Blocked => {}
                 Step::Done => break,
                 Step::Failed(error) => return Outcome::TransferFailed { bytes: t.bytes(), error },
@@ -352,9 +356,6 @@ fuzz_target!(|data: &[u8]| {
         Access::anonymous_only(root, anonymous, read_only)
     };
     let config = Rc::new(SessionConfig {
-        chunk_size: 7,
-        quantum: 3,
-        zero_copy: false,
         idle_timeout: Duration::from_secs(60),
         data_timeout: Duration::from_secs(5),
         login_timeout: Duration::from_secs(30),

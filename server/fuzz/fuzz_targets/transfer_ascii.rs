@@ -1,17 +1,20 @@
 //! Fuzzes the server's TYPE A conversion: LF to CRLF on downloads, CRLF to LF on uploads (a lone CR kept), through
-//! `Transfer` as the loop drives it, with every chunk size, quantum and socket behaviour the input picks.
+//! `Transfer` as the loop drives it, with every share, scratch buffer and socket behaviour the input picks.
 //!
 //! Input: four control bytes, then the file (download) or the wire bytes (upload). Control: mode (upload or
-//! download, ASCII or binary), chunk size (1 to 256 bytes), quantum (1 to 8 chunks) and a seed for the socket, which
-//! moves a varying number of bytes per call and sometimes would block or is interrupted.
+//! download, ASCII or binary, and for uploads a REST offset into an existing file), the largest share the loop's
+//! scratch buffer is sized for (1 to 256 bytes), and two seeds: one for the share of each step (sometimes more
+//! than the scratch buffer holds), one for the socket, which moves a varying number of bytes per call and sometimes
+//! would block or is interrupted.
 //!
 //! Properties: no panic; the transfer finishes; the bytes are the whole-stream conversion however the stream was
-//! split (a CR at a chunk or batch edge included); the transfer counts the bytes the data connection carried.
+//! split (a CR at a step edge included), after the kept part of the file for REST + STOR; the transfer counts the
+//! bytes the data connection carried.
 #![no_main]
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
-use ftp_server::transfer::{Source, Step, Transfer};
+use ftp_server::transfer::{scratch_len, Source, Step, Transfer};
 use libfuzzer_sys::fuzz_target;
 
 /// A data connection that moves between 1 and `max` bytes per call, chosen by a small PRNG, and now and then
@@ -24,17 +27,9 @@ struct Socket {
 }
 
 impl Socket {
-    fn next(&mut self) -> u32 {
-        // xorshift32: a fixed sequence per seed, so a crash reproduces.
-        self.state ^= self.state << 13;
-        self.state ^= self.state >> 17;
-        self.state ^= self.state << 5;
-        self.state
-    }
-
     /// `Err` for a would-block or interrupt, else how many bytes this call may move.
     fn budget(&mut self) -> io::Result<usize> {
-        let r = self.next();
+        let r = next(&mut self.state);
         match r % 16 {
             0 => Err(io::ErrorKind::WouldBlock.into()),
             1 => Err(io::ErrorKind::Interrupted.into()),
@@ -90,10 +85,21 @@ fn crlf_to_lf(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Steps `t` until it is done; every step moves bytes, blocks or yields, so this ends well within `limit` steps.
-fn run(t: &mut Transfer, socket: &mut Socket, limit: usize) {
+/// xorshift32: a fixed sequence per seed, so a crash reproduces.
+fn next(state: &mut u32) -> u32 {
+    *state ^= *state << 13;
+    *state ^= *state >> 17;
+    *state ^= *state << 5;
+    *state
+}
+
+/// Steps `t` until it is done, each step with its own share of at most twice `max_share` (the transfer clamps it
+/// to the scratch buffer); every step moves bytes, blocks or yields, so this ends well within `limit` steps.
+fn run(t: &mut Transfer, socket: &mut Socket, max_share: usize, mut shares: u32, limit: usize) {
+    let mut scratch = vec![0; scratch_len(max_share)];
     for _ in 0..limit {
-        match t.step(socket) {
+        let share = next(&mut shares) as usize % (2 * max_share) + 1;
+        match t.step(socket, share, &mut scratch) {
             Step::Done => return,
             Step::Yield | Step::Blocked => {}
             Step::Failed(e) => panic!("transfer failed: {e:?}"),
@@ -102,34 +108,47 @@ fn run(t: &mut Transfer, socket: &mut Socket, limit: usize) {
     panic!("transfer not done after {limit} steps");
 }
 
+/// What an upload into a file resumes after: REST + STOR keeps the first bytes of an existing file.
+const EXISTING: &[u8] = b"0123456789abcdef";
+
 fuzz_target!(|data: &[u8]| {
-    let Some((&[mode, chunk, quantum, seed], content)) = data.split_first_chunk::<4>() else { return };
-    let (upload, ascii) = (mode & 1 == 1, mode & 2 == 2);
-    let chunk = 1 + usize::from(chunk);
-    let quantum = 1 + usize::from(quantum % 8);
+    let Some((&[mode, max_share, share_seed, seed], content)) = data.split_first_chunk::<4>() else { return };
+    let (upload, ascii, resume) = (mode & 1 == 1, mode & 2 == 2, mode & 4 == 4);
+    let max_share = 1 + usize::from(max_share);
     let max = 1 + usize::from(seed % 64);
     let state = u32::from(seed) << 8 | u32::from(mode) | 0x1000_0000;
+    let shares = u32::from(share_seed) << 16 | 0x0100_0001;
     // A step moves at least one byte unless the socket blocks (1 call in 16): 64 steps per byte is plenty.
     let limit = 64 * (content.len() + 2);
 
     let Ok(mut file) = tempfile::tempfile() else { return };
     if upload {
+        let offset = if resume { usize::from(mode >> 3) % (EXISTING.len() + 1) } else { 0 };
+        let mut t = {
+            let Ok(mut handle) = file.try_clone() else { return };
+            if resume {
+                handle.write_all(EXISTING).expect("existing file");
+                handle.seek(SeekFrom::Start(offset as u64)).expect("seek");
+                Transfer::receive(handle, ascii).truncating_at(offset as u64)
+            } else {
+                Transfer::receive(handle, ascii)
+            }
+        };
         let mut socket = Socket { input: io::Cursor::new(content.to_vec()), output: Vec::new(), state, max };
-        let Ok(handle) = file.try_clone() else { return };
-        let mut t = Transfer::receive(handle, ascii, chunk, quantum);
-        run(&mut t, &mut socket, limit);
+        run(&mut t, &mut socket, max_share, shares, limit);
         assert_eq!(t.bytes(), content.len() as u64);
         let mut stored = Vec::new();
         file.seek(SeekFrom::Start(0)).expect("seek");
         file.read_to_end(&mut stored).expect("read back");
-        let expected = if ascii { crlf_to_lf(content) } else { content.to_vec() };
+        let mut expected = EXISTING[..offset].to_vec();
+        expected.extend(if ascii { crlf_to_lf(content) } else { content.to_vec() });
         assert_eq!(stored, expected);
     } else {
         file.write_all(content).expect("write file");
         file.seek(SeekFrom::Start(0)).expect("seek");
         let mut socket = Socket { input: io::Cursor::new(Vec::new()), output: Vec::new(), state, max };
-        let mut t = Transfer::send(Source::File(file), ascii, chunk, quantum);
-        run(&mut t, &mut socket, limit);
+        let mut t = Transfer::send(Source::File(file), ascii);
+        run(&mut t, &mut socket, max_share, shares, limit);
         let expected = if ascii { lf_to_crlf(content) } else { content.to_vec() };
         assert_eq!(t.bytes(), expected.len() as u64);
         assert_eq!(socket.output, expected);
