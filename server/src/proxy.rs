@@ -17,6 +17,9 @@ use ppp::{HeaderResult, PartialResult};
 /// addresses (at most 216 bytes) and TLVs, which HAProxy keeps to a few hundred bytes.
 pub const MAX_HEADER: usize = 1024;
 
+/// The longest version 1 header, its CRLF included (the specification's bound).
+const MAX_V1: usize = 107;
+
 /// What the bytes at the start of a proxied connection are.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
@@ -56,6 +59,11 @@ pub fn parse(bytes: &[u8]) -> Parsed {
                 (_, _) => None,
             };
             Parsed::Header { len: h.len(), client }
+        }
+        // ppp judges an unfinished line too (a port cut short is "invalid"): until its CRLF or the longest a
+        // line can be, a version 1 header may still be arriving.
+        HeaderResult::V1(Err(_)) if bytes.starts_with(b"PROXY ") && !bytes.contains(&b'\n') && bytes.len() < MAX_V1 => {
+            Parsed::Incomplete
         }
         HeaderResult::V1(Err(e)) => Parsed::Invalid(format!("PROXY v1: {e}")),
         HeaderResult::V2(Err(e)) => Parsed::Invalid(format!("PROXY v2: {e}")),
@@ -198,6 +206,19 @@ mod tests {
         let mut long = b"PROXY TCP4 ".to_vec();
         long.resize(MAX_HEADER, b'1');
         assert!(matches!(parse(&long), Parsed::Invalid(_)));
+    }
+
+    // Found by fuzzing (proxy_header): a version 1 header cut inside a port, as a header split across reads is,
+    // was refused.
+    #[test]
+    fn v1_header_split_anywhere_waits() {
+        for text in
+            [&b"PROXY TCP6 2001:db8::7 ::1 40000 2121\r\n"[..], b"PROXY TCP4 192.0.2.7 127.0.0.1 40000 2121\r\n"]
+        {
+            for cut in 0..text.len() {
+                assert_eq!(parse(&text[..cut]), Parsed::Incomplete, "cut at {cut}");
+            }
+        }
     }
 
     #[test]
