@@ -43,6 +43,15 @@ pub fn parse(bytes: &[u8]) -> Parsed {
         };
     }
     match result {
+        // Only CRLF ends a version 1 line; ppp also takes a bare LF when the bytes end there, and would read the
+        // same header as shorter or longer depending on how it was split across reads.
+        HeaderResult::V1(Ok(h)) if !h.header.ends_with("\r\n") => {
+            if bytes.len() < MAX_V1 {
+                Parsed::Incomplete
+            } else {
+                Parsed::Invalid("PROXY v1: no CRLF".to_string())
+            }
+        }
         HeaderResult::V1(Ok(h)) => {
             let client = match h.addresses {
                 ppp::v1::Addresses::Tcp4(a) => Some(SocketAddr::new(a.source_address.into(), a.source_port)),
@@ -219,6 +228,10 @@ mod tests {
                 assert_eq!(parse(&text[..cut]), Parsed::Incomplete, "cut at {cut}");
             }
         }
+        // Only CRLF ends the line: whatever a bare LF is followed by, the header is the same.
+        let text = b"PROXY UNKNOWN \n\0\r\nUSER x\r\n";
+        assert_eq!(parse(&text[..15]), Parsed::Incomplete);
+        assert_eq!(parse(text), Parsed::Header { len: 18, client: None });
     }
 
     #[test]
