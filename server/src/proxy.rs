@@ -69,9 +69,11 @@ pub fn parse(bytes: &[u8]) -> Parsed {
             };
             Parsed::Header { len: h.len(), client }
         }
-        // ppp judges an unfinished line too (a port cut short is "invalid"): until its CRLF or the longest a
-        // line can be, a version 1 header may still be arriving.
-        HeaderResult::V1(Err(_)) if bytes.starts_with(b"PROXY ") && !bytes.contains(&b'\n') && bytes.len() < MAX_V1 => {
+        // ppp judges an unfinished line too (a port cut short, a character cut in two): until its CRLF or the
+        // longest a line can be, a version 1 header may still be arriving.
+        HeaderResult::V1(Err(_))
+            if bytes.starts_with(b"PROXY ") && !bytes.windows(2).any(|w| w == b"\r\n") && bytes.len() < MAX_V1 =>
+        {
             Parsed::Incomplete
         }
         HeaderResult::V1(Err(e)) => Parsed::Invalid(format!("PROXY v1: {e}")),
@@ -228,10 +230,14 @@ mod tests {
                 assert_eq!(parse(&text[..cut]), Parsed::Incomplete, "cut at {cut}");
             }
         }
-        // Only CRLF ends the line: whatever a bare LF is followed by, the header is the same.
-        let text = b"PROXY UNKNOWN \n\0\r\nUSER x\r\n";
+        // Only CRLF ends the line: whatever a bare LF is followed by, the header is the same; UNKNOWN ignores
+        // the rest of its line, a character cut in two included.
+        let text = "PROXY UNKNOWN \n\0\r\nUSER x\r\n".as_bytes();
         assert_eq!(parse(&text[..15]), Parsed::Incomplete);
         assert_eq!(parse(text), Parsed::Header { len: 18, client: None });
+        let text = "PROXY UNKNOWN \nŭ\r\n".as_bytes();
+        assert_eq!(parse(&text[..16]), Parsed::Incomplete);
+        assert_eq!(parse(text), Parsed::Header { len: text.len(), client: None });
     }
 
     #[test]
