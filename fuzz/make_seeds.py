@@ -262,6 +262,54 @@ SESSIONS = {
 }
 
 
+# ---- proxy_header: the first bytes of a connection from a balancer (HAProxy's doc/proxy-protocol.txt) -----------
+
+V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def v2(command, family, addresses, tlvs=b""):
+    body = addresses + tlvs
+    return V2_SIGNATURE + bytes([0x20 | command, family]) + len(body).to_bytes(2, "big") + body
+
+
+def tlv(kind, value):
+    return bytes([kind]) + len(value).to_bytes(2, "big") + value
+
+
+def proxy_seeds():
+    v4 = bytes([192, 0, 2, 7, 127, 0, 0, 1]) + (40000).to_bytes(2, "big") + (2121).to_bytes(2, "big")
+    v6 = (bytes.fromhex("20010db8000000000000000000000007") + bytes(15) + b"\x01"
+          + (40000).to_bytes(2, "big") + (2121).to_bytes(2, "big"))
+    unix = b"/tmp/src".ljust(108, b"\x00") + b"/tmp/dst".ljust(108, b"\x00")
+    ssl = tlv(0x20, b"\x07" + (0).to_bytes(4, "big") + tlv(0x21, b"TLSv1.3") + tlv(0x22, b"client"))
+    return {
+        # Version 1: the spec's examples, the longest possible line, UNKNOWN, and broken ones.
+        "v1-tcp4": b"PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\nUSER x\r\n",
+        "v1-tcp6": b"PROXY TCP6 2001:db8::7 ::1 40000 2121\r\n",
+        "v1-longest": b"PROXY UNKNOWN ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff "
+                      b"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n",
+        "v1-unknown": b"PROXY UNKNOWN\r\n",
+        "v1-truncated": b"PROXY TCP4 192.168.0.1 192.168",
+        "v1-bad": b"PROXY TCP4 192.168.0.1 192.168.0.11 56324 99999\r\nPROXY TCP5 a b c d\r\n",
+        "v1-no-crlf": b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2" + b" " * 200,
+        # Version 2: PROXY over IPv4 and IPv6, LOCAL, UNIX and UNSPEC families, TLVs, truncated and oversized.
+        "v2-ipv4": v2(1, 0x11, v4) + b"USER x\r\n",
+        "v2-ipv6": v2(1, 0x21, v6),
+        "v2-local": v2(0, 0x00, b""),
+        "v2-unix": v2(1, 0x31, unix),
+        "v2-udp": v2(1, 0x12, v4),
+        "v2-tlvs": v2(1, 0x11, v4, tlv(0x01, b"ftp") + tlv(0x02, b"ftp.example.com") + tlv(0x03, bytes(4))
+                      + tlv(0x04, b"abc") + tlv(0x05, b"id-1") + ssl + tlv(0x30, b"netns")),
+        "v2-truncated": v2(1, 0x11, v4)[:20],
+        "v2-short-addresses": v2(1, 0x21, v4),
+        "v2-oversized": v2(1, 0x11, v4, tlv(0x04, bytes(1100))),
+        "v2-bad-version": V2_SIGNATURE + b"\x31\x11\x00\x0c" + v4,
+        # Address blocks after a NUL: --proxy-from values.
+        "cidr": b"PROXY UNKNOWN\r\n\x0010.0.0.0/8",
+        "cidr6": v2(0, 0x00, b"") + b"\x00::ffff:127.0.0.1/128",
+    }
+
+
 def main():
     seeds = {}
     for i, (name, data) in enumerate(CLIENT_SESSIONS.items()):
@@ -290,6 +338,8 @@ def main():
         # Real clients' command sequences, with the data connection never answered.
         seeds["client-" + name] = bytes([ANON_WRITE]) + data.replace(b"\r\n", b"\n")
     write("server/fuzz/seeds/session", seeds)
+
+    write("server/fuzz/seeds/proxy_header", proxy_seeds())
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(line_command reply_parser transfer_ascii client_replies session)
+TARGETS=(line_command reply_parser transfer_ascii client_replies session proxy_header)
 
 usage() {
     echo "usage: fuzz/run.sh TARGET|all SECONDS [libFuzzer options...]; targets: ${TARGETS[*]}" >&2
@@ -41,6 +41,8 @@ case $target in
     client_replies) crate=client/fuzz max_len=20000 ;;
     # A session script: many short lines, each at most the 4096-byte limit.
     session) crate=server/fuzz max_len=16384 ;;
+    # Past MAX_HEADER (1024), where the parser must give its final answer.
+    proxy_header) crate=server/fuzz max_len=2048 ;;
     *) usage ;;
 esac
 
