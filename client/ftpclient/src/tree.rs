@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use crate::transfer::why;
-use ftp_client::{EntryKind, FtpClient};
+use ftp_client::{Entry, EntryKind, FtpClient};
 
 /// One file or directory below the walked directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +41,12 @@ pub fn remote_dir(client: &mut FtpClient, dir: &str) -> Result<Vec<Node>, String
     }
     client.select_mlst_facts(&["type", "size", "modify"]).map_err(|e| e.to_string())?;
     let entries = client.mlsd(Some(dir)).map_err(|e| why(&e, "MLSD"))?;
+    Ok(nodes(entries))
+}
+
+/// The files and directories among a directory's MLSD entries, by name. A name the server sent that could lead
+/// elsewhere (empty, `.`, `..`, or with a `/`) is left out, so a walk stays below the directory it started in.
+pub fn nodes(entries: Vec<Entry>) -> Vec<Node> {
     let mut nodes = Vec::new();
     for entry in entries {
         let dir = match entry.kind() {
@@ -54,7 +60,7 @@ pub fn remote_dir(client: &mut FtpClient, dir: &str) -> Result<Vec<Node>, String
         nodes.push(Node { path: entry.name.clone(), dir, size: entry.size().unwrap_or(0), mtime: entry.modified() });
     }
     nodes.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(nodes)
+    nodes
 }
 
 /// Everything below the remote directory `root`, parents before their contents; `None` when `root` does not exist
@@ -152,5 +158,15 @@ mod tests {
         assert_eq!(paths[3], ("top", false, 0));
         assert_eq!(local_tree(&dir.path().join("none")), Ok(None));
         assert!(local_tree(&dir.path().join("top")).is_err());
+    }
+
+    // A server's listing cannot walk a mirror out of its directory: names that lead elsewhere are left out.
+    #[test]
+    fn names_that_lead_elsewhere_are_left_out() {
+        let listing = "type=dir; ..\r\ntype=dir; .\r\ntype=file; a/../../b\r\ntype=file; /etc/passwd\r\n\
+                       type=cdir; /\r\ntype=OS.unix=slink; link\r\ntype=file;size=3; ok\r\ntype=dir; sub\r\n";
+        let entries = ftp_client::parse_mlsd(listing).expect("listing");
+        let got: Vec<(String, bool)> = nodes(entries).into_iter().map(|n| (n.path, n.dir)).collect();
+        assert_eq!(got, [("ok".to_string(), false), ("sub".to_string(), true)]);
     }
 }
