@@ -1,7 +1,8 @@
 //! Fuzzes what a malicious server can make the client believe: the bytes it sends on the control connection, read
 //! through the client's own `ReplyParser`, and the same bytes as listing data, through every parser the client
 //! applies to them (PASV and EPSV replies, 257 paths, FEAT, HASH and MDTM replies, MLSD and MLST entries, NLST
-//! names), then through the `ls -l` formatting and the naming of local download targets.
+//! names), then through the `ls -l` formatting, the naming of local download targets and the tree walk that
+//! `mirror`, `get -r` and `mget` build local paths from.
 //!
 //! Input: one control byte, then the server's bytes. Bit 0: whether the client trusts a 227's host
 //! (`set_trust_pasv_host`); bits 1-2: the control connection's peer (IPv4, IPv6, IPv4-mapped IPv6).
@@ -15,14 +16,15 @@
 use std::net::SocketAddr;
 use std::path::{Component, Path};
 
-use ftp_client::cli::listing::format_long;
-use ftp_client::cli::local::{download_target, part_path};
 use ftp_client::timestamp::{civil, format_utc, parse_ftp_time};
 use ftp_client::{
     feature_params, parse_choice_list, parse_feat_lines, parse_hash_reply, parse_mlsd, parse_quoted_path,
     passive_data_address, Entry, EntryKind, Reply,
 };
 use ftp_common::ReplyParser;
+use ftpclient::listing::format_long;
+use ftpclient::local::{download_target, part_path};
+use ftpclient::tree::{join_remote, nodes};
 use libfuzzer_sys::fuzz_target;
 
 const PEERS: [&str; 4] = ["127.0.0.1:21", "[::1]:21", "[::ffff:127.0.0.1]:21", "192.0.2.7:2121"];
@@ -56,6 +58,21 @@ fn check_local_name(remote: &str) {
             "{remote:?} -> {target:?}"
         );
         assert_eq!(part_path(&target, 1, 2).parent(), Some(Path::new("target")));
+    }
+}
+
+/// A mirror walks the listing, and the same listing again for each directory in it (a server may answer every
+/// MLSD alike): every local path it builds is below the target directory.
+fn check_mirror_paths(entries: Vec<Entry>) {
+    let top = nodes(entries);
+    let mut paths: Vec<String> = top.iter().map(|n| n.path.clone()).collect();
+    for dir in top.iter().filter(|n| n.dir) {
+        paths.extend(top.iter().map(|n| join_remote(&dir.path, &n.path)));
+    }
+    for rel in paths {
+        let local = Path::new("target").join(&rel);
+        let parts: Vec<Component> = local.components().collect();
+        assert!(parts.len() >= 2 && parts.iter().all(|c| matches!(c, Component::Normal(_))), "{rel:?} -> {local:?}");
     }
 }
 
@@ -125,6 +142,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(all) = parse_mlsd(&listing) {
         assert!(all.len() <= listing.lines().count());
     }
+    check_mirror_paths(entries);
     for name in listing.lines().map(|l| l.strip_suffix('\r').unwrap_or(l)).filter(|l| !l.is_empty()) {
         check_local_name(name);
     }
