@@ -368,7 +368,7 @@ fuzz_target!(|data: &[u8]| {
         pasv_address: (settings & 0x40 != 0).then(|| [203, 0, 113, 9].into()),
         tls: settings & 8 != 0,
         require_tls: settings & 0x18 == 0x18,
-        hooks: true,
+        events: true,
     });
     let peer: SocketAddr =
         if settings & 0x80 != 0 { "[::ffff:127.0.0.1]:40000" } else { "127.0.0.1:40000" }.parse().expect("peer");
