@@ -305,12 +305,10 @@ fn regular(file: File) -> io::Result<std::fs::File> {
     Ok(file.into_std())
 }
 
-/// Bytes and regular files under `root` (symlinks not followed; upload temporaries not counted). For quotas,
-/// off the loop.
-pub fn tree_usage(root: &Path) -> (u64, u64) {
-    let Ok(dir) = Dir::open_ambient_dir(root, cap_std::ambient_authority()) else { return (0, 0) };
-    let (mut bytes, mut files) = (0, 0);
-    let mut stack = vec![dir];
+/// Calls `f` with each regular file under `root` (its directory, name and entry), never following a symlink: a
+/// directory swapped for one since readdir is skipped (O_NOFOLLOW). Off the loop only: the tree may be large.
+fn walk_files(root: &Path, mut f: impl FnMut(&Dir, &str, &cap_std::fs::DirEntry)) -> io::Result<()> {
+    let mut stack = vec![Dir::open_ambient_dir(root, cap_std::ambient_authority())?];
     while let Some(dir) = stack.pop() {
         let Ok(entries) = dir.entries() else { continue };
         for entry in entries.flatten() {
@@ -324,49 +322,43 @@ pub fn tree_usage(root: &Path) -> (u64, u64) {
                 if let Ok(sub) = dir.open_with(name, &opts) {
                     stack.push(Dir::from_std_file(sub.into_std()));
                 }
-            } else if kind.is_file() && !is_temp_name(name) {
-                bytes += entry.metadata().map_or(0, |m| m.len());
-                files += 1;
+            } else if kind.is_file() {
+                f(&dir, name, &entry);
             }
         }
     }
+    Ok(())
+}
+
+/// Bytes and regular files under `root` (upload temporaries not counted), for quotas.
+pub fn tree_usage(root: &Path) -> (u64, u64) {
+    let (mut bytes, mut files) = (0, 0);
+    let _ = walk_files(root, |_, name, entry| {
+        if !is_temp_name(name) {
+            bytes += entry.metadata().map_or(0, |m| m.len());
+            files += 1;
+        }
+    });
     (bytes, files)
 }
 
 /// Removes upload temporaries that nobody is writing any more (left by a crash), anywhere under `root`. A
 /// temporary untouched for `older_than` is stale: a running upload writes its temporary at least once per stall
 /// timeout or is aborted. The age test also keeps this safe on a filesystem shared with other nodes, whose
-/// uploads in progress are fresh. Runs off the loop (the tree may be large); symlinks are never followed.
+/// uploads in progress are fresh.
 pub fn sweep_stale_temps(root: &Path, older_than: std::time::Duration) -> io::Result<usize> {
-    let dir = Dir::open_ambient_dir(root, cap_std::ambient_authority())?;
     let now = std::time::SystemTime::now();
     let mut removed = 0;
-    let mut stack = vec![dir];
-    while let Some(dir) = stack.pop() {
-        for entry in dir.entries()?.flatten() {
-            let Ok(kind) = entry.file_type() else { continue };
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if kind.is_dir() {
-                // O_NOFOLLOW: a directory swapped for a symlink since readdir is skipped, not followed.
-                let mut opts = OpenOptions::new();
-                opts.read(true)
-                    .custom_flags((rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::NOFOLLOW).bits() as i32);
-                if let Ok(sub) = dir.open_with(name, &opts) {
-                    stack.push(Dir::from_std_file(sub.into_std()));
-                }
-            } else if kind.is_file() && is_temp_name(name) {
-                let age = entry
-                    .metadata()
-                    .ok()
-                    .and_then(|m| m.modified().ok())
-                    .and_then(|t| now.duration_since(t.into_std()).ok());
-                if age.is_some_and(|a| a >= older_than) && dir.remove_file(name).is_ok() {
-                    removed += 1;
-                }
-            }
+    walk_files(root, |dir, name, entry| {
+        if !is_temp_name(name) {
+            return;
         }
-    }
+        let modified = entry.metadata().ok().and_then(|m| m.modified().ok());
+        let age = modified.and_then(|t| now.duration_since(t.into_std()).ok());
+        if age.is_some_and(|a| a >= older_than) && dir.remove_file(name).is_ok() {
+            removed += 1;
+        }
+    })?;
     Ok(removed)
 }
 

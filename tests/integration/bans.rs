@@ -51,12 +51,7 @@ fn failed_logins_ban_the_address_until_the_ban_expires() {
     assert!(text.contains("banned"), "{text}");
     assert_eq!(greeting([127, 0, 0, 10], addr), 220);
     // The metrics say so.
-    let metrics: SocketAddr = lines[1]
-        .trim()
-        .strip_prefix("ftpserver metrics on http://")
-        .and_then(|r| r.strip_suffix("/metrics"))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("{lines:?}"));
+    let metrics: SocketAddr = crate::util::metrics_addr(&lines);
     let body = http(metrics);
     assert!(body.lines().any(|l| l.starts_with("ftpserver_bans_total") && l.ends_with(" 1")), "{body}");
     assert!(body.lines().any(|l| l.contains("reason=\"banned\"") && !l.ends_with(" 0")), "{body}");
@@ -134,12 +129,7 @@ fn live_sessions_are_listed() {
     let dir = tempfile::tempdir().expect("dir");
     let (server, lines) = TestServer::start_lines(dir.path(), &["--metrics", "127.0.0.1:0", "--workers", "2"], 2);
     server.put_file("big.bin", &crate::util::content(4, 8 << 20));
-    let metrics: SocketAddr = lines[1]
-        .trim()
-        .strip_prefix("ftpserver metrics on http://")
-        .and_then(|r| r.strip_suffix("/metrics"))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("{lines:?}"));
+    let metrics: SocketAddr = crate::util::metrics_addr(&lines);
     let mut busy = server.login();
     let addr = busy.pasv();
     let mut data = crate::util::data_connect_small_window(addr);

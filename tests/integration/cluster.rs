@@ -125,12 +125,7 @@ fn node(ip: &str, root: &Path, pasv: u16) -> Node {
         "write",
     ];
     let (server, lines) = TestServer::start_lines(root, &args, 2);
-    let metrics = lines[1]
-        .trim()
-        .strip_prefix("ftpserver metrics on http://")
-        .and_then(|r| r.strip_suffix("/metrics"))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no metrics line: {lines:?}"));
+    let metrics = crate::util::metrics_addr(&lines);
     Node { server, metrics }
 }
 

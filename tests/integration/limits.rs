@@ -6,15 +6,14 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    connect_from, content, data_connect, data_connect_small_window, reset, server_bin, sha256, Ctl, TestServer,
-    IO_TIMEOUT,
+    connect_from, content, data_connect, data_connect_small_window, reset, sha256, Ctl, TestServer, IO_TIMEOUT,
 };
 
 /// Polls `cond` until it holds or `limit` passes; returns whether it held.
@@ -76,16 +75,7 @@ pub fn temp_files(root: &Path) -> Vec<String> {
 
 /// A users file with one account `alice` (password `wonderland`, all permissions) in `dir`.
 pub fn users_file(dir: &Path) -> String {
-    let mut child = Command::new(server_bin())
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("ftpserver hash-password");
-    child.stdin.take().expect("stdin").write_all(b"wonderland\n").expect("password");
-    let out = child.wait_with_output().expect("hash");
-    assert!(out.status.success());
-    let hash = String::from_utf8(out.stdout).expect("UTF-8").trim().to_string();
+    let hash = crate::util::password_hash("wonderland");
     let path = dir.join("users.toml");
     let text = format!(
         "[[user]]\nname = \"alice\"\npassword = \"{hash}\"\npermissions = [\"read\", \"write\", \"delete\", \"mkdir\", \"rename\"]\n"

@@ -6,23 +6,10 @@ use std::io::Read;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::util::{content, data_connect, server_bin, Ctl, TestServer};
+use crate::util::{content, data_connect, password_hash, Ctl, TestServer};
 
 const RATE: u64 = 4 << 20;
 const WINDOW: Duration = Duration::from_secs(10);
-
-fn hash(password: &str) -> String {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(server_bin())
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("hash-password");
-    child.stdin.take().expect("stdin").write_all(format!("{password}\n").as_bytes()).expect("password");
-    String::from_utf8(child.wait_with_output().expect("hash").stdout).expect("UTF-8").trim().to_string()
-}
 
 fn login(server: &TestServer, user: &str, password: &str) -> Ctl {
     let mut c = server.ctl();
@@ -57,8 +44,8 @@ fn one_users_downloads_share_its_rate_and_others_are_unaffected() {
     let text = format!(
         "[[user]]\nname = \"alice\"\npassword = \"{}\"\ndownload_rate = \"4M\"\nmax_sessions = 9\n\n[[user]]\nname = \
          \"bob\"\npassword = \"{}\"\n",
-        hash("wonderland"),
-        hash("builder")
+        password_hash("wonderland"),
+        password_hash("builder")
     );
     std::fs::write(&users, text).expect("users");
     let server = TestServer::start(&["--users", users.to_str().expect("UTF-8"), "--workers", "2"]);
@@ -124,7 +111,7 @@ fn quotas_refuse_uploads_that_do_not_fit_and_leave_nothing() {
     let text = format!(
         "[[user]]\nname = \"carol\"\npassword = \"{}\"\nhome = \"carol\"\npermissions = [\"read\", \"write\", \
          \"delete\"]\nquota_bytes = 1000000\nquota_files = 3\n",
-        hash("secret")
+        password_hash("secret")
     );
     std::fs::write(&users, text).expect("users");
     let server = TestServer::start_in(root.path(), &["--users", users.to_str().expect("UTF-8")]);

@@ -7,21 +7,7 @@ use std::io::Read;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::util::{content, data_connect_small_window, read_to_end, server_bin, sha256, wait_until, TestServer};
-
-fn hash(password: &str) -> String {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = Command::new(server_bin())
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("hash-password");
-    child.stdin.take().expect("stdin").write_all(format!("{password}\n").as_bytes()).expect("password");
-    let out = child.wait_with_output().expect("hash");
-    String::from_utf8(out.stdout).expect("UTF-8").trim().to_string()
-}
+use crate::util::{content, data_connect_small_window, password_hash, read_to_end, sha256, wait_until, TestServer};
 
 fn user(name: &str, hash: &str) -> String {
     format!("[[user]]\nname = \"{name}\"\npassword = \"{hash}\"\npermissions = [\"read\", \"write\"]\n")
@@ -36,7 +22,7 @@ fn sighup(server: &TestServer) {
 fn sighup_reloads_accounts_and_settings_and_keeps_transfers() {
     let dir = tempfile::tempdir().expect("dir");
     let users = dir.path().join("users.toml");
-    let (alice, bob) = (hash("wonderland"), hash("builder"));
+    let (alice, bob) = (password_hash("wonderland"), password_hash("builder"));
     fs::write(&users, user("alice", &alice)).expect("users");
     let config = dir.path().join("ftpserver.toml");
     fs::write(&config, format!("users = {:?}\nmax-per-ip = 20\n", users.to_str().expect("UTF-8"))).expect("config");

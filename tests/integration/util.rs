@@ -797,3 +797,25 @@ pub fn python_ok(script: &str, args: &[&str]) -> String {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("temporary paths are UTF-8")
 }
+
+/// An argon2id hash of `password` for a users file, from `ftpserver hash-password`.
+pub fn password_hash(password: &str) -> String {
+    let mut child = Command::new(server_bin())
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ftpserver hash-password");
+    child.stdin.take().expect("stdin").write_all(format!("{password}\n").as_bytes()).expect("password");
+    let out = child.wait_with_output().expect("hash-password");
+    assert!(out.status.success(), "hash-password failed");
+    String::from_utf8(out.stdout).expect("UTF-8").trim().to_string()
+}
+
+/// The metrics address in a server's stdout lines ("ftpserver metrics on http://ADDR/metrics").
+pub fn metrics_addr(lines: &[String]) -> SocketAddr {
+    lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("ftpserver metrics on http://")?.strip_suffix("/metrics")?.parse().ok())
+        .unwrap_or_else(|| panic!("no metrics line in {lines:?}"))
+}
