@@ -74,8 +74,14 @@ impl WorkerMetrics {
         self.bytes[direction as usize].fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// STAT's line about this worker's turns.
+    pub fn turn_summary(&self) -> String {
+        let counts = std::array::from_fn(|i| self.turn_buckets[i].load(Ordering::Relaxed));
+        crate::turns::summary(&counts, Duration::from_micros(self.turn_longest_micros.load(Ordering::Relaxed)))
+    }
+
     pub fn turn(&self, took: Duration) {
-        let i = BUCKETS.iter().position(|b| took <= *b).unwrap_or(BUCKETS.len());
+        let i = crate::turns::bucket(took);
         self.turn_buckets[i].fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.turn_micros.fetch_add(micros, Ordering::Relaxed);

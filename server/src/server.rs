@@ -134,12 +134,12 @@ pub struct Scheduling {
     pub turn_budget: usize,
 }
 
-/// Default `--quantum`: with 1 KiB chunks, a lone transfer moves 256 KiB per turn in one syscall. Measured on
-/// loopback (README, Performance): beyond 256 KiB per call, sendfile gains under 5 %; below 64 KiB the per-turn
-/// cost (an epoll_wait per turn) starts to show.
+/// Default `--quantum`: with 1 KiB chunks, a lone transfer moves 256 KiB per turn in one syscall, the largest
+/// write the loopback reference in `bench/compare.sh` measures. The README's Performance table was measured at
+/// these defaults; other values were not compared.
 pub const DEFAULT_QUANTUM: u32 = 256;
-/// Default `--turn-budget`: 4 MiB per turn, about a millisecond of copying on loopback, so a turn stays short
-/// (a bystander's NOOP waits at most one turn) while 16 transfers still move their full quantum each.
+/// Default `--turn-budget`: 4 MiB per turn, so 16 transfers still move their full quantum each while a turn
+/// stays a few megabytes of copying (a bystander's NOOP waits at most one turn).
 pub const DEFAULT_TURN_BUDGET: u32 = 4 << 20;
 
 impl Scheduling {
@@ -354,7 +354,6 @@ impl Worker {
         self.fire_timers(now);
         self.remove_closed();
         let took = now.mono.elapsed();
-        self.stats.turns.borrow_mut().record(took);
         self.metrics.turn(took);
         if took > SLOW_TURN {
             let n = events.iter().count();
@@ -697,11 +696,12 @@ impl Worker {
                 }
                 Some(Conn::Data(d)) => {
                     if d.rate_wait.is_some_and(|at| at <= now.mono) {
-                        // A rate-limited transfer may move again.
+                        // A rate-limited transfer may move again (its stall deadline, if also due, is looked at
+                        // just below all the same).
                         d.rate_wait = None;
                         self.enqueue(key);
-                        continue;
                     }
+                    let Some(Conn::Data(d)) = self.conns.get_mut(key) else { continue };
                     if d.stall_deadline.is_none_or(|at| at > now.mono) {
                         continue;
                     }

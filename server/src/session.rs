@@ -85,8 +85,6 @@ pub struct ServerStats {
     pub sessions: std::cell::Cell<usize>,
     /// Every socket and job the loop holds: control, passive listeners, data connections, HASH jobs.
     pub connections: std::cell::Cell<usize>,
-    /// How long the loop's turns took.
-    pub turns: std::cell::RefCell<crate::turns::TurnStats>,
     /// Which event loop this is (`--workers`), and how many there are.
     pub worker: usize,
     pub workers: usize,

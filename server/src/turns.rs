@@ -1,6 +1,7 @@
 //! How long the loop's turns take: the loop's discipline (no step costs more than a few milliseconds, whatever a
-//! client asks) made visible. The loop measures each turn and records it here; STAT shows the summary to a
-//! logged-in user, and a turn over [`SLOW_TURN`] is logged. No clock in here: durations are handed in.
+//! client asks) made visible. The loop times each turn into its worker's counters ([`crate::metrics`]); this
+//! module holds the buckets they share with `/metrics` and the one-line summary STAT shows a logged-in user. A
+//! turn over [`SLOW_TURN`] is logged. No clock in here: durations are handed in.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -19,44 +20,28 @@ pub const BUCKETS: [Duration; 7] = [
     Duration::from_millis(500),
 ];
 
-/// Counts of turns by duration, the longest one, and their total.
-#[derive(Debug, Default, Clone)]
-pub struct TurnStats {
-    /// `counts[i]` turns took at most `BUCKETS[i]` (and more than the bucket before); the last entry counts the
-    /// turns longer than every bound.
-    pub counts: [u64; BUCKETS.len() + 1],
-    pub longest: Duration,
-    pub total: Duration,
+/// The bucket a turn of `took` falls in: the first whose bound it does not exceed, else the last (longer than all).
+pub fn bucket(took: Duration) -> usize {
+    BUCKETS.iter().position(|b| took <= *b).unwrap_or(BUCKETS.len())
 }
 
-impl TurnStats {
-    pub fn record(&mut self, took: Duration) {
-        let i = BUCKETS.iter().position(|b| took <= *b).unwrap_or(BUCKETS.len());
-        self.counts[i] += 1;
-        self.longest = self.longest.max(took);
-        self.total += took;
-    }
-
-    pub fn turns(&self) -> u64 {
-        self.counts.iter().sum()
-    }
-
-    /// One line for STAT: `1234 turns, longest 3.2 ms; <=0.1ms 1000, <=1ms 230, <=5ms 4, ...` (empty buckets left out).
-    pub fn summary(&self) -> String {
-        let mut s = format!("{} turns, longest {:.1} ms;", self.turns(), self.longest.as_secs_f64() * 1e3);
-        for (i, n) in self.counts.iter().enumerate() {
-            if *n == 0 {
-                continue;
-            }
-            match BUCKETS.get(i) {
-                Some(b) if *b < Duration::from_millis(1) => write!(s, " <={}us {n}", b.as_micros()),
-                Some(b) => write!(s, " <={}ms {n}", b.as_millis()),
-                None => write!(s, " >{}ms {n}", BUCKETS[BUCKETS.len() - 1].as_millis()),
-            }
-            .unwrap_or_default();
+/// One line for STAT from the counts per bucket: `1234 turns, longest 3.2 ms; <=100us 1000 <=1ms 230 ...`
+/// (empty buckets left out).
+pub fn summary(counts: &[u64; BUCKETS.len() + 1], longest: Duration) -> String {
+    let turns: u64 = counts.iter().sum();
+    let mut s = format!("{turns} turns, longest {:.1} ms;", longest.as_secs_f64() * 1e3);
+    for (i, n) in counts.iter().enumerate() {
+        if *n == 0 {
+            continue;
         }
-        s
+        match BUCKETS.get(i) {
+            Some(b) if *b < Duration::from_millis(1) => write!(s, " <={}us {n}", b.as_micros()),
+            Some(b) => write!(s, " <={}ms {n}", b.as_millis()),
+            None => write!(s, " >{}ms {n}", BUCKETS[BUCKETS.len() - 1].as_millis()),
+        }
+        .unwrap_or_default();
     }
+    s
 }
 
 #[cfg(test)]
@@ -66,16 +51,15 @@ mod tests {
     // Each turn lands in the first bucket whose bound it does not exceed; bounds are inclusive.
     #[test]
     fn turns_land_in_their_buckets() {
-        let mut t = TurnStats::default();
-        t.record(Duration::from_micros(50));
-        t.record(Duration::from_micros(100));
-        t.record(Duration::from_millis(3));
-        t.record(Duration::from_secs(2));
-        assert_eq!(t.counts[0], 2);
-        assert_eq!(t.counts[2], 1);
-        assert_eq!(t.counts[BUCKETS.len()], 1);
-        assert_eq!(t.turns(), 4);
-        assert_eq!(t.longest, Duration::from_secs(2));
-        assert_eq!(t.summary(), "4 turns, longest 2000.0 ms; <=100us 2 <=5ms 1 >500ms 1");
+        let mut counts = [0u64; BUCKETS.len() + 1];
+        for took in
+            [Duration::from_micros(50), Duration::from_micros(100), Duration::from_millis(3), Duration::from_secs(2)]
+        {
+            counts[bucket(took)] += 1;
+        }
+        assert_eq!(counts[0], 2);
+        assert_eq!(counts[2], 1);
+        assert_eq!(counts[BUCKETS.len()], 1);
+        assert_eq!(summary(&counts, Duration::from_secs(2)), "4 turns, longest 2000.0 ms; <=100us 2 <=5ms 1 >500ms 1");
     }
 }

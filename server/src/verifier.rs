@@ -19,13 +19,15 @@ use crate::access::verify_with;
 /// work: a login beyond it gets 421 at once rather than a wait nobody would sit through.
 pub const QUEUE: usize = 32;
 
-struct Job {
-    key: usize,
-    session: u64,
-    ip: IpAddr,
-    hash: String,
-    password: String,
-    cancelled: Arc<AtomicBool>,
+/// One password check: for the session numbered `session` at slab key `key`, counted against `ip`; skipped if
+/// `cancelled` is set by the time its turn comes.
+pub struct Job {
+    pub key: usize,
+    pub session: u64,
+    pub ip: IpAddr,
+    pub hash: String,
+    pub password: String,
+    pub cancelled: Arc<AtomicBool>,
 }
 
 /// One finished (or skipped) check, addressed to a connection key and the session number it had when asked.
@@ -73,17 +75,9 @@ impl Verifier {
         Ok(Verifier { jobs, done })
     }
 
-    /// Queues a check; `cancelled` set later makes the thread skip it.
-    pub fn submit(
-        &self,
-        key: usize,
-        session: u64,
-        ip: IpAddr,
-        hash: String,
-        password: String,
-        cancelled: Arc<AtomicBool>,
-    ) -> Result<(), SubmitError> {
-        self.jobs.try_send(Job { key, session, ip, hash, password, cancelled }).map_err(|e| match e {
+    /// Queues a check, unless [`QUEUE`] are waiting already.
+    pub fn submit(&self, job: Job) -> Result<(), SubmitError> {
+        self.jobs.try_send(job).map_err(|e| match e {
             TrySendError::Full(_) => SubmitError::Full,
             TrySendError::Disconnected(_) => SubmitError::Stopped,
         })

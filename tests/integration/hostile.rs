@@ -67,11 +67,11 @@ impl Bystander {
 fn phase(by: &Bystander, name: &str, f: impl FnOnce()) -> (String, Duration, usize) {
     let start = Instant::now();
     f();
-    // Let the bystander ask at least twice after the behaviour, while its aftermath (closes, timers) runs.
-    let end = Instant::now() + 3 * BYSTANDER_PERIOD;
-    while Instant::now() < end {
-        thread::sleep(BYSTANDER_PERIOD);
-    }
+    // The bystander must have been answered twice since the behaviour ended, while its aftermath (closes,
+    // timers) runs; a bystander that is never answered fails the test here.
+    let done = Instant::now();
+    let answered = crate::util::wait_until(Duration::from_secs(5), || by.worst(done, Instant::now()).1 >= 2);
+    assert!(answered, "the bystander got no answer after {name}");
     let (worst, n) = by.worst(start, Instant::now());
     eprintln!("hostile phase {name:<36} bystander worst NOOP {:>6.1} ms over {n} NOOPs", worst.as_secs_f64() * 1e3);
     (name.to_string(), worst, n)

@@ -17,7 +17,7 @@ use mio::{Interest, Token};
 use super::{Conn, Worker, CONTROL_LINES_PER_TURN, CONTROL_READS_PER_TURN, MAX_VERIFY_PER_IP, REPLY_HIGH_WATER};
 use crate::session::{canonical, Action, Now, Outcome, Session};
 use crate::stream::Stream;
-use crate::verifier::SubmitError;
+use crate::verifier::{Job, SubmitError};
 
 pub(super) struct Control {
     pub(super) stream: Stream,
@@ -271,7 +271,7 @@ impl Worker {
             return self.tell(key, Outcome::VerifierBusy, now);
         }
         let cancel = Arc::new(AtomicBool::new(false));
-        match self.verifier.submit(key, id, ip, hash, password, cancel.clone()) {
+        match self.verifier.submit(Job { key, session: id, ip, hash, password, cancelled: cancel.clone() }) {
             Ok(()) => {
                 c.verify_cancel = Some(cancel);
                 *self.verifying_per_ip.entry(ip).or_insert(0) += 1;

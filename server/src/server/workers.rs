@@ -49,6 +49,7 @@ pub(super) struct Shared {
     /// `/sessions`: the latest request, and each worker's answer to it (worker, request, lines).
     sessions_request: AtomicU64,
     sessions_reply: Mutex<HashMap<usize, (u64, Vec<String>)>>,
+    sessions_answered: std::sync::Condvar,
     /// The configuration in force, and its generation (SIGHUP makes a new one).
     config: Mutex<Arc<Config>>,
     generation: AtomicU64,
@@ -121,27 +122,30 @@ impl Shared {
         let request = self.sessions_request.fetch_add(1, Ordering::AcqRel) + 1;
         self.wake_all();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-        loop {
-            let replies = self.sessions_reply.lock().unwrap_or_else(|p| p.into_inner());
-            let answered = replies.values().filter(|(r, _)| *r >= request).count();
-            if answered >= self.workers || std::time::Instant::now() >= deadline {
-                let mut out = String::from("session\tworker\tuser\tclient\tstate\n");
-                let mut workers: Vec<_> = replies.iter().filter(|(_, (r, _))| *r >= request).collect();
-                workers.sort_by_key(|(w, _)| **w);
-                for (_, (_, lines)) in workers {
-                    for line in lines {
-                        out.push_str(line);
-                        out.push('\n');
-                    }
-                }
-                if answered < self.workers {
-                    out.push_str(&format!("# {} of {} workers answered in time\n", answered, self.workers));
-                }
-                return out;
+        let mut replies = self.sessions_reply.lock().unwrap_or_else(|p| p.into_inner());
+        let answered = |r: &HashMap<usize, (u64, Vec<String>)>| r.values().filter(|(n, _)| *n >= request).count();
+        // Woken by each worker's answer; a worker that does not answer within the second is named as missing.
+        while answered(&replies) < self.workers {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
             }
-            drop(replies);
-            thread::sleep(std::time::Duration::from_millis(2));
+            replies = self.sessions_answered.wait_timeout(replies, left).unwrap_or_else(|p| p.into_inner()).0;
         }
+        let mut out = String::from("session\tworker\tuser\tclient\tstate\n");
+        let mut workers: Vec<_> = replies.iter().filter(|(_, (r, _))| *r >= request).collect();
+        workers.sort_by_key(|(w, _)| **w);
+        for (_, (_, lines)) in workers {
+            for line in lines {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        let n = answered(&replies);
+        if n < self.workers {
+            out.push_str(&format!("# {n} of {} workers answered in time\n", self.workers));
+        }
+        out
     }
 
     /// The `/sessions` request a worker should answer, if newer than `answered`.
@@ -152,6 +156,7 @@ impl Shared {
 
     pub(super) fn answer_sessions(&self, worker: usize, request: u64, lines: Vec<String>) {
         self.sessions_reply.lock().unwrap_or_else(|p| p.into_inner()).insert(worker, (request, lines));
+        self.sessions_answered.notify_all();
     }
 
     pub(super) fn generation(&self) -> u64 {
@@ -332,6 +337,7 @@ impl Server {
             generation: AtomicU64::new(1),
             sessions_request: AtomicU64::new(0),
             sessions_reply: Mutex::new(HashMap::new()),
+            sessions_answered: std::sync::Condvar::new(),
         });
         let anonymous = match config.anonymous {
             Anonymous::Write if config.read_only => Anonymous::Read,
@@ -498,6 +504,7 @@ mod tests {
             generation: AtomicU64::new(1),
             sessions_request: AtomicU64::new(0),
             sessions_reply: Mutex::new(HashMap::new()),
+            sessions_answered: std::sync::Condvar::new(),
         }
     }
 

@@ -321,12 +321,7 @@ impl Session {
         // Server-wide figures are for logged-in users only: they tell an anonymous prober how busy we are.
         if let (Some(stats), Login::LoggedIn { .. }) = (&self.stats, &self.login) {
             lines.push(format!(" Server: {} sessions, {} connections", stats.sessions.get(), stats.connections.get()));
-            lines.push(format!(
-                " Worker {} of {}: {}",
-                stats.worker + 1,
-                stats.workers,
-                stats.turns.borrow().summary()
-            ));
+            lines.push(format!(" Worker {} of {}: {}", stats.worker + 1, stats.workers, stats.metrics.turn_summary()));
         }
         lines.push("End of status".to_string());
         self.replies.push_back(Reply::multi(ReplyCode::SystemStatus, lines));
