@@ -1,8 +1,6 @@
 //! RFC 3659 machine-readable facts (MLST/MLSD) and the `YYYYMMDDHHMMSS` UTC times of MDTM and MFMT.
 
-use std::time::UNIX_EPOCH;
-
-use cap_std::fs::{Metadata, MetadataExt};
+use crate::storage::Meta;
 
 /// Which facts MLST/MLSD show (`OPTS MLST type;size;` chooses among them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,17 +44,17 @@ impl Facts {
 
     /// `type=file;size=12;modify=20240101000000;perm=adfrw;unique=803g1a2; name` (without line end).
     /// `kind` overrides the type fact for the `cdir`/`pdir` entries of MLSD.
-    pub fn format(self, out: &mut Vec<u8>, name: &str, meta: &Metadata, kind: Option<&str>, writable: bool) {
+    pub fn format(self, out: &mut Vec<u8>, name: &str, meta: &Meta, kind: Option<&str>, writable: bool) {
         let mut line = String::new();
         if self.has(0) {
             let t = kind.unwrap_or(if meta.is_dir() { "dir" } else { "file" });
             line.push_str(&format!("type={t};"));
         }
         if self.has(1) && !meta.is_dir() {
-            line.push_str(&format!("size={};", meta.len()));
+            line.push_str(&format!("size={};", meta.len));
         }
         if self.has(2) {
-            let t = meta.modified().map(|t| t.into_std()).unwrap_or(UNIX_EPOCH);
+            let t = meta.modified_or_epoch();
             line.push_str(&format!("modify={};", timeval(t)));
         }
         if self.has(3) {
@@ -68,8 +66,8 @@ impl Facts {
             };
             line.push_str(&format!("perm={perm};"));
         }
-        if self.has(4) {
-            line.push_str(&format!("unique={:x}g{:x};", meta.dev(), meta.ino()));
+        if let (true, Some((dev, ino))) = (self.has(4), meta.unique) {
+            line.push_str(&format!("unique={dev:x}g{ino:x};"));
         }
         line.push(' ');
         line.push_str(name);
@@ -99,12 +97,12 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(tmp.path().join("f"), b"12345").unwrap();
         let dir = cap_std::fs::Dir::open_ambient_dir(tmp.path(), cap_std::ambient_authority()).unwrap();
-        let meta = dir.metadata("f").unwrap();
+        let meta = Meta::from(&dir.metadata("f").unwrap());
         let mut out = Vec::new();
         Facts::parse("type;size;perm").format(&mut out, "f", &meta, None, true);
         assert_eq!(String::from_utf8(out).unwrap(), "type=file;size=5;perm=adfrw; f");
         let mut out = Vec::new();
-        Facts::parse("type;size").format(&mut out, ".", &dir.dir_metadata().unwrap(), Some("cdir"), false);
+        Facts::parse("type;size").format(&mut out, ".", &Meta::from(&dir.dir_metadata().unwrap()), Some("cdir"), false);
         assert_eq!(String::from_utf8(out).unwrap(), "type=cdir; .");
     }
 }

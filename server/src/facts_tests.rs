@@ -60,7 +60,7 @@ proptest! {
         }
         std::fs::File::open(&path).expect("open").set_modified(mtime).expect("set mtime");
         let root = cap_std::fs::Dir::open_ambient_dir(tmp.path(), cap_std::ambient_authority()).expect("root");
-        let meta = root.metadata("x").expect("metadata");
+        let meta = crate::storage::Meta::from(&root.metadata("x").expect("metadata"));
         let facts = Facts(bits);
 
         let mut out = Vec::new();

@@ -20,6 +20,7 @@ pub mod privileges;
 pub mod proxy;
 pub mod server;
 pub mod session;
+pub mod storage;
 pub mod stream;
 pub mod tls;
 pub mod transfer;

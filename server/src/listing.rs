@@ -6,9 +6,11 @@
 //! account names leak.
 
 use std::io::{self, Read};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use cap_std::fs::{Dir, Metadata, MetadataExt, ReadDir};
+use cap_std::fs::{Dir, ReadDir};
+
+use crate::storage::{Kind, Meta};
 
 use crate::facts::Facts;
 
@@ -25,7 +27,7 @@ pub enum ListFormat {
 
 enum Entries {
     Dir { dir: Dir, iter: ReadDir },
-    Single(Option<(String, Metadata)>),
+    Single(Option<(String, Meta)>),
 }
 
 /// A listing being streamed.
@@ -45,7 +47,7 @@ impl Listing {
     }
 
     /// Lists a single file (LIST of a file name).
-    pub fn single(name: String, meta: Metadata, format: ListFormat, now: SystemTime) -> Listing {
+    pub fn single(name: String, meta: Meta, format: ListFormat, now: SystemTime) -> Listing {
         Listing { entries: Entries::Single(Some((name, meta))), format, now, line: Vec::new(), pos: 0 }
     }
 
@@ -67,7 +69,7 @@ impl Listing {
                 }
                 // Follow symlinks that stay inside this directory's view; show others as themselves.
                 let meta = match dir.metadata(&name).or_else(|_| entry.metadata()) {
-                    Ok(m) => m,
+                    Ok(m) => Meta::from(&m),
                     Err(_) => continue,
                 };
                 break (name, meta);
@@ -125,14 +127,12 @@ impl Read for Listing {
 }
 
 /// One `ls -l` line without its line end, e.g. `-rw-r--r--    1 ftp      ftp          1024 Mar 05 14:03 a.txt`.
-pub fn format_long(out: &mut Vec<u8>, name: &str, meta: &Metadata, now: SystemTime) {
-    let mode = meta.mode();
-    let kind = if meta.is_dir() {
-        'd'
-    } else if meta.file_type().is_symlink() {
-        'l'
-    } else {
-        '-'
+pub fn format_long(out: &mut Vec<u8>, name: &str, meta: &Meta, now: SystemTime) {
+    let mode = meta.mode;
+    let kind = match meta.kind {
+        Kind::Dir => 'd',
+        Kind::Link => 'l',
+        Kind::File | Kind::Other => '-',
     };
     let mut perms = String::with_capacity(10);
     perms.push(kind);
@@ -142,9 +142,8 @@ pub fn format_long(out: &mut Vec<u8>, name: &str, meta: &Metadata, now: SystemTi
         perms.push(if bits & 2 != 0 { 'w' } else { '-' });
         perms.push(if bits & 1 != 0 { 'x' } else { '-' });
     }
-    let mtime = meta.modified().map(|t| t.into_std()).unwrap_or(UNIX_EPOCH);
-    let line =
-        format!("{perms} {:>4} ftp      ftp      {:>12} {} {name}", meta.nlink(), meta.len(), ls_time(mtime, now));
+    let mtime = meta.modified_or_epoch();
+    let line = format!("{perms} {:>4} ftp      ftp      {:>12} {} {name}", meta.links, meta.len, ls_time(mtime, now));
     out.extend_from_slice(line.as_bytes());
 }
 
@@ -172,7 +171,7 @@ mod tests {
     use super::*;
 
     fn at(secs: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(secs)
+        std::time::UNIX_EPOCH + Duration::from_secs(secs)
     }
 
     // ls shows the time of day for recent files and the year for old ones.

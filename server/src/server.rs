@@ -236,6 +236,8 @@ pub(crate) struct Worker {
     scratch: Vec<u8>,
     /// Data transfers in the runnable queue, counted as the turn starts: they split the turn's budget.
     runnable_transfers: usize,
+    /// Outcomes for sessions (slab key, session number), handed over by [`Worker::deliver`].
+    outcomes: VecDeque<(usize, u64, Outcome)>,
     stats: Rc<ServerStats>,
 }
 
@@ -299,6 +301,7 @@ impl Worker {
             scheduling: config.scheduling,
             scratch: Vec::new(),
             runnable_transfers: 0,
+            outcomes: VecDeque::new(),
             stats: Rc::new(stats),
         })
     }
@@ -340,7 +343,7 @@ impl Worker {
                 LISTENER => self.accept_all(false, now),
                 IMPLICIT_LISTENER => self.accept_all(true, now),
                 WAKE => {
-                    self.verifier_done(now);
+                    self.verifier_done();
                     self.adopt_reloaded_config();
                     self.answer_session_list(now);
                     if self.shared.shutdown.load(Ordering::Acquire) && self.shutdown_deadline.is_none() {
@@ -350,8 +353,11 @@ impl Worker {
                 Token(k) => self.ready(k, now),
             }
         }
+        self.deliver(now);
         self.run_runnable(now);
+        self.deliver(now);
         self.fire_timers(now);
+        self.deliver(now);
         self.remove_closed();
         let took = now.mono.elapsed();
         self.metrics.turn(took);
@@ -557,7 +563,7 @@ impl Worker {
     }
 
     /// Delivers the verifier thread's answers to the sessions still waiting for them.
-    fn verifier_done(&mut self, now: Now) {
+    fn verifier_done(&mut self) {
         while let Some(done) = self.verifier.poll() {
             if let Some(n) = self.verifying_per_ip.get_mut(&done.ip) {
                 *n -= 1;
@@ -571,7 +577,7 @@ impl Worker {
                 if let Some(Conn::Control(c)) = self.conns.get_mut(done.key) {
                     c.verify_cancel = None;
                 }
-                self.tell(done.key, Outcome::Verified(done.ok), now);
+                self.tell(done.key, Outcome::Verified(done.ok));
             }
         }
     }
@@ -602,7 +608,7 @@ impl Worker {
             Some(Conn::Control(_)) => self.pump_control(key, now),
             Some(Conn::Passive { .. }) => self.accept_data(key, now),
             Some(Conn::Proxy(_)) => self.read_proxy_header(key, now),
-            Some(Conn::Data(d)) if d.connecting => self.check_connect(key, now),
+            Some(Conn::Data(d)) if d.connecting => self.check_connect(key),
             Some(Conn::Data(d)) if d.transfer.is_some() => self.enqueue(key),
             // An idle data connection is not read early: its bytes belong to the transfer still to come.
             Some(Conn::Data(_) | Conn::Hash { .. }) | None => {}
@@ -611,19 +617,32 @@ impl Worker {
 
     // ---- scheduling ----------------------------------------------------------------------------------------
 
-    /// Hands an I/O outcome to its session and carries out what the session asks next.
-    fn tell(&mut self, owner: usize, outcome: Outcome, now: Now) {
-        if self.is_closed.get(owner).copied().unwrap_or(true) {
-            return;
-        }
-        if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
-            c.session.handle_outcome(now, outcome);
-            self.apply(owner, now);
+    /// Queues an I/O outcome for its session; [`Worker::deliver`] hands it over within the same turn.
+    fn tell(&mut self, owner: usize, outcome: Outcome) {
+        let session = self.session_id(owner);
+        self.outcomes.push_back((owner, session, outcome));
+    }
+
+    /// Hands every queued outcome to its session and carries out what the session asks next; what that tells
+    /// is queued behind and handed over in this same call. An outcome whose session has ended (or whose slab
+    /// key now holds another) is dropped.
+    fn deliver(&mut self, now: Now) {
+        while let Some((owner, session, outcome)) = self.outcomes.pop_front() {
+            if self.is_closed.get(owner).copied().unwrap_or(true) {
+                continue;
+            }
+            if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
+                if c.session.id() != session {
+                    continue;
+                }
+                c.session.handle_outcome(now, outcome);
+                self.apply(owner, now);
+            }
         }
     }
 
     /// One turn of a HASH job.
-    fn step_hash(&mut self, key: usize, now: Now) {
+    fn step_hash(&mut self, key: usize) {
         let Some(Conn::Hash { owner, job }) = self.conns.get_mut(key) else { return };
         let owner = *owner;
         let outcome = match job.step(HASH_BYTES_PER_TURN) {
@@ -638,7 +657,7 @@ impl Worker {
         if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
             c.hash = None;
         }
-        self.tell(owner, outcome, now);
+        self.tell(owner, outcome);
     }
 
     fn enqueue(&mut self, key: usize) {
@@ -660,7 +679,7 @@ impl Worker {
             }
             match self.conns.get(key) {
                 Some(Conn::Data(_)) => self.step_transfer(key, now),
-                Some(Conn::Hash { .. }) => self.step_hash(key, now),
+                Some(Conn::Hash { .. }) => self.step_hash(key),
                 Some(Conn::Control(_)) => self.pump_control(key, now),
                 _ => {}
             }
@@ -715,7 +734,7 @@ impl Worker {
                         d.stall_deadline = Some(due);
                         self.timers.insert((due, key));
                     } else {
-                        self.fail_transfer(key, io::Error::new(io::ErrorKind::TimedOut, "transfer stalled"), now);
+                        self.fail_transfer(key, io::Error::new(io::ErrorKind::TimedOut, "transfer stalled"));
                     }
                 }
                 Some(Conn::Proxy(p)) => {
@@ -753,10 +772,21 @@ impl Worker {
                 let _ = registry.deregister(c.stream.socket_mut());
                 c.session.handle_disconnect();
                 c.cancel_verify();
-                // The session's last words to the hooks (its logout) still go out; nothing else it asks for can.
+                // The session's last words to the hooks (its logout) still go out, and the temporaries of the
+                // uploads it cut short are removed; nothing else it asks for can be done.
                 while let Some(action) = c.session.poll_action() {
-                    if let (Action::Event(event), Some(hooks)) = (action, &self.shared.hooks) {
-                        hooks.submit(*event);
+                    match action {
+                        Action::Event(event) => {
+                            if let Some(hooks) = &self.shared.hooks {
+                                hooks.submit(*event);
+                            }
+                        }
+                        Action::Storage(
+                            request @ crate::storage::Request { op: crate::storage::Op::Discard(_), .. },
+                        ) => {
+                            crate::storage::run(request);
+                        }
+                        _ => {}
                     }
                 }
                 if let Some(at) = c.deadline.take() {

@@ -2,9 +2,10 @@
 //!
 //! Inputs are [`Session::handle_line`], [`Session::handle_outcome`] (what the loop's I/O achieved),
 //! [`Session::handle_timeout`] and [`Session::handle_shutdown`]; outputs are [`Session::poll_reply`],
-//! [`Session::poll_action`] and [`Session::poll_timeout`]. The current time is always passed in. Files are reached
-//! only through [`Root`], which confines every path. Every reply about a transfer (150, 226, 425, 426, 451, 452) is
-//! decided here; the data side only reports how its I/O went.
+//! [`Session::poll_action`] and [`Session::poll_timeout`]. The current time is always passed in. The session
+//! touches no file: it asks the storage ([`Action::Storage`], see [`crate::storage`]) and acts on the answer
+//! ([`Outcome::Storage`]), queueing the client's next commands meanwhile. Every reply about a transfer (150, 226,
+//! 425, 426, 451, 452) is decided here; the data side only reports how its I/O went.
 
 use std::collections::VecDeque;
 use std::io;
@@ -17,8 +18,9 @@ use log::{debug, info, trace, warn};
 
 use crate::access::{Access, Account, Perm, Perms};
 use crate::facts::Facts;
-use crate::fs::{Root, TempPath, VPath};
+use crate::fs::{TempPath, VPath};
 use crate::hash::Algorithm;
+use crate::storage::{Done, Home, Op, Request};
 use crate::transfer::{Transfer, TransferError};
 
 mod control_cmds;
@@ -43,8 +45,8 @@ const TLS_VERBS: &[&str] = &["AUTH", "PBSZ", "PROT"];
 /// How long a closing session waits for its last replies to drain before the connection is cut.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
-/// How many times STOU looks for another name when the one it chose was taken while the upload ran.
-const STOU_PUBLISH_TRIES: usize = 8;
+/// What a session does with the storage's answer to its request.
+type Then = Box<dyn FnOnce(&mut Session, Now, Done)>;
 
 /// The kinds of deadline a session has; [`Session::next_due`] says which comes first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,8 +233,10 @@ pub struct Session {
     id: u64,
     peer: SocketAddr,
     local: SocketAddr,
-    /// The logged-in account's root (before login, the server's).
-    root: Rc<Root>,
+    /// Where the logged-in account's files are (before login, the server's root).
+    home: Home,
+    /// What to do with the answer to the storage request in flight; the session is busy until it comes.
+    pending: Option<Then>,
     perms: Perms,
     access: Rc<Access>,
     config: Rc<SessionConfig>,
@@ -283,7 +287,8 @@ impl Session {
             id,
             peer,
             local,
-            root: access.base_root(),
+            home: Home::disk(access.base_root()),
+            pending: None,
             perms: Perms::default(),
             access,
             config,
@@ -341,9 +346,16 @@ impl Session {
         self.closing.is_none() && self.deferred.len() < MAX_DEFERRED
     }
 
+    /// A request is out whose answer decides the reply to the last command (a storage request, a passive
+    /// listener being opened): every later line waits for it.
+    fn awaits_answer(&self) -> bool {
+        self.pending.is_some() || matches!(self.data, Data::Binding { .. })
+    }
+
     /// A transfer is running or waiting for its data connection: the session is not idle.
     pub fn is_busy(&self) -> bool {
         self.hashing.is_some()
+            || self.pending.is_some()
             || matches!(self.login, Login::Verifying { .. } | Login::Failed { .. })
             || matches!(
                 self.data,
@@ -439,12 +451,10 @@ impl Session {
             return;
         }
         self.last_activity = now.mono;
-        if self.is_busy() || !self.deferred.is_empty() {
-            // Only ABOR, STAT and NOOP are answered while a transfer runs; the rest wait their turn.
-            let urgent = match &line {
-                Line::Text(t) => matches!(Command::parse(t), Ok(Command::Abor | Command::Stat(None) | Command::Noop)),
-                Line::TooLong => false,
-            };
+        if self.is_busy() || !self.deferred.is_empty() || self.awaits_answer() {
+            // Only ABOR, STAT and NOOP are answered while a transfer runs; the rest wait their turn. While the
+            // loop works on a request that a reply depends on, everything waits: replies keep the commands' order.
+            let urgent = !self.awaits_answer() && is_urgent(&line);
             if !urgent {
                 self.deferred.push_back(line);
                 return;
@@ -458,6 +468,9 @@ impl Session {
     /// The result of an action the loop carried out.
     pub fn handle_outcome(&mut self, now: Now, outcome: Outcome) {
         trace!("session {}: outcome {:?}", self.id, outcome);
+        if let Outcome::Storage(done) = outcome {
+            return self.storage_done(now, done);
+        }
         if self.closing.is_some() {
             // Whatever was running ended with the session; a late answer (a password check, say) changes nothing.
             return;
@@ -506,8 +519,39 @@ impl Session {
             Outcome::VerifierBusy => self.verifier_busy(now),
             Outcome::TransferDone { bytes } => self.finish(now, bytes, None),
             Outcome::TransferFailed { bytes, error } => self.finish(now, bytes, Some(error)),
+            Outcome::Storage(_) => {}
         }
         self.after_input(now, was_busy);
+    }
+
+    /// The storage answered the request in flight. A session that closed meanwhile wants nothing from it but
+    /// that a temporary it created is removed again.
+    fn storage_done(&mut self, now: Now, done: Done) {
+        let then = match self.pending.take() {
+            Some(then) if self.closing.is_none() => then,
+            _ => {
+                if let Some(temp) = done.into_temp() {
+                    self.discard(temp);
+                }
+                return;
+            }
+        };
+        then(self, now, done);
+        // Busy until now by definition; what the answer started may keep it busy.
+        self.after_input(now, true);
+    }
+
+    /// Asks the storage for `op`; `then` runs with its answer. One request at a time: the session is busy until
+    /// the answer comes, so the commands that follow wait (see [`Session::handle_line`]).
+    fn request(&mut self, op: Op, then: impl FnOnce(&mut Session, Now, Done) + 'static) {
+        if self.pending.is_some() {
+            // Unreachable by construction (busy sessions run no commands); refuse rather than lose an answer.
+            warn!("session {}: storage request {op:?} while another is in flight", self.id);
+            self.reply(ReplyCode::LocalError, "Local error: busy.");
+            return;
+        }
+        self.pending = Some(Box::new(then));
+        self.actions.push_back(Action::Storage(Request { home: self.home.clone(), op }));
     }
 
     /// Called when [`Session::poll_timeout`]'s instant has passed: acts on every deadline that is due. Each
@@ -617,6 +661,8 @@ impl Session {
             _ => {}
         }
         self.deferred.clear();
+        // An answer still to come finds nobody to answer; a temporary it brings is discarded (storage_done).
+        self.pending = None;
     }
 
     // ---- internals -----------------------------------------------------------------------------------------
@@ -655,9 +701,14 @@ impl Session {
     }
 
     fn run_deferred(&mut self, now: Now) {
-        // A PASV/EPSV is answered once the loop has bound its listener, which it does between two lines: queued
-        // lines wait for that too, as they would have had they been read one by one.
-        while !self.is_busy() && self.closing.is_none() && !matches!(self.data, Data::Binding { .. }) {
+        // ABOR, STAT and NOOP that came while the storage was answering run as soon as it has, ahead of what
+        // waits for the transfer that answer may have started, as they would have had they come a moment later.
+        while !self.awaits_answer() && self.is_busy() && self.closing.is_none() {
+            let Some(i) = self.deferred.iter().position(is_urgent) else { break };
+            let Some(line) = self.deferred.remove(i) else { break };
+            self.run_line(now, line);
+        }
+        while !self.is_busy() && self.closing.is_none() && !self.awaits_answer() {
             let Some(line) = self.deferred.pop_front() else { break };
             self.run_line(now, line);
         }
@@ -783,14 +834,35 @@ impl Session {
             }
         };
         self.set_data(Data::None);
-        let secs = now.mono.saturating_duration_since(started).as_secs_f64();
-        let mut job = job;
-        let mut error = error;
-        if error.is_none() {
-            if let Err(e) = self.publish(&mut job) {
-                error = Some(TransferError::Local(e));
-            }
+        if error.is_some() || !matches!(direction_of(job.verb), crate::metrics::Direction::Upload) {
+            return self.report(now, job, started, bytes, error, None);
         }
+        // A complete upload is published (or, written in place, measured) before it is reported.
+        let op = Op::Publish { temp: job.temp.clone(), path: job.path.clone(), unique: job.unique };
+        self.request(op, move |s, now, done| {
+            let mut job = job;
+            match done.published() {
+                Ok((path, size)) => {
+                    job.path = path;
+                    job.temp = None;
+                    s.report(now, job, started, bytes, None, Some(size));
+                }
+                Err(e) => s.report(now, job, started, bytes, Some(TransferError::Local(e)), None),
+            }
+        });
+    }
+
+    /// The reply, counters, event and log line of a finished transfer; `size_after` is a published upload's.
+    fn report(
+        &mut self,
+        now: Now,
+        job: Job,
+        started: Instant,
+        bytes: u64,
+        error: Option<TransferError>,
+        size_after: Option<u64>,
+    ) {
+        let secs = now.mono.saturating_duration_since(started).as_secs_f64();
         let done = if job.unique {
             format!("Transfer complete; unique file name: {}.", job.path)
         } else {
@@ -821,8 +893,8 @@ impl Session {
         };
         if error.is_some() {
             self.discard_temp(&job);
-        } else if matches!(direction_of(job.verb), crate::metrics::Direction::Upload) {
-            self.count_upload(&job);
+        } else if let Some(after) = size_after {
+            self.count_upload(&job, after);
         }
         if matches!(direction_of(job.verb), crate::metrics::Direction::Upload | crate::metrics::Direction::Download) {
             // After publishing: an upload's hook finds the file under its name.
@@ -845,32 +917,6 @@ impl Session {
             result
         );
         self.reply(code, text);
-    }
-
-    /// Moves a completed upload from its temporary name to its own. STOU never replaces a file: if its name
-    /// was taken during the upload, another free one is used, a bounded number of times.
-    fn publish(&self, job: &mut Job) -> io::Result<()> {
-        let Some(temp) = job.temp.take() else { return Ok(()) };
-        let result = if job.unique { self.publish_unique(&temp, job) } else { self.root.publish(&temp, &job.path) };
-        if result.is_err() {
-            job.temp = Some(temp);
-        }
-        result
-    }
-
-    fn publish_unique(&self, temp: &TempPath, job: &mut Job) -> io::Result<()> {
-        for _ in 0..STOU_PUBLISH_TRIES {
-            match self.root.publish_new(temp, &job.path) {
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    match transfer_cmds::unique_name(&self.root, &job.path) {
-                        Some(p) => job.path = p,
-                        None => return Err(e),
-                    }
-                }
-                other => return other,
-            }
-        }
-        Err(io::Error::new(io::ErrorKind::AlreadyExists, "no unique name available"))
     }
 
     /// ABOR ends whatever is running — a transfer, one waiting for its connection, a HASH — with 426 and 226;
@@ -921,7 +967,7 @@ impl Session {
     /// One log line per change a client made: session, client address and port, user, the path as the client
     /// saw it and as it is on disk.
     fn log_change(&self, what: &str, p: &VPath, detail: &str) {
-        let disk = self.root.disk_path(p);
+        let disk = self.home.locate(p);
         info!(
             "session {} {} {:?} {what} {:?} (on disk {:?}){}{detail}",
             self.id,
@@ -934,9 +980,8 @@ impl Session {
     }
 
     /// A published upload's change to its user's quota usage.
-    fn count_upload(&self, job: &Job) {
+    fn count_upload(&self, job: &Job, after: u64) {
         let Some(limits) = self.limits() else { return };
-        let after = self.root.metadata(&job.path).map_or(0, |m| m.len());
         let before = job.size_before.unwrap_or(0);
         limits.used(after as i64 - before as i64, i64::from(job.size_before.is_none()));
     }
@@ -950,8 +995,8 @@ impl Session {
             kind,
             user: self.user().to_string(),
             path: path.as_str().to_string(),
-            file: self.root.disk_path(path),
-            target: target.map(|t| (t.as_str().to_string(), self.root.disk_path(t))),
+            file: self.home.locate(path),
+            target: target.map(|t| (t.as_str().to_string(), self.home.locate(t))),
             bytes,
             peer: self.peer.to_string(),
             result: result.to_string(),
@@ -969,14 +1014,15 @@ impl Session {
         }
     }
 
-    fn discard_temp(&self, job: &Job) {
+    fn discard_temp(&mut self, job: &Job) {
         if let Some(temp) = &job.temp {
-            if let Err(e) = self.root.discard(temp) {
-                if e.kind() != io::ErrorKind::NotFound {
-                    warn!("session {}: cannot remove {temp}: {e}", self.id);
-                }
-            }
+            self.discard(temp.clone());
         }
+    }
+
+    /// Asks the storage to remove an upload's temporary; nothing is answered.
+    fn discard(&mut self, temp: TempPath) {
+        self.actions.push_back(Action::Storage(Request { home: self.home.clone(), op: Op::Discard(temp) }));
     }
 
     /// Maps a filesystem error to its reply: 550 for what is missing or refused, 452 for a full disk, 451 else.
@@ -999,6 +1045,14 @@ impl Session {
             }
         };
         self.reply(code, format!("{shown}: {why}."));
+    }
+}
+
+/// The commands answered while a transfer runs: ABOR, STAT without a path, NOOP.
+fn is_urgent(line: &Line) -> bool {
+    match line {
+        Line::Text(t) => matches!(Command::parse(t), Ok(Command::Abor | Command::Stat(None) | Command::Noop)),
+        Line::TooLong => false,
     }
 }
 

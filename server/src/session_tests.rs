@@ -12,6 +12,8 @@ pub(super) struct T {
     pub(super) s: Session,
     pub(super) now: Now,
     dir: tempfile::TempDir,
+    /// Actions other than storage requests, as the session asked for them.
+    stash: Vec<Action>,
 }
 
 pub(super) fn config() -> SessionConfig {
@@ -29,14 +31,29 @@ pub(super) fn config() -> SessionConfig {
 }
 
 pub(super) fn session_with(dir: &Path, anonymous: Anonymous, read_only: bool, now: Now) -> Session {
-    let root = Rc::new(Root::open(dir).unwrap());
+    let root = Rc::new(crate::fs::Root::open(dir).unwrap());
     let access = Rc::new(Access::anonymous_only(root, anonymous, read_only));
     Session::new(1, peer(), "127.0.0.1:21".parse().unwrap(), access, Rc::new(config()), now)
 }
 
 impl T {
     pub(super) fn new(s: Session, now: Now, dir: tempfile::TempDir) -> T {
-        T { s, now, dir }
+        T { s, now, dir, stash: Vec::new() }
+    }
+
+    /// Carries out the session's storage requests as the loop does (at once, on the local disk), answering each
+    /// before the next is looked at; keeps every other action for [`T::actions`].
+    pub(super) fn settle(&mut self) {
+        while let Some(action) = self.s.poll_action() {
+            match action {
+                Action::Storage(request) => {
+                    if let Some(done) = crate::storage::run(request) {
+                        self.s.handle_outcome(self.now, Outcome::Storage(done));
+                    }
+                }
+                other => self.stash.push(other),
+            }
+        }
     }
 
     pub(super) fn root(&self) -> &Path {
@@ -54,16 +71,25 @@ impl T {
         self.codes()
     }
 
+    /// The next reply, once the storage has answered.
+    pub(super) fn reply(&mut self) -> Option<Reply> {
+        self.settle();
+        self.s.poll_reply()
+    }
+
     pub(super) fn codes(&mut self) -> Vec<u16> {
+        self.settle();
         std::iter::from_fn(|| self.s.poll_reply()).map(|r| r.code).collect()
     }
 
     pub(super) fn texts(&mut self) -> Vec<String> {
+        self.settle();
         std::iter::from_fn(|| self.s.poll_reply()).map(|r| format!("{} {}", r.code, r.text())).collect()
     }
 
     pub(super) fn actions(&mut self) -> Vec<Action> {
-        std::iter::from_fn(|| self.s.poll_action()).collect()
+        self.settle();
+        std::mem::take(&mut self.stash)
     }
 
     pub(super) fn outcome(&mut self, o: Outcome) -> Vec<u16> {
@@ -145,10 +171,10 @@ pub(super) fn fresh() -> T {
 pub(super) fn fresh_with(config: SessionConfig) -> T {
     let dir = tempfile::tempdir().unwrap();
     let now = Now::from_system();
-    let root = Rc::new(Root::open(dir.path()).unwrap());
+    let root = Rc::new(crate::fs::Root::open(dir.path()).unwrap());
     let access = Rc::new(Access::anonymous_only(root, Anonymous::Write, false));
     let s = Session::new(1, peer(), "127.0.0.1:21".parse().unwrap(), access, Rc::new(config), now);
-    let mut t = T { s, now, dir };
+    let mut t = T::new(s, now, dir);
     assert_eq!(t.codes(), vec![220]);
     t
 }
@@ -688,6 +714,7 @@ fn disconnect_mid_upload_cleans_up() {
     t.line("STOR up.bin");
     t.actions();
     t.s.handle_disconnect();
+    t.settle();
     assert!(std::fs::read_dir(t.root()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains("part")));
     assert!(!t.root().join("up.bin").exists());
 }
@@ -752,4 +779,77 @@ fn shutdown_idle_and_busy() {
     assert_eq!(t.codes(), Vec::<u16>::new());
     assert_eq!(t.outcome(Outcome::TransferDone { bytes: 12 }), vec![226, 421]);
     assert!(t.s.is_closing());
+}
+
+// ---- the storage seam ------------------------------------------------------------------------------------------
+
+/// The session's storage requests, taken without carrying them out (a storage that answers later).
+fn requests(t: &mut T) -> Vec<crate::storage::Request> {
+    let mut out = Vec::new();
+    while let Some(a) = t.s.poll_action() {
+        match a {
+            Action::Storage(r) => out.push(r),
+            other => t.stash.push(other),
+        }
+    }
+    out
+}
+
+#[test]
+fn commands_wait_for_the_storage_answer_in_order() {
+    let mut t = logged_in();
+    t.s.handle_line(t.now, Line::Text(b"SIZE a.txt".to_vec()));
+    t.s.handle_line(t.now, Line::Text(b"NOOP".to_vec()));
+    t.s.handle_line(t.now, Line::Text(b"MDTM a.txt".to_vec()));
+    let first = requests(&mut t);
+    assert_eq!(first.len(), 1, "one request in flight at a time");
+    assert!(t.s.poll_reply().is_none(), "nothing answered before the storage");
+    assert!(t.s.is_busy());
+    let done = crate::storage::run(first.into_iter().next().unwrap()).unwrap();
+    t.s.handle_outcome(t.now, Outcome::Storage(done));
+    // SIZE is answered, NOOP runs behind it, and MDTM is the next request in flight.
+    assert_eq!(std::iter::from_fn(|| t.s.poll_reply()).map(|r| r.code).collect::<Vec<_>>(), vec![213, 200]);
+    let second = requests(&mut t);
+    assert_eq!(second.len(), 1);
+    assert!(matches!(second[0].op, crate::storage::Op::Stat(_)));
+    let done = crate::storage::run(second.into_iter().next().unwrap()).unwrap();
+    t.s.handle_outcome(t.now, Outcome::Storage(done));
+    assert_eq!(t.codes(), vec![213]);
+    assert!(!t.s.is_busy());
+}
+
+#[test]
+fn abor_waits_for_the_storage_answer_too() {
+    let mut t = connected();
+    t.s.handle_line(t.now, Line::Text(b"RETR a.txt".to_vec()));
+    t.s.handle_line(t.now, Line::Text(b"ABOR".to_vec()));
+    let read = requests(&mut t);
+    assert_eq!(read.len(), 1);
+    assert!(t.s.poll_reply().is_none(), "ABOR is not answered ahead of the RETR it follows");
+    let done = crate::storage::run(read.into_iter().next().unwrap()).unwrap();
+    t.s.handle_outcome(t.now, Outcome::Storage(done));
+    // The transfer started (150), then ABOR ended it (426, 226).
+    assert_eq!(t.codes(), vec![150, 426, 226]);
+}
+
+#[test]
+fn an_upload_opened_for_a_session_that_left_is_discarded() {
+    let mut t = connected();
+    t.s.handle_line(t.now, Line::Text(b"STOR late.bin".to_vec()));
+    let open = requests(&mut t);
+    assert_eq!(open.len(), 1);
+    // The storage creates the temporary; the client is gone before the answer arrives.
+    let done = crate::storage::run(open.into_iter().next().unwrap()).unwrap();
+    let temps = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| crate::fs::is_temp_name(&e.as_ref().unwrap().file_name().to_string_lossy()))
+            .count()
+    };
+    assert_eq!(temps(t.root()), 1, "the storage created the temporary");
+    t.s.handle_disconnect();
+    t.s.handle_outcome(t.now, Outcome::Storage(done));
+    t.settle();
+    assert_eq!(temps(t.root()), 0, "the late answer's temporary is removed");
+    assert!(!t.root().join("late.bin").exists());
 }

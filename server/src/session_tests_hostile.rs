@@ -128,7 +128,7 @@ fn finding_04_stat_of_huge_directory_is_bounded() {
         std::fs::write(t.root().join(format!("big/f{i:04}")), b"").unwrap();
     }
     t.s.handle_line(t.now, Line::Text(b"STAT big".to_vec()));
-    let reply = t.s.poll_reply().expect("a reply");
+    let reply = t.reply().expect("a reply");
     assert_eq!(reply.code, 213);
     let lines = reply.lines.clone();
     assert!(lines.len() <= 203, "{} lines", lines.len());
@@ -218,7 +218,7 @@ fn finding_09_rename_without_delete_does_not_replace() {
     let users = dir.path().join("users.toml");
     let text = format!("[[user]]\nname = \"bob\"\npassword = \"{hash}\"\npermissions = [\"read\", \"rename\"]\n");
     std::fs::write(&users, text).unwrap();
-    let root = Rc::new(Root::open(dir.path()).unwrap());
+    let root = Rc::new(crate::fs::Root::open(dir.path()).unwrap());
     let access = Rc::new(Access::load(dir.path(), root, Anonymous::Off, false, &users).unwrap());
     let now = Now::from_system();
     let s = Session::new(
@@ -248,14 +248,14 @@ fn finding_11_stat_before_login_hides_server_counts() {
     let mut t = fresh();
     t.s.set_stats(Rc::new(ServerStats::default()));
     t.s.handle_line(t.now, Line::Text(b"STAT".to_vec()));
-    let before = t.s.poll_reply().unwrap().lines.join("\n");
+    let before = t.reply().unwrap().lines.join("\n");
     t.codes();
     assert!(!before.contains("sessions") && !before.contains("turns"), "{before}");
     t.line("USER anonymous");
     t.line("PASS x");
     t.codes();
     t.s.handle_line(t.now, Line::Text(b"STAT".to_vec()));
-    let after = t.s.poll_reply().unwrap().lines.join("\n");
+    let after = t.reply().unwrap().lines.join("\n");
     assert!(after.contains("sessions") && after.contains("turns, longest"), "{after}");
 }
 

@@ -114,14 +114,14 @@ fn mdtm_and_mfmt() {
 fn mlst_and_opts() {
     let mut t = logged_in();
     t.s.handle_line(t.now, Line::Text(b"MLST a.txt".to_vec()));
-    let reply = t.s.poll_reply().unwrap();
+    let reply = t.reply().unwrap();
     assert_eq!(reply.code, 250);
     assert!(reply.lines[1].starts_with(" type=file;size=12;modify="), "{:?}", reply.lines);
     assert!(reply.lines[1].ends_with("; /a.txt"));
     t.s.handle_line(t.now, Line::Text(b"OPTS MLST type;size;".to_vec()));
     assert_eq!(t.texts(), vec!["200 MLST OPTS type;size;".to_string()]);
     t.s.handle_line(t.now, Line::Text(b"MLST sub".to_vec()));
-    assert_eq!(t.s.poll_reply().unwrap().lines[1], " type=dir; /sub");
+    assert_eq!(t.reply().unwrap().lines[1], " type=dir; /sub");
 }
 
 #[test]
@@ -145,7 +145,7 @@ fn mlsd_lists_facts() {
 fn stat_with_path() {
     let mut t = logged_in();
     t.s.handle_line(t.now, Line::Text(b"STAT /".to_vec()));
-    let r = t.s.poll_reply().unwrap();
+    let r = t.reply().unwrap();
     assert_eq!(r.code, 213);
     assert!(r.lines.iter().any(|l| l.ends_with(" a.txt")), "{:?}", r.lines);
     assert_eq!(t.line("STAT nope"), vec![550]);
@@ -155,14 +155,14 @@ fn stat_with_path() {
 #[test]
 fn feat_and_help() {
     let mut t = fresh_feat();
-    let r = t.s.poll_reply().unwrap();
+    let r = t.reply().unwrap();
     for f in [" EPSV", " MDTM", " MFMT", " PASV", " REST STREAM", " SIZE", " UTF8"] {
         assert!(r.lines.iter().any(|l| l == f), "{f} missing from {:?}", r.lines);
     }
     assert!(r.lines.iter().any(|l| l.starts_with(" MLST type*;size*;")));
     assert!(!r.lines.iter().any(|l| l.contains("AUTH")));
     t.s.handle_line(t.now, Line::Text(b"HELP".to_vec()));
-    let help = t.s.poll_reply().unwrap().text();
+    let help = t.reply().unwrap().text();
     assert!(help.contains("RETR") && help.contains("MLSD") && !help.contains("AUTH"), "{help}");
 }
 

@@ -26,7 +26,7 @@ fn secure(t: &mut T, level: &str) {
 /// The whole reply to `line`.
 fn reply(t: &mut T, line: &str) -> Reply {
     t.s.handle_line(t.now, Line::Text(line.as_bytes().to_vec()));
-    t.s.poll_reply().expect("a reply")
+    t.reply().expect("a reply")
 }
 
 fn login(t: &mut T) {

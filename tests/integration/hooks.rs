@@ -9,13 +9,14 @@ use std::time::Duration;
 use crate::util::{content, wait_until, TestServer};
 
 /// A hook script writing its FTP_* environment (and, for an upload, the published file's size) to a file of its
-/// own in `out` (hooks run several at once).
+/// own in `out` (hooks run several at once). The record appears whole (written aside, then renamed), so a test
+/// that sees it knows the hook is done with the file.
 fn recorder(dir: &Path, out: &Path) -> String {
     fs::create_dir_all(out).expect("events folder");
     let script = dir.join("hook.sh");
     let text = format!(
         "#!/bin/sh\nf=$(mktemp -p {})\n{{ env | grep '^FTP_' | sort; if [ \"$FTP_EVENT\" = upload ]; then echo \
-         \"SIZE=$(stat -c %s \"$FTP_FILE\")\"; fi; }} > \"$f\"\necho hook says hello\n",
+         \"SIZE=$(stat -c %s \"$FTP_FILE\")\"; fi; }} > \"$f.part\"\nmv \"$f.part\" \"$f\"\necho hook says hello\n",
         out.display()
     );
     fs::write(&script, text).expect("script");
@@ -28,6 +29,7 @@ fn events(out: &Path) -> Vec<Vec<String>> {
     fs::read_dir(out)
         .map(|d| {
             d.flatten()
+                .filter(|e| !e.file_name().to_string_lossy().ends_with(".part"))
                 .map(|e| fs::read_to_string(e.path()).unwrap_or_default().lines().map(str::to_string).collect())
                 .filter(|e: &Vec<String>| !e.is_empty())
                 .collect()

@@ -112,15 +112,15 @@ fn hostile_bystander_noop_stays_fast() {
                     let mut c = Ctl::connect(addr);
                     // The attack is a timing: PASS lands a few milliseconds before the 1 s deadline.
                     thread::sleep(Duration::from_millis(940 + 8 * i));
-                    c.send("USER alice");
-                    c.send("PASS wrong");
-                    c.expect_closed()
+                    // On a loaded machine the sleep may overrun the deadline: the server has closed already.
+                    let sent = c.stream().write_all(b"USER alice\r\nPASS wrong\r\n").is_ok();
+                    (sent, c.expect_closed())
                 })
             })
             .collect();
         for r in racers {
-            let replies = r.join().expect("racer");
-            assert!(replies.iter().any(|r| r.0 == 421), "{replies:?}");
+            let (sent, replies) = r.join().expect("racer");
+            assert!(!sent || replies.iter().any(|r| r.0 == 421), "{replies:?}");
         }
     }));
 

@@ -167,8 +167,9 @@ struct Harness {
 }
 
 impl Harness {
-    /// Collects the session's output and carries out its actions as the loop does: a passive listener is bound at
-    /// once and the session told before it sees another line; everything else answers later, when the input says.
+    /// Collects the session's output and carries out its actions as the loop does: a passive listener is bound and
+    /// a storage request carried out at once, the session told before it sees another line; everything else
+    /// answers later, when the input says.
     fn drain(&mut self) {
         loop {
             while let Some(reply) = self.s.poll_reply() {
@@ -194,6 +195,11 @@ impl Harness {
                 Action::ConnectActive(addr) => {
                     assert_eq!(canonical(addr.ip()), canonical(self.peer.ip()), "connect to {addr}");
                     assert!(addr.port() >= 1024, "connect to privileged port {addr}");
+                }
+                Action::Storage(request) => {
+                    if let Some(done) = ftp_server::storage::run(request) {
+                        self.s.handle_outcome(self.now, Outcome::Storage(done));
+                    }
                 }
                 Action::StartTransfer { transfer, .. } => self.transfers.push(transfer),
                 Action::StartHash(job) => self.hashes.push(job),

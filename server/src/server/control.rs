@@ -190,9 +190,9 @@ impl Worker {
             let Some(action) = c.session.poll_action() else { break };
             trace!("session {}: action {action:?}", c.session.id());
             match action {
-                Action::ListenPassive => self.listen_passive(key, now),
+                Action::ListenPassive => self.listen_passive(key),
                 Action::ConnectActive(addr) => self.connect_active(key, addr, now),
-                Action::VerifyPassword { hash, password } => self.verify_password(key, hash, password, now),
+                Action::VerifyPassword { hash, password } => self.verify_password(key, hash, password),
                 Action::StartTransfer { transfer, tls } => self.start_transfer(key, transfer, tls, now),
                 Action::StartTls => match &self.tls {
                     Some(config) => {
@@ -247,6 +247,13 @@ impl Worker {
                         hooks.submit(*event);
                     }
                 }
+                // The local disk answers at once; the answer is the session's next input, and what it asks for
+                // next is carried out by this same loop.
+                Action::Storage(request) => {
+                    if let Some(done) = crate::storage::run(request) {
+                        c.session.handle_outcome(now, Outcome::Storage(done));
+                    }
+                }
                 Action::Offence(offence) => {
                     let ip = canonical(c.session.peer().ip());
                     if let Some(ban) = self.shared.offend(ip, now.mono) {
@@ -261,14 +268,14 @@ impl Worker {
 
     /// Queues a password check, unless too many are waiting already, server-wide or from this client's address:
     /// then the login is refused (421) instead of queued behind work that would take seconds.
-    fn verify_password(&mut self, key: usize, hash: String, password: String, now: Now) {
+    fn verify_password(&mut self, key: usize, hash: String, password: String) {
         let Some(Conn::Control(c)) = self.conns.get_mut(key) else { return };
         let ip = canonical(c.session.peer().ip());
         let id = c.session.id();
         let waiting = self.verifying_per_ip.get(&ip).copied().unwrap_or(0);
         if waiting >= MAX_VERIFY_PER_IP {
             warn!("session {id}: {waiting} password checks from {ip} waiting; login refused");
-            return self.tell(key, Outcome::VerifierBusy, now);
+            return self.tell(key, Outcome::VerifierBusy);
         }
         let cancel = Arc::new(AtomicBool::new(false));
         match self.verifier.submit(Job { key, session: id, ip, hash, password, cancelled: cancel.clone() }) {
@@ -278,11 +285,11 @@ impl Worker {
             }
             Err(SubmitError::Full) => {
                 warn!("session {id}: password check queue full; login from {ip} refused");
-                self.tell(key, Outcome::VerifierBusy, now);
+                self.tell(key, Outcome::VerifierBusy);
             }
             Err(SubmitError::Stopped) => {
                 error!("password verifier gone");
-                self.tell(key, Outcome::Verified(false), now);
+                self.tell(key, Outcome::Verified(false));
             }
         }
     }

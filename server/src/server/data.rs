@@ -61,25 +61,25 @@ impl DataConn {
 }
 
 impl Worker {
-    pub(super) fn listen_passive(&mut self, owner: usize, now: Now) {
+    pub(super) fn listen_passive(&mut self, owner: usize) {
         let Some(Conn::Control(c)) = self.conns.get(owner) else { return };
         // On a dual-stack listener an IPv4 client's local address is IPv4-mapped; listen on the plain IPv4 form.
         let ip = match c.stream.socket().local_addr() {
             Ok(a) => canonical(a.ip()),
-            Err(e) => return self.tell(owner, Outcome::PassiveFailed(e), now),
+            Err(e) => return self.tell(owner, Outcome::PassiveFailed(e)),
         };
         let mut listener = match self.bind_passive(ip) {
             Ok(l) => l,
-            Err(e) => return self.tell(owner, Outcome::PassiveFailed(e), now),
+            Err(e) => return self.tell(owner, Outcome::PassiveFailed(e)),
         };
         let addr = match listener.local_addr() {
             Ok(a) => a,
-            Err(e) => return self.tell(owner, Outcome::PassiveFailed(e), now),
+            Err(e) => return self.tell(owner, Outcome::PassiveFailed(e)),
         };
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         if let Err(e) = self.poll.registry().register(&mut listener, Token(key), Interest::READABLE) {
-            return self.tell(owner, Outcome::PassiveFailed(e), now);
+            return self.tell(owner, Outcome::PassiveFailed(e));
         }
         entry.insert(Conn::Passive { owner, listener: Some(listener) });
         self.mark_open(key);
@@ -87,7 +87,7 @@ impl Worker {
             c.passive = Some(key);
         }
         trace!("session {owner}: passive listener {addr} (key {key})");
-        self.tell(owner, Outcome::PassiveReady(addr), now);
+        self.tell(owner, Outcome::PassiveReady(addr));
     }
 
     /// A passive listener on `ip`, on a random free port of `--pasv-ports` (by default the kernel's ephemeral
@@ -166,7 +166,7 @@ impl Worker {
             c.passive = None;
             c.data = Some(dkey);
         }
-        self.tell(owner, Outcome::DataConnected, now);
+        self.tell(owner, Outcome::DataConnected);
     }
 
     /// Starts a non-blocking connect to a PORT/EPRT address, from the control connection's local address.
@@ -186,13 +186,13 @@ impl Worker {
         });
         let mut stream = match stream {
             Ok(s) => s,
-            Err(e) => return self.tell(owner, Outcome::ActiveFailed(e), now),
+            Err(e) => return self.tell(owner, Outcome::ActiveFailed(e)),
         };
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         if let Err(e) = self.poll.registry().register(&mut stream, Token(key), Interest::READABLE | Interest::WRITABLE)
         {
-            return self.tell(owner, Outcome::ActiveFailed(e), now);
+            return self.tell(owner, Outcome::ActiveFailed(e));
         }
         entry.insert(Conn::Data(DataConn::new(owner, stream, true, now)));
         self.mark_open(key);
@@ -203,7 +203,7 @@ impl Worker {
     }
 
     /// A readiness event on a connecting socket: connected, failed, or (spuriously) neither yet.
-    pub(super) fn check_connect(&mut self, key: usize, now: Now) {
+    pub(super) fn check_connect(&mut self, key: usize) {
         let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
         let Some(stream) = &d.stream else { return };
         let owner = d.owner;
@@ -218,14 +218,14 @@ impl Worker {
         match result {
             Ok(()) => {
                 d.connecting = false;
-                self.tell(owner, Outcome::DataConnected, now);
+                self.tell(owner, Outcome::DataConnected);
             }
             Err(e) => {
                 self.close(key);
                 if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
                     c.data = None;
                 }
-                self.tell(owner, Outcome::ActiveFailed(e), now);
+                self.tell(owner, Outcome::ActiveFailed(e));
             }
         }
     }
@@ -238,7 +238,7 @@ impl Worker {
         let connected = |k: &usize| matches!(self.conns.get(*k), Some(Conn::Data(d)) if d.stream.is_some());
         let Some(k) = dkey.filter(connected) else {
             let error = TransferError::Network(io::Error::new(io::ErrorKind::NotConnected, "no data connection"));
-            return self.tell(owner, Outcome::TransferFailed { bytes: 0, error }, now);
+            return self.tell(owner, Outcome::TransferFailed { bytes: 0, error });
         };
         let limits = match self.conns.get(owner) {
             Some(Conn::Control(c)) if !transfer.is_listing() => c.session.limits().cloned(),
@@ -260,7 +260,7 @@ impl Worker {
         d.stall_deadline = Some(deadline);
         self.timers.insert((deadline, k));
         if let Err(e) = started {
-            return self.fail_transfer(k, e, now);
+            return self.fail_transfer(k, e);
         }
         // The socket may already be ready, and edge-triggered readiness will not say so again.
         self.enqueue(k);
@@ -270,7 +270,7 @@ impl Worker {
     pub(super) fn step_transfer(&mut self, key: usize, now: Now) {
         let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
         if d.ending.is_some() {
-            return self.finish_ending(key, now);
+            return self.finish_ending(key);
         }
         let (Some(stream), Some(transfer)) = (d.stream.as_mut(), d.transfer.as_mut()) else { return };
         let before = transfer.bytes();
@@ -317,7 +317,7 @@ impl Worker {
                 warn!("session {}: undoing an upload over quota: {e}", d.owner);
             }
             let e = io::Error::other(crate::limits::OverQuota);
-            return self.fail_transfer_local(key, e, now);
+            return self.fail_transfer_local(key, e);
         }
         if let Some(summary) = stream.take_handshake_summary() {
             let owner = d.owner;
@@ -332,41 +332,41 @@ impl Worker {
             Step::Done => Outcome::TransferDone { bytes },
             Step::Failed(error) => Outcome::TransferFailed { bytes, error },
         };
-        self.end_transfer(key, outcome, now);
+        self.end_transfer(key, outcome);
     }
 
     /// Ends a running transfer from the loop's side for a reason of the server's (451/452/552 to the client).
-    fn fail_transfer_local(&mut self, key: usize, e: io::Error, now: Now) {
+    fn fail_transfer_local(&mut self, key: usize, e: io::Error) {
         let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
         d.ending = None;
         let bytes = d.transfer.as_ref().map_or(0, |t| t.bytes());
-        self.close_ended(key, Outcome::TransferFailed { bytes, error: TransferError::Local(e) }, now);
+        self.close_ended(key, Outcome::TransferFailed { bytes, error: TransferError::Local(e) });
     }
 
     /// Aborts a running transfer from the loop's side (it stalled, or TLS could not start): the connection is cut,
     /// without close_notify, so the client cannot take what it got for a complete file.
-    pub(super) fn fail_transfer(&mut self, key: usize, e: io::Error, now: Now) {
+    pub(super) fn fail_transfer(&mut self, key: usize, e: io::Error) {
         let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
         d.ending = None;
         let bytes = d.transfer.as_ref().map_or(0, |t| t.bytes());
-        self.close_ended(key, Outcome::TransferFailed { bytes, error: TransferError::Network(e) }, now);
+        self.close_ended(key, Outcome::TransferFailed { bytes, error: TransferError::Network(e) });
     }
 
     /// A transfer ended. A TLS transfer that succeeded first sends close_notify: the client's proof that it has
     /// every byte. A failed one is cut without it, so no client mistakes a partial file for a whole one.
-    fn end_transfer(&mut self, key: usize, outcome: Outcome, now: Now) {
+    fn end_transfer(&mut self, key: usize, outcome: Outcome) {
         let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
         let tls = d.stream.as_ref().is_some_and(Stream::is_tls);
         if tls && matches!(outcome, Outcome::TransferDone { .. }) {
             d.ending = Some(outcome);
-            return self.finish_ending(key, now);
+            return self.finish_ending(key);
         }
-        self.close_ended(key, outcome, now)
+        self.close_ended(key, outcome)
     }
 
     /// Finishes the handshake (an empty download never wrote) and sends close_notify; once it is out (or failed),
     /// closes and tells the session.
-    fn finish_ending(&mut self, key: usize, now: Now) {
+    fn finish_ending(&mut self, key: usize) {
         let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
         let Some(outcome) = d.ending.take() else { return };
         let upload = d.transfer.as_ref().is_some_and(|t| t.is_upload());
@@ -386,11 +386,11 @@ impl Worker {
                 other => other,
             },
         };
-        self.close_ended(key, outcome, now)
+        self.close_ended(key, outcome)
     }
 
     /// Closes a data connection whose transfer ended, then tells the session how it ended.
-    fn close_ended(&mut self, key: usize, outcome: Outcome, now: Now) {
+    fn close_ended(&mut self, key: usize, outcome: Outcome) {
         let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
         let owner = d.owner;
         // An upload's bytes stop counting as in flight (the session counts what was published as usage).
@@ -410,7 +410,7 @@ impl Worker {
                 c.data = None;
             }
         }
-        self.tell(owner, outcome, now);
+        self.tell(owner, outcome);
     }
 
     /// Drops a session's passive listener and data connection (and any transfer on it). A HASH job is not the

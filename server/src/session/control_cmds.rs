@@ -9,9 +9,10 @@ use log::{info, warn};
 use super::{canonical, ipv4_of, Action, Data, Login, Now, Session, NOT_IMPLEMENTED, TLS_VERBS};
 use crate::access::{Account, LoginPlan, Perm};
 use crate::facts::Facts;
-use crate::fs::{Root, VPath};
+use crate::fs::VPath;
 use crate::hash::Algorithm;
 use crate::listing::ListFormat;
+use crate::storage::{Home, Op};
 
 impl Session {
     pub(super) fn dispatch(&mut self, now: Now, cmd: Command) {
@@ -52,13 +53,13 @@ impl Session {
             }
             Command::Cwd(path) => {
                 let p = self.cwd().join(&path);
-                match self.root.open_dir(&p) {
-                    Ok(_) => {
-                        self.reply(ReplyCode::FileActionOk, format!("Directory changed to {p}."));
-                        self.set_cwd(p);
+                self.request(Op::EnterDir(p.clone()), move |s, _, done| match done.unit() {
+                    Ok(()) => {
+                        s.reply(ReplyCode::FileActionOk, format!("Directory changed to {p}."));
+                        s.set_cwd(p);
                     }
-                    Err(e) => self.fs_error(&path, &e),
-                }
+                    Err(e) => s.fs_error(&path, &e),
+                });
             }
             Command::Cdup => {
                 let p = self.cwd().parent();
@@ -101,10 +102,10 @@ impl Session {
                 self.rest = offset;
                 self.reply(ReplyCode::FileActionPending, format!("Restarting at {offset}. Send RETR or STOR."));
             }
-            Command::Retr(path) => self.cmd_retr(now, &path),
-            Command::Stor(path) => self.cmd_stor(now, &path),
-            Command::Appe(path) => self.cmd_appe(now, &path),
-            Command::Stou(base) => self.cmd_stou(now, base.as_deref()),
+            Command::Retr(path) => self.cmd_retr(&path),
+            Command::Stor(path) => self.cmd_stor(&path),
+            Command::Appe(path) => self.cmd_appe(&path),
+            Command::Stou(base) => self.cmd_stou(base.as_deref()),
             Command::List(arg) => self.cmd_list(now, arg.as_deref(), ListFormat::Long),
             Command::Nlst(arg) => self.cmd_list(now, arg.as_deref(), ListFormat::Names),
             Command::Mlsd(arg) => {
@@ -115,9 +116,9 @@ impl Session {
             Command::Size(path) => self.cmd_size(&path),
             Command::Mdtm(path) => self.cmd_mdtm(&path),
             Command::Mfmt { time, path } => self.cmd_mfmt(&time, &path),
-            Command::Dele(path) => self.remove(&path, "Deleted", Root::remove_file),
+            Command::Dele(path) => self.remove(&path, false),
             Command::Mkd(path) => self.cmd_mkd(&path),
-            Command::Rmd(path) => self.remove(&path, "Removed", Root::remove_dir),
+            Command::Rmd(path) => self.remove(&path, true),
             Command::Rnfr(path) => self.cmd_rnfr(&path),
             Command::Rnto(path) => self.cmd_rnto(rename_from, &path),
             Command::Abor => self.cmd_abor(now),
@@ -280,7 +281,7 @@ impl Session {
             m.logins_ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         });
         self.event("login", &VPath::root(), None, 0, "ok");
-        self.root = account.root;
+        self.home = Home::disk(account.root);
         self.perms = account.perms;
         self.set_login(Login::LoggedIn { user, cwd: VPath::root() });
         self.reply(ReplyCode::UserLoggedIn, "Login successful.");

@@ -33,6 +33,9 @@ pub enum Action {
     Offence(crate::bans::Offence),
     /// An event finished (an upload published, a file deleted, a login...): for `--hook`. No outcome follows.
     Event(Box<crate::hooks::Event>),
+    /// Carry out a storage request; answer with [`Outcome::Storage`] (unless [`crate::storage::run`] has no
+    /// answer for it).
+    Storage(crate::storage::Request),
 }
 
 impl std::fmt::Debug for Action {
@@ -51,6 +54,7 @@ impl std::fmt::Debug for Action {
             Action::Close => write!(f, "Close"),
             Action::Offence(o) => write!(f, "Offence({o})"),
             Action::Event(e) => write!(f, "Event({} {:?})", e.kind, e.path),
+            Action::Storage(r) => write!(f, "Storage({:?})", r.op),
         }
     }
 }
@@ -79,4 +83,6 @@ pub enum Outcome {
         bytes: u64,
         error: TransferError,
     },
+    /// What came of an [`Action::Storage`].
+    Storage(crate::storage::Done),
 }
