@@ -67,6 +67,9 @@ pub struct ClientConfig {
     pub max_backoff: Duration,
     /// Keys per listing page; S3 sends at most 1,000.
     pub page_size: u16,
+    /// Idle connections kept for reuse: as many as threads share the client, so that each request does not
+    /// open a connection of its own.
+    pub idle_connections: usize,
 }
 
 impl Default for ClientConfig {
@@ -79,6 +82,7 @@ impl Default for ClientConfig {
             backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),
             page_size: 1000,
+            idle_connections: 16,
         }
     }
 }
@@ -215,6 +219,8 @@ impl Client {
             .timeout_per_write(Some(config.io_timeout))
             .timeout_send_request(Some(config.io_timeout))
             .timeout_recv_response(Some(config.response_timeout))
+            .max_idle_connections(config.idle_connections)
+            .max_idle_connections_per_host(config.idle_connections)
             .build();
         let inner = Inner {
             bucket,
