@@ -58,3 +58,6 @@ mod hooks;
 
 #[path = "integration/rates.rs"]
 mod rates;
+
+#[path = "integration/garage.rs"]
+mod garage;

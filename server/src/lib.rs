@@ -18,6 +18,7 @@ pub mod listing;
 pub mod metrics;
 pub mod privileges;
 pub mod proxy;
+pub mod s3;
 pub mod server;
 pub mod session;
 pub mod storage;
