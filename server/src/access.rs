@@ -17,6 +17,8 @@ use serde::Deserialize;
 
 use crate::fs::Root;
 use crate::limits::{parse_rate, LimitSettings, Limits, UserLimits};
+use crate::storage::remote::Backend;
+use crate::storage::Home;
 
 /// What anonymous users (`anonymous` or `ftp`, any password) may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +106,8 @@ const DUMMY_HASH: &str =
 pub struct Account {
     pub name: String,
     pub root: Rc<Root>,
+    /// Where its files are: `root`, or its home on the storage back-end.
+    pub home: Home,
     pub perms: Perms,
     pub limits: Arc<UserLimits>,
 }
@@ -111,6 +115,8 @@ pub struct Account {
 struct User {
     hash: String,
     root: Rc<Root>,
+    /// The home as the users file names it, for a storage back-end.
+    home: Option<PathBuf>,
     perms: Perms,
     limits: LimitSettings,
 }
@@ -126,6 +132,8 @@ pub struct Access {
     anonymous_limits: LimitSettings,
     /// Where every user's rates and session counts live (the server's, shared by its workers).
     limits: Arc<Limits>,
+    /// The storage back-end files live on instead of the local disk (`--storage`).
+    remote: Option<Arc<dyn Backend>>,
 }
 
 impl fmt::Debug for Access {
@@ -224,6 +232,7 @@ impl Access {
         anonymous: Anonymous,
         read_only: bool,
         users_file: &Path,
+        remote: bool,
     ) -> Result<Access, AccessError> {
         let err = |why: String| AccessError(format!("users file {}: {why}", users_file.display()));
         let text = std::fs::read_to_string(users_file).map_err(|e| err(e.to_string()))?;
@@ -247,6 +256,8 @@ impl Access {
                 }
             }
             let user_root = match &entry.home {
+                // On a storage back-end, a home is a place on it (checked at login, where it may be created).
+                None | Some(_) if remote => root.clone(),
                 None => root.clone(),
                 Some(home) => {
                     // Homes are named relative to the server root and must stay inside it.
@@ -259,7 +270,7 @@ impl Access {
                 }
             };
             let limits = entry.limits.settings().map_err(|e| err(format!("user {who}: {e}")))?;
-            let user = User { hash: entry.password, root: user_root, perms, limits };
+            let user = User { hash: entry.password, root: user_root, home: entry.home.clone(), perms, limits };
             if users.insert(entry.name.clone(), user).is_some() {
                 return Err(err(format!("user {who} is listed twice")));
             }
@@ -274,6 +285,27 @@ impl Access {
     /// Uses the server's shared limits (rates and session counts across workers) instead of private ones.
     pub fn with_limits(self, limits: Arc<Limits>) -> Access {
         Access { limits, ..self }
+    }
+
+    /// Keeps files on a storage back-end: every home is a place on it (the users file's `home`, below its root).
+    pub fn with_backend(self, backend: Arc<dyn Backend>) -> Access {
+        Access { remote: Some(backend), ..self }
+    }
+
+    /// The home of a login: on the back-end if there is one, else its root on the disk.
+    fn home_of(&self, root: &Rc<Root>, home: Option<&Path>) -> Home {
+        match (&self.remote, home) {
+            (None, _) => Home::disk(root.clone()),
+            (Some(b), None) => Home::remote(b.clone()),
+            (Some(b), Some(h)) => match b.below(&h.to_string_lossy()) {
+                Ok(b) => Home::remote(b),
+                Err(e) => {
+                    // Checked when the users file was loaded; a home that cannot be named gets the base.
+                    log::error!("home {}: {e}", h.display());
+                    Home::remote(b.clone())
+                }
+            },
+        }
     }
 
     fn build(root: Rc<Root>, anonymous: Anonymous, read_only: bool, mut users: HashMap<String, User>) -> Access {
@@ -293,6 +325,7 @@ impl Access {
             dummy_hash: DUMMY_HASH.to_string(),
             anonymous_limits: LimitSettings::default(),
             limits: Arc::new(Limits::new(0, 0)),
+            remote: None,
         }
     }
 
@@ -301,12 +334,18 @@ impl Access {
         self.root.clone()
     }
 
+    /// Where sessions that have not logged in yet are.
+    pub fn base_home(&self) -> Home {
+        self.home_of(&self.root, None)
+    }
+
     /// What PASS does for `user`: log in at once (anonymous), or check a password off the loop.
     pub fn login(&self, user: &str) -> LoginPlan {
         if is_anonymous_name(user) {
             if let Some((root, perms)) = &self.anonymous {
                 let limits = self.limits.user("anonymous", self.anonymous_limits, root.host_path());
-                let account = Account { name: user.to_string(), root: root.clone(), perms: *perms, limits };
+                let home = self.home_of(root, None);
+                let account = Account { name: user.to_string(), root: root.clone(), home, perms: *perms, limits };
                 return LoginPlan::Accept(account);
             }
         }
@@ -316,6 +355,7 @@ impl Access {
                 account: Some(Account {
                     name: user.to_string(),
                     root: u.root.clone(),
+                    home: self.home_of(&u.root, u.home.as_deref()),
                     perms: u.perms,
                     limits: self.limits.user(user, u.limits, u.root.host_path()),
                 }),
@@ -440,7 +480,7 @@ mod tests {
         )
         .unwrap();
         let base = tmp.path().canonicalize().unwrap();
-        let a = Access::load(&base, root(&base), Anonymous::Off, false, &file).unwrap();
+        let a = Access::load(&base, root(&base), Anonymous::Off, false, &file, false).unwrap();
         match a.login("alice") {
             LoginPlan::Verify { account: Some(acc), hash: h } => {
                 assert_eq!(acc.perms, Perms { read: true, write: true, ..Perms::default() });
@@ -467,7 +507,7 @@ mod tests {
         ] {
             let file = base.join("u.toml");
             std::fs::write(&file, text).unwrap();
-            let e = Access::load(&base, root(&base), Anonymous::Off, false, &file).unwrap_err();
+            let e = Access::load(&base, root(&base), Anonymous::Off, false, &file, false).unwrap_err();
             assert!(e.0.contains(why), "{e}");
         }
     }

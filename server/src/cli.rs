@@ -153,6 +153,12 @@ pub struct Args {
     #[arg(long, requires = "tls_cert")]
     pub implicit_tls_port: Option<u16>,
 
+    /// Keep files in an S3 bucket instead of under --root: s3://BUCKET[/PREFIX]?endpoint=URL&region=NAME.
+    /// Credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, never from the command line; users'
+    /// homes are prefixes below it.
+    #[arg(long, value_name = "URL")]
+    pub storage: Option<String>,
+
     /// Once the listening sockets are bound, switch to this user (and its group) for good. Required to serve a
     /// network address as root (`--run-as root` insists on staying root).
     #[arg(long, value_name = "USER")]
@@ -349,6 +355,7 @@ impl Args {
 
     /// The validated configuration; the root must be an existing directory.
     pub fn into_config(self) -> Result<Config, String> {
+        let storage = self.storage_backend()?;
         let root = match self.root {
             Some(r) => r,
             None => std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?,
@@ -427,7 +434,22 @@ impl Args {
             }),
             tls,
             implicit_tls_port: self.implicit_tls_port,
+            storage,
         })
+    }
+
+    /// The storage back-end `--storage` names, with its credentials from the environment.
+    fn storage_backend(&self) -> Result<Option<std::sync::Arc<dyn crate::storage::remote::Backend>>, String> {
+        let Some(url) = &self.storage else { return Ok(None) };
+        let location: crate::s3::Location = url.parse().map_err(|e| format!("--storage: {e}"))?;
+        let credentials = crate::s3::Credentials::from_env().map_err(|e| format!("--storage: {e}"))?;
+        let config = crate::s3::ClientConfig {
+            idle_connections: crate::storage::remote::THREADS * self.workers.unwrap_or(1).max(1) as usize,
+            ..crate::s3::ClientConfig::default()
+        };
+        let client = crate::s3::Client::new(&location, &credentials, config).map_err(|e| format!("--storage: {e}"))?;
+        let label = format!("s3://{}/{}", location.bucket(), location.prefix());
+        Ok(Some(std::sync::Arc::new(crate::storage::s3::S3::new(client, label))))
     }
 
     /// The log filter implied by `-v` when RUST_LOG is not set.

@@ -88,9 +88,17 @@ pub fn is_temp_name(name: &str) -> bool {
     name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)
 }
 
-/// An upload's temporary file: only [`Root::create_temp`] makes one, only [`Root`]'s temp methods use one.
+/// An upload's temporary file: only [`Root::create_temp`] makes one, only [`Root`]'s temp methods use one. A
+/// back-end that writes objects whole names its uploads in flight the same way ([`TempPath::beside`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TempPath(VPath);
+
+impl TempPath {
+    /// A fresh temporary's name beside `target`, under a name nobody can guess.
+    pub fn beside(target: &VPath) -> TempPath {
+        TempPath(target.parent().join(&format!("{TEMP_PREFIX}-{}{TEMP_SUFFIX}", random_hex())))
+    }
+}
 
 impl fmt::Display for TempPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -184,11 +192,11 @@ impl Root {
 
     /// Creates a hidden temporary beside `target` for an upload, under a name nobody can guess or pre-create.
     pub fn create_temp(&self, target: &VPath) -> io::Result<(TempPath, std::fs::File)> {
-        let temp = target.parent().join(&format!("{TEMP_PREFIX}-{}{TEMP_SUFFIX}", random_hex()));
+        let temp = TempPath::beside(target);
         let mut opts = OpenOptions::new();
         opts.write(true).create_new(true);
-        let file = self.dir.open_with(temp.rel(), &opts)?;
-        Ok((TempPath(temp), file.into_std()))
+        let file = self.dir.open_with(temp.0.rel(), &opts)?;
+        Ok((temp, file.into_std()))
     }
 
     /// Publishes a finished upload under its name, replacing what was there.

@@ -39,7 +39,7 @@ impl Algorithm {
         Algorithm::ALL.into_iter().find(|a| a.name().eq_ignore_ascii_case(name.trim()))
     }
 
-    fn hasher(self) -> Box<dyn DynDigest> {
+    fn hasher(self) -> Box<dyn DynDigest + Send> {
         match self {
             Algorithm::Sha1 => Box::new(sha1::Sha1::default()),
             Algorithm::Sha256 => Box::new(sha2::Sha256::default()),
@@ -70,24 +70,40 @@ pub enum HashStep {
     Failed(io::Error),
 }
 
-/// One file being hashed.
+/// One file being hashed: read by the loop a budget at a time, or (`file` is `None`) fed by a storage thread
+/// with [`HashJob::update`], when the loop only reports the result.
 pub struct HashJob {
-    file: File,
-    hasher: Box<dyn DynDigest>,
+    file: Option<File>,
+    hasher: Box<dyn DynDigest + Send>,
     buf: Vec<u8>,
     size: u64,
 }
 
 impl HashJob {
     pub fn new(file: File, algorithm: Algorithm) -> HashJob {
-        HashJob { file, hasher: algorithm.hasher(), buf: vec![0; READ_BUF], size: 0 }
+        HashJob { file: Some(file), hasher: algorithm.hasher(), buf: vec![0; READ_BUF], size: 0 }
+    }
+
+    /// A job whose bytes come through [`HashJob::update`].
+    pub fn streaming(algorithm: Algorithm) -> HashJob {
+        HashJob { file: None, hasher: algorithm.hasher(), buf: Vec::new(), size: 0 }
+    }
+
+    /// Digests bytes fed to a streaming job.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
     }
 
     /// Digests up to `budget` more bytes.
     pub fn step(&mut self, budget: usize) -> HashStep {
         let mut done = 0;
         while done < budget {
-            match self.file.read(&mut self.buf) {
+            let read = match &mut self.file {
+                Some(f) => f.read(&mut self.buf),
+                None => Ok(0),
+            };
+            match read {
                 Ok(0) => {
                     let digest = self.hasher.finalize_reset();
                     let mut hex = String::with_capacity(digest.len() * 2);

@@ -26,8 +26,13 @@ pub enum ListFormat {
 }
 
 enum Entries {
-    Dir { dir: Dir, iter: ReadDir },
+    Dir {
+        dir: Dir,
+        iter: ReadDir,
+    },
     Single(Option<(String, Meta)>),
+    /// A back-end's entries (read on a storage thread, never on the loop).
+    Remote(crate::storage::remote::Entries),
 }
 
 /// A listing being streamed.
@@ -44,6 +49,11 @@ impl Listing {
     pub fn directory(dir: Dir, format: ListFormat, now: SystemTime) -> io::Result<Listing> {
         let iter = dir.entries()?;
         Ok(Listing { entries: Entries::Dir { dir, iter }, format, now, line: Vec::new(), pos: 0 })
+    }
+
+    /// Lists a back-end's entries; for a storage thread to read, since each page may wait on the network.
+    pub fn entries(entries: crate::storage::remote::Entries, format: ListFormat, now: SystemTime) -> Listing {
+        Listing { entries: Entries::Remote(entries), format, now, line: Vec::new(), pos: 0 }
     }
 
     /// Lists a single file (LIST of a file name).
@@ -73,6 +83,10 @@ impl Listing {
                     Err(_) => continue,
                 };
                 break (name, meta);
+            },
+            Entries::Remote(iter) => match iter.next() {
+                Some(entry) => entry?,
+                None => return Ok(false),
             },
         };
         // A line end inside a name would forge listing lines; it is shown as '?'.

@@ -121,6 +121,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Also listen on this port (0: any free one) for implicit FTPS, TLS from the first byte; needs `tls`.
     pub implicit_tls_port: Option<u16>,
+    /// Where files live instead of under `root` (`--storage`, an S3 bucket): requests run on a pool of threads.
+    pub storage: Option<std::sync::Arc<dyn crate::storage::remote::Backend>>,
 }
 
 /// How transfers share the loop (DESIGN.md §3, rule 4).
@@ -238,6 +240,8 @@ pub(crate) struct Worker {
     runnable_transfers: usize,
     /// Outcomes for sessions (slab key, session number), handed over by [`Worker::deliver`].
     outcomes: VecDeque<(usize, u64, Outcome)>,
+    /// Threads for the requests of a storage back-end (`--storage`); their answers come through the waker.
+    storage: Option<crate::storage::remote::Pool>,
     stats: Rc<ServerStats>,
 }
 
@@ -254,6 +258,16 @@ impl Worker {
         let poll = Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE)?);
         let verifier = Verifier::spawn(waker.clone())?;
+        let storage = match &config.storage {
+            None => None,
+            Some(_) => {
+                let waker = waker.clone();
+                let wake = Arc::new(move || {
+                    let _ = waker.wake();
+                });
+                Some(crate::storage::remote::Pool::start(crate::storage::remote::THREADS, wake)?)
+            }
+        };
         shared.add_waker(waker);
         let mut listener = TcpListener::from_std(control);
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -302,6 +316,7 @@ impl Worker {
             scratch: Vec::new(),
             runnable_transfers: 0,
             outcomes: VecDeque::new(),
+            storage,
             stats: Rc::new(stats),
         })
     }
@@ -344,6 +359,7 @@ impl Worker {
                 IMPLICIT_LISTENER => self.accept_all(true, now),
                 WAKE => {
                     self.verifier_done();
+                    self.storage_answers();
                     self.adopt_reloaded_config();
                     self.answer_session_list(now);
                     if self.shared.shutdown.load(Ordering::Acquire) && self.shutdown_deadline.is_none() {
@@ -617,6 +633,23 @@ impl Worker {
 
     // ---- scheduling ----------------------------------------------------------------------------------------
 
+    /// Answers from the storage pool: each to its session, if it is still there; an upload opened for one that
+    /// has gone is discarded on the store.
+    fn storage_answers(&mut self) {
+        let Some(pool) = &self.storage else { return };
+        let answers: Vec<_> = pool.answers().collect();
+        for a in answers {
+            let alive = !self.is_closed.get(a.key).copied().unwrap_or(true) && self.session_id(a.key) == a.session;
+            if alive {
+                self.outcomes.push_back((a.key, a.session, Outcome::Storage(a.done)));
+            } else if let (Some(temp), Some(pool)) = (a.done.into_temp(), &self.storage) {
+                let op = crate::storage::Op::Discard(temp);
+                let _ =
+                    pool.submit(crate::storage::remote::Job { key: a.key, session: a.session, backend: a.backend, op });
+            }
+        }
+    }
+
     /// Queues an I/O outcome for its session; [`Worker::deliver`] hands it over within the same turn.
     fn tell(&mut self, owner: usize, outcome: Outcome) {
         let session = self.session_id(owner);
@@ -783,9 +816,15 @@ impl Worker {
                         }
                         Action::Storage(
                             request @ crate::storage::Request { op: crate::storage::Op::Discard(_), .. },
-                        ) => {
-                            crate::storage::run(request);
-                        }
+                        ) => match (request.home.backend(), &self.storage) {
+                            (Some(backend), Some(pool)) => {
+                                let (backend, op) = (backend.clone(), request.op);
+                                let _ = pool.submit(crate::storage::remote::Job { key, session: 0, backend, op });
+                            }
+                            _ => {
+                                crate::storage::run(request);
+                            }
+                        },
                         _ => {}
                     }
                 }
@@ -806,8 +845,13 @@ impl Worker {
                 if let Some(mut s) = d.stream.take() {
                     let _ = registry.deregister(s.socket_mut());
                 }
+                let transfer = d.transfer.take();
+                if let Some((fd, _)) = transfer.as_ref().and_then(|t| t.pipe()) {
+                    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+                    let _ = registry.deregister(&mut mio::unix::SourceFd(&raw));
+                }
                 // A transfer cut short (ABOR, a closed session): an upload's bytes stop counting as in flight.
-                if let (Some(t), Some(l)) = (d.transfer.take(), &d.limits) {
+                if let (Some(t), Some(l)) = (transfer, &d.limits) {
                     if t.is_upload() && l.has_byte_quota() {
                         l.written(t.bytes());
                     }

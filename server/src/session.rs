@@ -287,7 +287,7 @@ impl Session {
             id,
             peer,
             local,
-            home: Home::disk(access.base_root()),
+            home: access.base_home(),
             pending: None,
             perms: Perms::default(),
             access,
@@ -1038,6 +1038,13 @@ impl Session {
             io::ErrorKind::InvalidFilename => (ReplyCode::FileNameNotAllowed, "file name not allowed"),
             io::ErrorKind::Unsupported => (ReplyCode::FileUnavailable, "not a regular file"),
             _ if is_disk_full(e) => (ReplyCode::InsufficientStorage, "insufficient storage space"),
+            // A store reached over the network that failed for now: worth trying again.
+            io::ErrorKind::ResourceBusy
+            | io::ErrorKind::TimedOut
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::NotConnected => (ReplyCode::LocalError, "storage temporarily unavailable; try again"),
             _ if e.raw_os_error() == Some(40) => (ReplyCode::FileUnavailable, "too many symbolic links"),
             _ => {
                 debug!("session {}: {path:?}: {e}", self.id);

@@ -219,7 +219,7 @@ fn finding_09_rename_without_delete_does_not_replace() {
     let text = format!("[[user]]\nname = \"bob\"\npassword = \"{hash}\"\npermissions = [\"read\", \"rename\"]\n");
     std::fs::write(&users, text).unwrap();
     let root = Rc::new(crate::fs::Root::open(dir.path()).unwrap());
-    let access = Rc::new(Access::load(dir.path(), root, Anonymous::Off, false, &users).unwrap());
+    let access = Rc::new(Access::load(dir.path(), root, Anonymous::Off, false, &users, false).unwrap());
     let now = Now::from_system();
     let s = Session::new(
         1,

@@ -22,6 +22,10 @@ use cap_std::fs::MetadataExt;
 use crate::fs::{Root, TempPath, VPath};
 use crate::hash::{Algorithm, HashJob};
 use crate::listing::{ListFormat, Listing};
+use crate::transfer::Source;
+
+pub mod remote;
+pub mod s3;
 
 /// How many `name.N` candidates STOU tries before it turns to random suffixes.
 const STOU_TRIES: u32 = 16;
@@ -32,17 +36,39 @@ const STOU_PUBLISH_TRIES: usize = 8;
 
 /// A session's place in the storage: the handle it sends with every request. Only this module looks inside.
 #[derive(Clone, Debug)]
-pub struct Home(Rc<Root>);
+pub struct Home(Place);
+
+#[derive(Clone, Debug)]
+enum Place {
+    Disk(Rc<Root>),
+    Remote(std::sync::Arc<dyn remote::Backend>),
+}
 
 impl Home {
     /// A home on the local disk.
     pub fn disk(root: Rc<Root>) -> Home {
-        Home(root)
+        Home(Place::Disk(root))
+    }
+
+    /// A home on a back-end reached over the network.
+    pub fn remote(backend: std::sync::Arc<dyn remote::Backend>) -> Home {
+        Home(Place::Remote(backend))
     }
 
     /// Where a client path is kept, for log lines and hooks (nothing is opened).
     pub fn locate(&self, p: &VPath) -> PathBuf {
-        self.0.disk_path(p)
+        match &self.0 {
+            Place::Disk(root) => root.disk_path(p),
+            Place::Remote(b) => b.locate(p),
+        }
+    }
+
+    /// The back-end, if the home is not on the local disk: its requests go to the loop's pool.
+    pub fn backend(&self) -> Option<&std::sync::Arc<dyn remote::Backend>> {
+        match &self.0 {
+            Place::Disk(_) => None,
+            Place::Remote(b) => Some(b),
+        }
     }
 }
 
@@ -202,9 +228,9 @@ pub enum Done {
     Unit(io::Result<()>),
     Modified(io::Result<SystemTime>),
     Removed(io::Result<Option<u64>>),
-    Read(io::Result<File>),
+    Read(io::Result<Source>),
     Hash(io::Result<Box<HashJob>>),
-    List(io::Result<Option<Box<Listing>>>),
+    List(io::Result<Option<Source>>),
     Status(io::Result<(Vec<String>, bool)>),
     Upload(io::Result<Box<Upload>>),
     Published(io::Result<(VPath, u64)>),
@@ -254,9 +280,9 @@ impl Done {
     take!(unit, Unit, ());
     take!(modified, Modified, SystemTime);
     take!(removed, Removed, Option<u64>);
-    take!(read, Read, File);
+    take!(read, Read, Source);
     take!(hash, Hash, Box<HashJob>);
-    take!(list, List, Option<Box<Listing>>);
+    take!(list, List, Option<Source>);
     take!(status, Status, (Vec<String>, bool));
     take!(upload, Upload, Box<Upload>);
     take!(published, Published, (VPath, u64));
@@ -270,9 +296,15 @@ impl Done {
     }
 }
 
-/// Carries out a request; `None` for those nothing answers ([`Op::Discard`]).
+/// Carries out a request on the local disk, at once; `None` for those nothing answers ([`Op::Discard`]). A
+/// request for a home on a back-end is the loop's to hand to its pool ([`Home::backend`]); run here, it is
+/// answered as if the pool were busy.
 pub fn run(req: Request) -> Option<Done> {
-    let root = &*req.home.0;
+    let root = match &req.home.0 {
+        Place::Disk(root) => root.clone(),
+        Place::Remote(_) => return remote::busy(&req.op),
+    };
+    let root = &*root;
     Some(match req.op {
         Op::Stat(p) => Done::Stat(root.metadata(&p).map(|m| Meta::from(&m))),
         Op::EnterDir(p) => Done::Unit(root.open_dir(&p).map(drop)),
@@ -286,10 +318,10 @@ pub fn run(req: Request) -> Option<Done> {
         Op::Rename { from, to, replace } => {
             Done::Unit(if replace { root.rename(&from, &to) } else { root.rename_noreplace(&from, &to) })
         }
-        Op::Read { path, offset } => Done::Read(read(root, &path, offset)),
+        Op::Read { path, offset } => Done::Read(read(root, &path, offset).map(Source::File)),
         Op::Hash { path, algorithm } => Done::Hash(root.open_read(&path).map(|f| Box::new(HashJob::new(f, algorithm)))),
         Op::List { path, format, now, dir_only } => {
-            Done::List(list(root, &path, format, now, dir_only).map(|l| l.map(Box::new)))
+            Done::List(list(root, &path, format, now, dir_only).map(|l| l.map(|l| Source::Listing(Box::new(l)))))
         }
         Op::Status { path, now, max } => Done::Status(
             list(root, &path, ListFormat::Long, now, false)
@@ -318,6 +350,8 @@ pub enum Refusal {
     NoRoomForAFile,
     /// Every name a STOU tried is taken (553).
     NoUniqueName,
+    /// The store cannot do this (APPE, REST + STOR and MFMT on objects): 504.
+    Unsupported,
 }
 
 impl fmt::Display for Refusal {
@@ -326,6 +360,7 @@ impl fmt::Display for Refusal {
             Refusal::BeyondEnd => "restart offset beyond end of file",
             Refusal::NoRoomForAFile => "no room for another file",
             Refusal::NoUniqueName => "no unique name available",
+            Refusal::Unsupported => "not supported by this storage",
         })
     }
 }
@@ -338,6 +373,7 @@ impl Refusal {
             Refusal::BeyondEnd => io::ErrorKind::InvalidInput,
             Refusal::NoRoomForAFile => io::ErrorKind::QuotaExceeded,
             Refusal::NoUniqueName => io::ErrorKind::AlreadyExists,
+            Refusal::Unsupported => io::ErrorKind::Unsupported,
         };
         io::Error::new(kind, self)
     }

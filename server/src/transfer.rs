@@ -20,6 +20,9 @@ use crate::listing::Listing;
 pub enum Source {
     File(File),
     Listing(Box<Listing>),
+    /// Bytes a storage back-end streams from off the loop (see [`crate::storage::remote`]): a non-blocking
+    /// pipe whose end tells whether everything came.
+    Stream(Stream),
 }
 
 impl Read for Source {
@@ -27,6 +30,30 @@ impl Read for Source {
         match self {
             Source::File(f) => f.read(buf),
             Source::Listing(l) => l.read(buf),
+            Source::Stream(s) => s.read(buf),
+        }
+    }
+}
+
+/// The loop's end of a pipe a storage thread fills, non-blocking: an empty pipe is `WouldBlock` (the loop
+/// waits for it to become readable), and its end is a success only if the thread says everything came.
+pub struct Stream {
+    pipe: File,
+    end: std::sync::Arc<crate::storage::remote::StreamEnd>,
+    listing: bool,
+}
+
+impl Stream {
+    pub fn new(pipe: File, end: std::sync::Arc<crate::storage::remote::StreamEnd>, listing: bool) -> Stream {
+        Stream { pipe, end, listing }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.pipe.read(buf)? {
+            0 => self.end.result().map(|()| 0),
+            n => Ok(n),
         }
     }
 }
@@ -62,7 +89,8 @@ enum Direction {
     /// `truncate`: REST + STOR cuts the file at the offset when the transfer starts, not when the command came.
     /// `origin`: an upload in place (APPE, REST + STOR) started at this length, which [`Transfer::roll_back`]
     /// returns the file to.
-    Receive { file: File, truncate: Option<u64>, origin: Option<u64> },
+    /// `held`: received bytes the file (a pipe to a storage thread) did not take yet; `eof`: the client is done.
+    Receive { file: File, truncate: Option<u64>, origin: Option<u64>, held: Vec<u8>, eof: bool },
 }
 
 /// A transfer in progress.
@@ -89,7 +117,7 @@ impl Transfer {
 
     /// An upload (STOR, APPE, STOU) into `file`.
     pub fn receive(file: File, ascii: bool) -> Transfer {
-        let direction = Direction::Receive { file, truncate: None, origin: None };
+        let direction = Direction::Receive { file, truncate: None, origin: None, held: Vec::new(), eof: false };
         Transfer { direction, ascii, held_cr: false, bytes: 0 }
     }
 
@@ -126,7 +154,21 @@ impl Transfer {
 
     /// A directory listing (LIST, NLST, MLSD): not counted against transfer rates.
     pub fn is_listing(&self) -> bool {
-        matches!(self.direction, Direction::Send { source: Source::Listing(_), .. })
+        match &self.direction {
+            Direction::Send { source: Source::Listing(_), .. } => true,
+            Direction::Send { source: Source::Stream(s), .. } => s.listing,
+            _ => false,
+        }
+    }
+
+    /// The pipe of a transfer a storage thread feeds or drains, and whether the loop waits for it to be
+    /// writable (an upload) rather than readable: the loop registers it beside the data socket.
+    pub fn pipe(&self) -> Option<(std::os::fd::BorrowedFd<'_>, bool)> {
+        match &self.direction {
+            Direction::Send { source: Source::Stream(s), .. } => Some((s.pipe.as_fd(), false)),
+            Direction::Receive { file, .. } if is_pipe(file) => Some((file.as_fd(), true)),
+            _ => None,
+        }
     }
 
     pub fn is_upload(&self) -> bool {
@@ -212,6 +254,8 @@ impl Transfer {
                 return Step::Done;
             }
             Ok(n) => n,
+            // A stream's pipe is empty for now: the loop waits for it.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Blocked,
             Err(e) => return Step::Failed(TransferError::Local(e)),
         };
         match write_once(socket, &scratch[..n]) {
@@ -229,11 +273,31 @@ impl Transfer {
     }
 
     fn step_receive<S: Read>(&mut self, socket: &mut S, share: usize, scratch: &mut [u8]) -> Step {
-        let Direction::Receive { file, truncate, .. } = &mut self.direction else { return Step::Done };
+        let Direction::Receive { file, truncate, held, eof, .. } = &mut self.direction else { return Step::Done };
         if let Some(offset) = truncate.take() {
             if let Err(e) = file.set_len(offset) {
                 return Step::Failed(TransferError::Local(e));
             }
+        }
+        // What the file did not take last time goes first, and alone.
+        if !held.is_empty() {
+            return match write_some(file, held) {
+                Ok(0) => Step::Blocked,
+                Ok(n) => {
+                    held.drain(..n);
+                    if held.is_empty() {
+                        *held = Vec::new();
+                        if *eof {
+                            return Step::Done;
+                        }
+                    }
+                    Step::Yield
+                }
+                Err(e) => Step::Failed(TransferError::Local(e)),
+            };
+        }
+        if *eof {
+            return Step::Done;
         }
         let (input, out) = scratch.split_at_mut(share);
         let n = loop {
@@ -245,7 +309,7 @@ impl Transfer {
             }
         };
         self.bytes += n as u64;
-        let written = if self.ascii {
+        let bytes = if self.ascii {
             let mut len = crlf_to_lf(&input[..n], out, &mut self.held_cr);
             if n == 0 && self.held_cr {
                 // The end: a CR held back had no LF after it.
@@ -253,16 +317,47 @@ impl Transfer {
                 out[len] = b'\r';
                 len += 1;
             }
-            file.write_all(&out[..len])
+            &out[..len]
         } else {
-            file.write_all(&input[..n])
+            &input[..n]
         };
-        match written {
+        *eof = n == 0;
+        match write_some(file, bytes) {
             Err(e) => Step::Failed(TransferError::Local(e)),
-            Ok(()) if n == 0 => Step::Done,
-            Ok(()) => Step::Yield,
+            Ok(w) if w < bytes.len() => {
+                // A pipe that is full: the rest waits for it.
+                held.extend_from_slice(&bytes[w..]);
+                if w == 0 {
+                    Step::Blocked
+                } else {
+                    Step::Yield
+                }
+            }
+            Ok(_) if *eof => Step::Done,
+            Ok(_) => Step::Yield,
         }
     }
+}
+
+/// Writes as much of `bytes` as the file takes: all of it for a regular file; for a non-blocking pipe, up to
+/// where it is full.
+fn write_some(file: &mut File, bytes: &[u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < bytes.len() {
+        match file.write(&bytes[done..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+fn is_pipe(file: &File) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    file.metadata().is_ok_and(|m| m.file_type().is_fifo())
 }
 
 /// One write; `Err` carries the step to report when it took nothing.

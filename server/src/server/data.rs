@@ -254,6 +254,15 @@ impl Worker {
             (Some(config), true) => stream.start_tls(config.data.clone()),
             (None, true) => Err(io::Error::other("TLS asked for without a certificate")),
         };
+        // A transfer fed or drained by a storage thread waits on its pipe as on its socket: both wake it.
+        if let Some((fd, upload)) = transfer.pipe() {
+            let interest = if upload { Interest::WRITABLE } else { Interest::READABLE };
+            let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+            if let Err(e) = self.poll.registry().register(&mut mio::unix::SourceFd(&raw), Token(k), interest) {
+                d.transfer = Some(transfer);
+                return self.fail_transfer(k, e);
+            }
+        }
         d.transfer = Some(transfer);
         d.last_progress = now.mono;
         let deadline = now.mono + self.stall_timeout;

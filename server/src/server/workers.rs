@@ -424,10 +424,15 @@ pub(super) fn load_access(config: &Config) -> io::Result<Access> {
     let root = std::rc::Rc::new(root);
     let access = match &config.users {
         None => Access::anonymous_only(root.clone(), config.anonymous, config.read_only),
-        Some(file) => Access::load(&config.root, root.clone(), config.anonymous, config.read_only, file)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
+        Some(file) => {
+            Access::load(&config.root, root.clone(), config.anonymous, config.read_only, file, config.storage.is_some())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?
+        }
     };
-    Ok(access)
+    Ok(match &config.storage {
+        Some(backend) => access.with_backend(backend.clone()),
+        None => access,
+    })
 }
 
 /// `n` listeners on `addr`, all with SO_REUSEPORT so the kernel spreads connections across them; with port 0 the

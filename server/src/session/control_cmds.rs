@@ -12,7 +12,7 @@ use crate::facts::Facts;
 use crate::fs::VPath;
 use crate::hash::Algorithm;
 use crate::listing::ListFormat;
-use crate::storage::{Home, Op};
+use crate::storage::Op;
 
 impl Session {
     pub(super) fn dispatch(&mut self, now: Now, cmd: Command) {
@@ -281,7 +281,7 @@ impl Session {
             m.logins_ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         });
         self.event("login", &VPath::root(), None, 0, "ok");
-        self.home = Home::disk(account.root);
+        self.home = account.home;
         self.perms = account.perms;
         self.set_login(Login::LoggedIn { user, cwd: VPath::root() });
         self.reply(ReplyCode::UserLoggedIn, "Login successful.");

@@ -7,7 +7,7 @@ use ftp_common::{Reply, ReplyCode};
 use super::{Now, Session};
 use crate::facts::{parse_timeval, timeval};
 use crate::fs::VPath;
-use crate::storage::Op;
+use crate::storage::{Op, Refusal};
 
 /// Entries STAT shows over the control connection at most; beyond that, LIST is the way. STAT runs in one loop
 /// step, so this bounds its cost (each entry is a stat call): a few milliseconds, however large the directory.
@@ -52,6 +52,10 @@ impl Session {
                 s.log_change("MFMT", &p, &timeval(kept));
                 s.reply(ReplyCode::FileStatus, format!("Modify={}; {p}", timeval(kept)))
             }
+            Err(e) if Refusal::of(&e) == Some(Refusal::Unsupported) => s.reply(
+                ReplyCode::ParameterNotImplemented,
+                "MFMT is not supported by this storage: it keeps the time an object was written.",
+            ),
             Err(e) => s.fs_error(&arg, &e),
         });
     }

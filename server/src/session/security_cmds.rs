@@ -72,7 +72,7 @@ impl Session {
         }
         if matches!(self.login, Login::LoggedIn { .. } | Login::AwaitingPass { .. }) {
             debug!("session {}: AUTH after USER; logging in again", self.id);
-            self.home = crate::storage::Home::disk(self.access.base_root());
+            self.home = self.access.base_home();
             self.perms = Perms::default();
             self.set_login(Login::AwaitingUser);
         }

@@ -9,7 +9,7 @@ use ftp_common::ReplyCode;
 use super::{Job, Now, Session};
 use crate::listing::ListFormat;
 use crate::storage::{How, Op, Refusal};
-use crate::transfer::{Source, Transfer};
+use crate::transfer::Transfer;
 
 impl Session {
     pub(super) fn cmd_retr(&mut self, path: &str) {
@@ -20,8 +20,8 @@ impl Session {
         let p = self.cwd().join(path);
         let arg = path.to_string();
         self.request(Op::Read { path: p.clone(), offset }, move |s, now, done| match done.read() {
-            Ok(file) => {
-                let t = Transfer::send(Source::File(file), s.ascii);
+            Ok(source) => {
+                let t = Transfer::send(source, s.ascii);
                 s.begin(now, Job::new("RETR", p), t);
             }
             Err(e) if Refusal::of(&e) == Some(Refusal::BeyondEnd) => {
@@ -77,6 +77,13 @@ impl Session {
                         Some(Refusal::NoUniqueName) => {
                             s.reply(ReplyCode::FileNameNotAllowed, "No unique name available.")
                         }
+                        Some(Refusal::Unsupported) => s.reply(
+                            ReplyCode::ParameterNotImplemented,
+                            format!(
+                                "{verb} {}is not supported by this storage: objects are written whole.",
+                                if matches!(how, How::Resume(_)) { "after REST " } else { "" }
+                            ),
+                        ),
                         None => s.fs_error(&arg, &e),
                     };
                 }
@@ -108,9 +115,9 @@ impl Session {
         self.request(op, move |s, now, done| {
             let shown = path.as_deref().unwrap_or(".");
             match done.list() {
-                Ok(Some(l)) => {
+                Ok(Some(source)) => {
                     // Listing lines carry their own CRLF; they are never converted again.
-                    let t = Transfer::send(Source::Listing(l), false);
+                    let t = Transfer::send(source, false);
                     let verb = match format {
                         ListFormat::Long => "LIST",
                         ListFormat::Names => "NLST",
