@@ -61,3 +61,6 @@ mod rates;
 
 #[path = "integration/garage.rs"]
 mod garage;
+
+#[path = "integration/s3_ftp.rs"]
+mod s3_ftp;

@@ -12,7 +12,7 @@ use crate::util::{
     tool_available, TestServer, PEER_TIMEOUT,
 };
 
-fn lftp(server: &TestServer, script: &str) -> String {
+pub(crate) fn lftp(server: &TestServer, script: &str) -> String {
     let script = format!("set cmd:fail-exit true; set net:max-retries 1; set net:timeout 20; {script}; quit");
     let port = server.port().to_string();
     let out = run_bounded(
@@ -23,7 +23,7 @@ fn lftp(server: &TestServer, script: &str) -> String {
 }
 
 /// A tree of `dirs` nested directories holding `files` files in all, of varied sizes (0 bytes included).
-fn make_tree(root: &Path, dirs: usize, files: usize) {
+pub(crate) fn make_tree(root: &Path, dirs: usize, files: usize) {
     let mut folders = vec![root.to_path_buf()];
     for d in 0..dirs {
         let parent = folders[d / 2].clone();
@@ -39,7 +39,7 @@ fn make_tree(root: &Path, dirs: usize, files: usize) {
 }
 
 /// Relative path → SHA-256 of every file under `root`.
-fn tree_hashes(root: &Path) -> Vec<(String, String)> {
+pub(crate) fn tree_hashes(root: &Path) -> Vec<(String, String)> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
         for entry in fs::read_dir(dir).expect("walking a tree") {
             let path = entry.expect("entry").path();

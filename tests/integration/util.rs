@@ -132,15 +132,31 @@ impl TestServer {
         TestServer::launch_lines(&[], Some(root), args, count)
     }
 
+    /// Like [`TestServer::start`], with `env` added to the server's environment (a storage back-end's
+    /// credentials, say).
+    pub fn start_env(env: &[(&str, &str)], args: &[&str]) -> TestServer {
+        TestServer::launch_lines_env(&[], None, env, args, 1).0
+    }
+
     fn launch(prefix: &[&str], root_dir: Option<&Path>, args: &[&str]) -> TestServer {
         TestServer::launch_lines(prefix, root_dir, args, 1).0
     }
 
-    /// Starts the server and waits (bounded) for its first `count` stdout lines: the ready line, then any others
-    /// (such as the implicit TLS listener's).
     fn launch_lines(
         prefix: &[&str],
         root_dir: Option<&Path>,
+        args: &[&str],
+        count: usize,
+    ) -> (TestServer, Vec<String>) {
+        TestServer::launch_lines_env(prefix, root_dir, &[], args, count)
+    }
+
+    /// Starts the server and waits (bounded) for its first `count` stdout lines: the ready line, then any others
+    /// (such as the implicit TLS listener's).
+    fn launch_lines_env(
+        prefix: &[&str],
+        root_dir: Option<&Path>,
+        env: &[(&str, &str)],
         args: &[&str],
         count: usize,
     ) -> (TestServer, Vec<String>) {
@@ -162,6 +178,7 @@ impl TestServer {
             .arg("--root")
             .arg(&served)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

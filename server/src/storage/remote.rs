@@ -37,6 +37,32 @@ const PIPE_SIZE: usize = 1 << 20;
 const STREAM_BUF: usize = 256 * 1024;
 /// How long an upload whose data is all in waits for its session's decision before it is abandoned.
 const DECISION_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+/// Streams (downloads, listings, uploads) running at once in the whole server: each is a thread. Past this, a
+/// transfer on the back-end is refused with 451 rather than start a thread more.
+pub const MAX_STREAMS: usize = 1024;
+static STREAMS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A place among the [`MAX_STREAMS`], given back when the stream's thread ends.
+struct StreamSlot;
+
+impl StreamSlot {
+    fn take() -> io::Result<StreamSlot> {
+        use std::sync::atomic::Ordering;
+        let n = STREAMS.fetch_add(1, Ordering::AcqRel);
+        if n >= MAX_STREAMS {
+            STREAMS.fetch_sub(1, Ordering::AcqRel);
+            return Err(io::Error::new(io::ErrorKind::ResourceBusy, "too many transfers on the storage; try again"));
+        }
+        Ok(StreamSlot)
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        STREAMS.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// Stack of the threads that stream (they hold a buffer on the heap, not the stack).
 const STACK: usize = 256 * 1024;
 
@@ -235,10 +261,12 @@ fn read(b: &dyn Backend, p: &VPath, offset: u64) -> io::Result<Source> {
 
 /// A pipe whose far end a thread of its own fills from `reader`.
 fn stream_out(mut reader: Box<dyn Read + Send>, listing: bool) -> io::Result<Source> {
+    let slot = StreamSlot::take()?;
     let (ours, theirs) = pipe(false)?;
     let end = Arc::new(StreamEnd::default());
     let their_end = end.clone();
     std::thread::Builder::new().name("storage-stream".into()).stack_size(STACK).spawn(move || {
+        let _slot = slot;
         let mut theirs = theirs;
         let mut buf = vec![0; STREAM_BUF];
         let result = loop {
@@ -331,6 +359,7 @@ fn upload(
     }
     let size_before = existing.ok().filter(|m| m.is_file()).map(|m| m.len);
     let unique = how == How::Unique;
+    let slot = StreamSlot::take()?;
     let (path, sink) = b.upload(&path, unique)?;
     let (theirs, ours) = pipe(true)?;
     let temp = crate::fs::TempPath::beside(&path);
@@ -341,6 +370,7 @@ fn upload(
     let name = temp.to_string();
     let registry = uploads.clone();
     std::thread::Builder::new().name("storage-upload".into()).stack_size(STACK).spawn(move || {
+        let _slot = slot;
         let result = feed(theirs, sink, &decision);
         if let Ok(mut map) = registry.lock() {
             map.remove(&name);
