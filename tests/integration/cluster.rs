@@ -18,17 +18,22 @@ use crate::util::{
     content, curl_ok, path_str, python_ok, run_bounded, sha256, sha256_file, tool_available, wait_until, TestServer,
 };
 
-const CLIENT: &str = "127.0.0.5";
-const PASV_SPAN: u16 = 10;
+pub(crate) const CLIENT: &str = "127.0.0.5";
+pub(crate) const PASV_SPAN: u16 = 10;
 
 /// Two disjoint blocks of `PASV_SPAN` ports, free on every address the test uses.
 fn pasv_blocks() -> [u16; 2] {
+    pasv_blocks_in(42000, 49000, &["127.0.0.1", "127.0.0.2", "127.0.0.3"])
+}
+
+/// Two disjoint blocks of `PASV_SPAN` ports in `base..end`, free on each of `ips` (tests running at the same
+/// time draw from ranges of their own).
+pub(crate) fn pasv_blocks_in(base: u16, end: u16, ips: &[&str]) -> [u16; 2] {
     let seed = std::process::id() as u16;
     let mut found = Vec::new();
-    let mut lo = 42000 + (seed % 600) * 10;
-    while found.len() < 2 && lo < 49000 {
-        let free = (lo..lo + PASV_SPAN)
-            .all(|p| ["127.0.0.1", "127.0.0.2", "127.0.0.3"].iter().all(|ip| TcpListener::bind((*ip, p)).is_ok()));
+    let mut lo = base + (seed % ((end - base) / 20)) * 10;
+    while found.len() < 2 && lo < end {
+        let free = (lo..lo + PASV_SPAN).all(|p| ips.iter().all(|ip| TcpListener::bind((*ip, p)).is_ok()));
         if free {
             found.push(lo);
         }
@@ -38,7 +43,7 @@ fn pasv_blocks() -> [u16; 2] {
 }
 
 /// Whether HAProxy is installed (it has no --version: -v). Missing in CI fails the test; elsewhere it skips.
-fn haproxy_available() -> bool {
+pub(crate) fn haproxy_available() -> bool {
     let found = Command::new("haproxy").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status();
     if found.is_ok_and(|s| s.success()) {
         return true;
@@ -50,12 +55,12 @@ fn haproxy_available() -> bool {
     false
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 /// An HAProxy process, stopped by its PID when dropped.
-struct Balancer {
+pub(crate) struct Balancer {
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -67,7 +72,7 @@ impl Drop for Balancer {
     }
 }
 
-fn haproxy(config: &str) -> Balancer {
+pub(crate) fn haproxy(config: &str) -> Balancer {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("haproxy.cfg");
     fs::write(&path, config).expect("config");
@@ -129,7 +134,7 @@ fn node(ip: &str, root: &Path, pasv: u16) -> Node {
     Node { server, metrics }
 }
 
-fn config(control: u16, nodes: &[(&str, u16, u16)]) -> String {
+pub(crate) fn config(control: u16, nodes: &[(&str, u16, u16)]) -> String {
     let mut c = String::from(
         "global\n    maxconn 2000\n\ndefaults\n    mode tcp\n    timeout connect 2s\n    timeout client 60s\n    \
          timeout server 60s\n    retries 3\n    option redispatch\n\n",
@@ -152,7 +157,7 @@ fn config(control: u16, nodes: &[(&str, u16, u16)]) -> String {
     c
 }
 
-const FTPLIB: &str = r#"
+pub(crate) const FTPLIB: &str = r#"
 import ftplib, sys
 port, client, up, name = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 ftp = ftplib.FTP(source_address=(client, 0), timeout=30)

@@ -20,12 +20,16 @@ fn storage_url(c: &Cluster, node: usize, prefix: &str) -> String {
     )
 }
 
-/// An ftpserver keeping its files in the cluster (through Garage node `node`), anonymous users may write.
+/// An ftpserver keeping its files in the cluster (through Garage node `node`); anonymous users may write unless
+/// `extra` says otherwise.
 fn s3_server(c: &Cluster, node: usize, prefix: &str, extra: &[&str]) -> TestServer {
     let url = storage_url(c, node, prefix);
     let env =
         [("AWS_ACCESS_KEY_ID", c.var("AWS_ACCESS_KEY_ID")), ("AWS_SECRET_ACCESS_KEY", c.var("AWS_SECRET_ACCESS_KEY"))];
-    let mut args = vec!["--storage", url.as_str(), "--anonymous", "write"];
+    let mut args = vec!["--storage", url.as_str()];
+    if !extra.contains(&"--anonymous") {
+        args.extend(["--anonymous", "write"]);
+    }
     args.extend_from_slice(extra);
     TestServer::start_env(&env, &args)
 }
@@ -255,4 +259,104 @@ fn s3_a_garage_node_stopping_mid_transfer_fails_nothing() {
     let mut on_store = Vec::new();
     std::io::Read::read_to_end(&mut store.get("up.bin", 0).expect("GET"), &mut on_store).expect("read");
     assert_eq!(sha256(&on_store), sha256(&data));
+}
+
+#[test]
+fn s3_two_nodes_behind_haproxy_share_one_bucket() {
+    use crate::cluster::{config, free_port, haproxy, haproxy_available, pasv_blocks_in, CLIENT, FTPLIB, PASV_SPAN};
+    if !haproxy_available() {
+        return;
+    }
+    let cluster = cluster();
+    let prefix = unique_prefix("s3-haproxy");
+    let nodes = ["127.0.0.6", "127.0.0.7"];
+    let [pasv_a, pasv_b] = pasv_blocks_in(50000, 56000, &["127.0.0.1", nodes[0], nodes[1]]);
+    let node = |i: usize, pasv: u16| {
+        let range = format!("{pasv}-{}", pasv + PASV_SPAN - 1);
+        let extra = ["--bind", nodes[i], "--proxy-from", "127.0.0.1", "--pasv-address", "127.0.0.1", "--pasv-ports"];
+        let mut extra: Vec<&str> = extra.to_vec();
+        extra.push(&range);
+        // Each node talks to a Garage node of its own.
+        s3_server(&cluster, i + 1, &prefix, &extra)
+    };
+    let a = node(0, pasv_a);
+    let b = node(1, pasv_b);
+    let control = free_port();
+    let _lb = haproxy(&config(control, &[(nodes[0], a.port(), pasv_a), (nodes[1], b.port(), pasv_b)]));
+    assert!(
+        crate::util::wait_until(std::time::Duration::from_secs(10), || {
+            let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", control)) else { return false };
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let mut g = [0u8; 3];
+            std::io::Read::read_exact(&mut s, &mut g).is_ok() && &g == b"220"
+        }),
+        "the balancer never greeted"
+    );
+    let work = tempfile::tempdir().expect("work");
+    let lb = format!("ftp://127.0.0.1:{control}");
+    // Up through one session, down through the next (round robin: the other node, the other Garage node).
+    for round in 0..2u64 {
+        let data = content(60 + round, (9 << 20) + 3);
+        let up = work.path().join(format!("up{round}.bin"));
+        fs::write(&up, &data).expect("write");
+        let name = format!("{lb}/f{round}.bin");
+        curl_ok(&["--interface", CLIENT, "-T", path_str(&up), &name]);
+        let down = work.path().join(format!("down{round}.bin"));
+        curl_ok(&["--interface", CLIENT, "-o", path_str(&down), &name]);
+        assert_eq!(sha256_file(&down), sha256(&data), "round {round}");
+    }
+    let ftplib_data = content(70, 777_777);
+    let up = work.path().join("ftplib.bin");
+    fs::write(&up, &ftplib_data).expect("write");
+    let got = python_ok(FTPLIB, &[&control.to_string(), CLIENT, path_str(&up), "ftplib.bin"]);
+    assert_eq!(got.trim(), ftplib_data.len().to_string());
+    let store = client_at(&cluster, 2, &prefix);
+    let mut on_store = Vec::new();
+    std::io::Read::read_to_end(&mut store.get("ftplib.bin", 0).expect("GET"), &mut on_store).expect("read");
+    assert_eq!(sha256(&on_store), sha256(&ftplib_data));
+    // Both nodes served sessions.
+    for (name, n) in [("node A", &a), ("node B", &b)] {
+        assert!(n.log().contains(&format!("{CLIENT} logged in")), "{name} log:\n{}", n.log());
+    }
+}
+
+#[test]
+fn s3_users_homes_are_prefixes_and_permissions_hold() {
+    let cluster = cluster();
+    let prefix = unique_prefix("s3-homes");
+    let dir = tempfile::tempdir().expect("dir");
+    let hash = crate::util::password_hash("wonderland");
+    let users = dir.path().join("users.toml");
+    let text = format!(
+        "[[user]]\nname = \"alice\"\npassword = \"{hash}\"\nhome = \"alice\"\npermissions = [\"read\", \"write\", \
+         \"delete\", \"mkdir\", \"rename\"]\n\n[[user]]\nname = \"bob\"\npassword = \"{hash}\"\nhome = \"bob\"\n"
+    );
+    fs::write(&users, text).expect("users file");
+    let server = s3_server(&cluster, 1, &prefix, &["--users", path_str(&users), "--anonymous", "off"]);
+    let login = |user: &str| {
+        let mut c = server.ctl();
+        assert_eq!(c.cmd(&format!("USER {user}")), 331);
+        assert_eq!(c.cmd("PASS wonderland"), 230);
+        c
+    };
+    let mut alice = login("alice");
+    alice.expect("TYPE I", 200);
+    let addr = alice.pasv();
+    let data = data_connect(addr);
+    alice.send("STOR mine.txt");
+    assert_eq!(alice.reply().0, 150);
+    crate::util::write_and_close(data, b"alice's\n");
+    assert_eq!(alice.reply().0, 226);
+    // Her file is below her prefix on the store, and `..` does not leave it.
+    let store = client_at(&cluster, 2, &prefix);
+    assert!(store.head("alice/mine.txt").expect("HEAD").is_some());
+    assert_eq!(alice.cmd("CWD .."), 250);
+    assert_eq!(alice.cmd("SIZE /mine.txt"), 213);
+    assert_eq!(alice.cmd("SIZE ../bob/x"), 550);
+    // Bob sees his own (empty) home and may not write: read is all he has.
+    let mut bob = login("bob");
+    assert_eq!(bob.cmd("SIZE mine.txt"), 550);
+    assert_eq!(bob.cmd("MKD d"), 550);
+    assert_eq!(bob.cmd("DELE /alice/mine.txt"), 550);
+    assert!(store.head("alice/mine.txt").expect("HEAD").is_some(), "bob deleted alice's file");
 }
