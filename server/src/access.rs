@@ -343,24 +343,45 @@ impl Access {
     pub fn login(&self, user: &str) -> LoginPlan {
         if is_anonymous_name(user) {
             if let Some((root, perms)) = &self.anonymous {
-                let limits = self.limits.user("anonymous", self.anonymous_limits, root.host_path());
                 let home = self.home_of(root, None);
+                let limits = self.limits.user("anonymous", self.anonymous_limits, usage_of(&home, root));
                 let account = Account { name: user.to_string(), root: root.clone(), home, perms: *perms, limits };
                 return LoginPlan::Accept(account);
             }
         }
         match self.users.get(user) {
-            Some(u) => LoginPlan::Verify {
-                hash: u.hash.clone(),
-                account: Some(Account {
-                    name: user.to_string(),
-                    root: u.root.clone(),
-                    home: self.home_of(&u.root, u.home.as_deref()),
-                    perms: u.perms,
-                    limits: self.limits.user(user, u.limits, u.root.host_path()),
-                }),
-            },
+            Some(u) => {
+                let home = self.home_of(&u.root, u.home.as_deref());
+                let limits = self.limits.user(user, u.limits, usage_of(&home, &u.root));
+                LoginPlan::Verify {
+                    hash: u.hash.clone(),
+                    account: Some(Account {
+                        name: user.to_string(),
+                        root: u.root.clone(),
+                        home,
+                        perms: u.perms,
+                        limits,
+                    }),
+                }
+            }
             None => LoginPlan::Verify { hash: self.dummy_hash.clone(), account: None },
+        }
+    }
+}
+
+/// How a home's usage is measured for its quota: the tree on disk, or the objects below its prefix.
+fn usage_of(home: &Home, root: &Rc<Root>) -> crate::limits::Usage {
+    match home.backend() {
+        None => crate::limits::disk_usage(root.host_path()),
+        Some(b) => {
+            let b = b.clone();
+            Box::new(move || match b.usage() {
+                Ok(u) => u,
+                Err(e) => {
+                    log::warn!("quota: cannot measure {}: {e}", b.locate(&crate::fs::VPath::root()).display());
+                    (0, 0)
+                }
+            })
         }
     }
 }

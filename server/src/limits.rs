@@ -202,13 +202,13 @@ impl UserLimits {
 
     /// Counts what `home` holds, once, on a thread of its own (the tree may be large); changes made while it
     /// counts are added on top.
-    fn scan(self: &Arc<Self>, home: &Path) {
+    fn scan(self: &Arc<Self>, usage: Usage) {
         if self.scan.compare_exchange(SCAN_NONE, SCAN_RUNNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return;
         }
-        let (me, home) = (self.clone(), home.to_path_buf());
+        let me = self.clone();
         let spawned = std::thread::Builder::new().name("quota-scan".into()).spawn(move || {
-            let (bytes, files) = crate::fs::tree_usage(&home);
+            let (bytes, files) = usage();
             me.used(bytes as i64, files as i64);
             me.scan.store(SCAN_DONE, Ordering::Release);
         });
@@ -229,6 +229,15 @@ impl UserLimits {
     }
 }
 
+/// How a home's usage is measured: bytes and files.
+pub type Usage = Box<dyn FnOnce() -> (u64, u64) + Send>;
+
+/// The usage of a home on the local disk.
+pub fn disk_usage(home: &Path) -> Usage {
+    let home = home.to_path_buf();
+    Box::new(move || crate::fs::tree_usage(&home))
+}
+
 /// Every user's limits (and the server-wide rates), shared by the workers. Looked up at login only.
 #[derive(Debug)]
 pub struct Limits {
@@ -244,7 +253,9 @@ impl Limits {
 
     /// `user`'s limits, made or updated to `settings` (a reload changes them in place for everyone). With a
     /// quota, the usage of `home` is counted off the loop the first time.
-    pub fn user(&self, user: &str, settings: LimitSettings, home: &Path) -> Arc<UserLimits> {
+    /// The user's limits, made on its first login; with a quota, `usage` measures what its home holds
+    /// (once, on a thread of its own: a walk of the tree, or a listing of the store).
+    pub fn user(&self, user: &str, settings: LimitSettings, usage: Usage) -> Arc<UserLimits> {
         let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
         let limits = users.entry(user.to_string()).or_insert_with(|| {
             Arc::new(UserLimits {
@@ -266,7 +277,7 @@ impl Limits {
         limits.quota_bytes.store(settings.quota_bytes, Ordering::Relaxed);
         limits.quota_files.store(settings.quota_files, Ordering::Relaxed);
         if settings.quota_bytes > 0 || settings.quota_files > 0 {
-            limits.scan(home);
+            limits.scan(usage);
         }
         limits.clone()
     }
@@ -339,13 +350,13 @@ mod tests {
     fn max_sessions_claims() {
         let limits = Limits::new(0, 0);
         let home = std::env::temp_dir();
-        let u = limits.user("alice", LimitSettings { max_sessions: 2, ..LimitSettings::default() }, &home);
+        let u = limits.user("alice", LimitSettings { max_sessions: 2, ..LimitSettings::default() }, disk_usage(&home));
         let a = u.claim().expect("first");
         let _b = u.claim().expect("second");
         assert!(u.claim().is_none());
         drop(a);
         assert!(u.claim().is_some());
-        assert!(limits.user("bob", LimitSettings::default(), &home).claim().is_some());
+        assert!(limits.user("bob", LimitSettings::default(), disk_usage(&home)).claim().is_some());
     }
 
     #[test]

@@ -360,3 +360,43 @@ fn s3_users_homes_are_prefixes_and_permissions_hold() {
     assert_eq!(bob.cmd("DELE /alice/mine.txt"), 550);
     assert!(store.head("alice/mine.txt").expect("HEAD").is_some(), "bob deleted alice's file");
 }
+
+#[test]
+fn s3_quotas_count_the_objects_and_refuse_what_does_not_fit() {
+    let cluster = cluster();
+    let prefix = unique_prefix("s3-quota");
+    let store = client_at(&cluster, 2, &prefix);
+    store.put("carol/old.bin", &[7u8; 100_000]).expect("an existing object");
+    let dir = tempfile::tempdir().expect("dir");
+    let users = dir.path().join("users.toml");
+    let text = format!(
+        "[[user]]\nname = \"carol\"\npassword = \"{}\"\nhome = \"carol\"\npermissions = [\"read\", \"write\", \
+         \"delete\"]\nquota_bytes = 1000000\nquota_files = 3\n",
+        crate::util::password_hash("secret")
+    );
+    fs::write(&users, text).expect("users");
+    let server = s3_server(&cluster, 1, &prefix, &["--users", path_str(&users), "--anonymous", "off"]);
+    let mut c = server.ctl();
+    assert_eq!(c.cmd("USER carol"), 331);
+    assert_eq!(c.cmd("PASS secret"), 230);
+    let mut stor = |name: &str, len: usize| -> u16 {
+        let addr = c.pasv();
+        c.send(&format!("STOR {name}"));
+        let d = data_connect(addr);
+        let (code, _) = c.reply();
+        if code != 150 {
+            return code;
+        }
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::util::write_and_close(d, &content(9, len))
+        }));
+        c.reply().0
+    };
+    assert_eq!(stor("a.bin", 600_000), 226);
+    // 100,000 (measured on the store at login) + 600,000 + 600,000 > 1,000,000: refused, nothing on the store.
+    assert_eq!(stor("b.bin", 600_000), 552);
+    assert_eq!(store.head("carol/b.bin").expect("HEAD"), None);
+    // Two objects (old, a); one more file fits, then the file quota is full.
+    assert_eq!(stor("c.bin", 10), 226);
+    assert_eq!(stor("d.bin", 10), 552);
+}

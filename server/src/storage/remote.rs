@@ -92,6 +92,8 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// Starts an upload of `p` (only [`How::Replace`] and [`How::Unique`] are asked for); the name it will
     /// have (STOU: a free one) and where its bytes go.
     fn upload(&self, p: &VPath, unique: bool) -> io::Result<(VPath, Box<dyn Sink>)>;
+    /// What the home holds, bytes and files, for quotas (a walk of everything below it).
+    fn usage(&self) -> io::Result<(u64, u64)>;
 }
 
 /// Where an upload's bytes go on a back-end; nothing is visible until [`Sink::commit`].

@@ -217,6 +217,24 @@ impl Backend for S3 {
         Ok(Box::new(pages))
     }
 
+    fn usage(&self) -> io::Result<(u64, u64)> {
+        let (mut bytes, mut files) = (0, 0);
+        let mut next = None;
+        loop {
+            let page = self.client.list(&self.home, None, next.as_deref()).map_err(io_error)?;
+            for f in &page.files {
+                if !f.key.ends_with('/') {
+                    bytes += f.size;
+                    files += 1;
+                }
+            }
+            match page.next {
+                Some(token) => next = Some(token),
+                None => return Ok((bytes, files)),
+            }
+        }
+    }
+
     fn upload(&self, p: &VPath, unique: bool) -> io::Result<(VPath, Box<dyn Sink>)> {
         if !self.is_dir(&p.parent())? {
             return Err(not_found());
