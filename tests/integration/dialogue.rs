@@ -572,3 +572,29 @@ fn idle_sessions_time_out_but_running_transfers_do_not() {
     let replies = busy.expect_closed();
     assert_eq!(replies.iter().map(|r| r.0).collect::<Vec<_>>(), [421], "A after its transfer: {replies:?}");
 }
+
+// A data connection accepted in the same loop turn as the next EPSV: the session learns of the connection before
+// it reads the EPSV, so the old connection is dropped and the new listener stays open. (Had the two arrived the
+// other way round, the stale connection would have closed the new listener and the client's connect to the
+// advertised port would be refused.) Repeated, because it takes both to land in one turn.
+#[test]
+fn a_data_connection_and_the_next_epsv_in_one_turn_keep_the_new_listener() {
+    let server = TestServer::start(&[]);
+    let mut c = server.login();
+    for round in 0..200 {
+        let addr = c.epsv();
+        let _first = crate::util::data_connect(addr);
+        c.send("EPSV");
+        let (code, text) = c.reply();
+        assert_eq!(code, 229, "round {round}: {text}");
+        let port: u16 = text
+            .split("|||")
+            .nth(1)
+            .and_then(|t| t.split('|').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("round {round}: no port in {text:?}"));
+        let second = TcpStream::connect(("127.0.0.1", port));
+        assert!(second.is_ok(), "round {round}: the advertised port {port} refused: {second:?}");
+    }
+    assert_eq!(c.cmd("NOOP"), 200);
+}

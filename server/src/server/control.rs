@@ -137,6 +137,18 @@ impl Worker {
                     self.update_control(key, now);
                     return;
                 }
+                if c.lines.ready_lines() == 0 {
+                    break;
+                }
+                if !self.outcomes.is_empty() {
+                    // What the loop's I/O achieved so far reaches every session before its next line does (a data
+                    // connection accepted earlier in this turn must not land after the next PASV).
+                    self.deliver(now);
+                    if self.is_closed[key] {
+                        return;
+                    }
+                    continue;
+                }
                 let Some(line) = c.lines.pop() else { break };
                 handled += 1;
                 c.session.handle_line(now, line);
