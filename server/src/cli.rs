@@ -159,6 +159,11 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     pub storage: Option<String>,
 
+    /// A TOML file with the store's credentials (`access_key_id = "..."`, `secret_access_key = "..."`), for
+    /// `--storage`, instead of the environment; it must be readable by its owner only.
+    #[arg(long, value_name = "FILE", requires = "storage")]
+    pub storage_credentials: Option<PathBuf>,
+
     /// Once the listening sockets are bound, switch to this user (and its group) for good. Required to serve a
     /// network address as root (`--run-as root` insists on staying root).
     #[arg(long, value_name = "USER")]
@@ -263,6 +268,25 @@ impl GenCert {
             _ => Err("give --out DIR, or --cert FILE and --key FILE".to_string()),
         }
     }
+}
+
+/// The store's credentials from `--storage-credentials`: a TOML file only its owner may read.
+fn read_credentials(file: &std::path::Path) -> Result<crate::s3::Credentials, String> {
+    use std::os::unix::fs::PermissionsExt;
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        access_key_id: String,
+        secret_access_key: String,
+    }
+    let bad = |why: String| format!("--storage-credentials {}: {why}", file.display());
+    let meta = std::fs::metadata(file).map_err(|e| bad(e.to_string()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(bad("readable by others than its owner; chmod 600 it".into()));
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| bad(e.to_string()))?;
+    let parsed: File = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    Ok(crate::s3::Credentials::new(parsed.access_key_id, parsed.secret_access_key))
 }
 
 fn positive_secs(s: &str) -> Result<f64, String> {
@@ -442,7 +466,10 @@ impl Args {
     fn storage_backend(&self) -> Result<Option<std::sync::Arc<dyn crate::storage::remote::Backend>>, String> {
         let Some(url) = &self.storage else { return Ok(None) };
         let location: crate::s3::Location = url.parse().map_err(|e| format!("--storage: {e}"))?;
-        let credentials = crate::s3::Credentials::from_env().map_err(|e| format!("--storage: {e}"))?;
+        let credentials = match &self.storage_credentials {
+            Some(file) => read_credentials(file)?,
+            None => crate::s3::Credentials::from_env().map_err(|e| format!("--storage: {e}"))?,
+        };
         let config = crate::s3::ClientConfig {
             idle_connections: crate::storage::remote::THREADS * self.workers.unwrap_or(1).max(1) as usize,
             ..crate::s3::ClientConfig::default()
@@ -586,5 +613,27 @@ mod tests {
     fn missing_root_is_an_error() {
         let a = Args::try_parse_from(["ftpserver", "--root", "/nonexistent/dir/for/test"]).unwrap();
         assert!(a.into_config().unwrap_err().contains("/nonexistent/dir/for/test"));
+    }
+
+    // S3 credentials come from a file only its owner reads (or the environment), never from the command line.
+    #[test]
+    fn storage_credentials_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s3.toml");
+        std::fs::write(&file, "access_key_id = \"GKexample\"\nsecret_access_key = \"s3cr3t\"\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let creds = read_credentials(&file).unwrap();
+        assert_eq!(creds.key_id(), "GKexample");
+        assert!(!format!("{creds:?}").contains("s3cr3t"), "the secret is never printed");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(read_credentials(&file).unwrap_err().contains("readable by others"));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&file, "access_key_id = \"x\"\n").unwrap();
+        assert!(read_credentials(&file).unwrap_err().contains("secret_access_key"));
+        // The option needs --storage; a URL with credentials in it is refused.
+        assert!(Args::try_parse_from(["ftpserver", "--storage-credentials", "f"]).is_err());
+        let a = Args::try_parse_from(["ftpserver", "--storage", "s3://k:s@b?endpoint=http://127.0.0.1:1"]).unwrap();
+        assert!(a.into_config().unwrap_err().contains("credentials"));
     }
 }
