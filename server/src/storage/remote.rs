@@ -401,7 +401,7 @@ fn feed(mut pipe: File, mut sink: Box<dyn Sink>, decision: &Receiver<Decision>) 
                     drop(pipe);
                     sink.abort();
                     // The session still decides; whatever it says, the answer is the failure.
-                    if let Ok(Decision::Publish(reply)) = decision.recv() {
+                    if let Ok(Decision::Publish(reply)) = decision.recv_timeout(DECISION_WAIT) {
                         let _ = reply.send(Err(io::Error::new(e.kind(), e.to_string())));
                     }
                     return Err(e);
