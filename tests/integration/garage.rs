@@ -429,6 +429,12 @@ fn garage_directory_markers_and_delimiter_listing() {
 
     // Without a delimiter: everything, flat.
     assert_eq!(all_keys(&c, ""), ["docs/", "docs/a.txt", "docs/sub/b.txt", "empty/", "top.txt"]);
+    // One key is enough to tell a directory is not empty; the rest is on the next pages.
+    let first = c.list_up_to("docs/", Some("/"), None, 1).expect("list one");
+    assert_eq!(first.files.len() + first.dirs.len(), 1);
+    let rest = c.list_up_to("docs/", Some("/"), first.next.as_deref(), 1000).expect("list the rest");
+    assert_eq!(first.files.len() + first.dirs.len() + rest.files.len() + rest.dirs.len(), 3);
+    assert!(first.next.is_some() && rest.next.is_none());
     // A directory that does not exist lists as nothing.
     let none = c.list("nowhere/", Some("/"), None).expect("list nowhere/");
     assert!(none.files.is_empty() && none.dirs.is_empty() && none.next.is_none());

@@ -65,7 +65,7 @@ pub struct ClientConfig {
     /// The pause after the first failed attempt; it doubles after each further one, up to `max_backoff`.
     pub backoff: Duration,
     pub max_backoff: Duration,
-    /// Keys per listing page; S3 sends at most 1,000.
+    /// Keys per listing page, 1 to 1,000 (S3 sends at most 1,000).
     pub page_size: u16,
     /// Idle connections kept for reuse: as many as threads share the client, so that each request does not
     /// open a connection of its own.
@@ -368,6 +368,21 @@ impl Client {
     /// (`Some("/")`), keys with the delimiter after the prefix are rolled up into [`Page::dirs`]. Pass the last
     /// page's [`Page::next`] as `continuation` for the next page.
     pub fn list(&self, prefix: &str, delimiter: Option<&str>, continuation: Option<&str>) -> Result<Page, Error> {
+        self.list_up_to(prefix, delimiter, continuation, self.inner.config.page_size)
+    }
+
+    /// [`Client::list`] with at most `max_keys` files and dirs together in the page (1 to 1,000): one key is
+    /// enough to tell whether a directory has anything in it.
+    pub fn list_up_to(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+        continuation: Option<&str>,
+        max_keys: u16,
+    ) -> Result<Page, Error> {
+        if !(1..=1000).contains(&max_keys) {
+            return Err(Error::Other(format!("max_keys {max_keys} is outside 1..=1000")));
+        }
         check_prefix(prefix).map_err(Error::InvalidKey)?;
         let full = format!("{}{prefix}", self.inner.prefix);
         if full.len() > MAX_KEY_BYTES {
@@ -375,7 +390,7 @@ impl Client {
         }
         self.retrying("ListObjectsV2", prefix, Repeat::Safe, || {
             let mut action = self.inner.bucket.list_objects_v2(Some(&self.inner.credentials));
-            action.with_max_keys(usize::from(self.inner.config.page_size));
+            action.with_max_keys(usize::from(max_keys));
             if !full.is_empty() {
                 action.with_prefix(full.as_str());
             }
