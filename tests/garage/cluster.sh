@@ -12,6 +12,9 @@
 # Each node keeps its configuration, metadata, data, log and PID under DIR/nodeN. Replication factor 3 with
 # consistency mode "consistent": reads and writes need 2 of the 3 nodes, so any one node may be down.
 #
+# With GARAGE_OWNER_PID set, start also leaves a watchdog that stops the nodes once that process is gone (a test
+# run killed before it could stop the cluster leaves nothing behind).
+#
 # The garage binary: $GARAGE_BIN, else ~/.cache/ftp-ci/garage/bin/garage (where .ci/run installs it), else PATH.
 # Processes are stopped by the PIDs kept in DIR, never by name. Every wait polls a condition against a deadline.
 set -euo pipefail
@@ -152,6 +155,29 @@ stop_node() {
     rm -f "$DIR/node$n/pid"
 }
 
+# A background process that stops the nodes once process $1 has exited; its PID is kept in DIR/watchdog.pid.
+spawn_watchdog() {
+    local owner=$1
+    (
+        # Polls the owner's existence once a second: a watchdog, not a synchronisation.
+        while kill -0 "$owner" 2>/dev/null; do sleep 1; done
+        for n in "${NODES[@]}"; do stop_node "$n"; done
+        rm -f "$DIR/watchdog.pid"
+    ) </dev/null >/dev/null 2>&1 &
+    echo $! >"$DIR/watchdog.pid"
+}
+
+stop_watchdog() {
+    local file="$DIR/watchdog.pid" pid
+    [ -f "$file" ] || return 0
+    pid=$(cat "$file")
+    # Ours only if it is still this script's process for this DIR (the PID may have been reused).
+    if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$DIR"; then
+        kill -TERM "$pid" 2>/dev/null || true
+    fi
+    rm -f "$file"
+}
+
 start() {
     mkdir -p "$DIR"
     DIR=$(cd "$DIR" && pwd)
@@ -198,6 +224,9 @@ start() {
     g 1 bucket create "$BUCKET" >/dev/null
     g 1 bucket allow --read --write --owner "$BUCKET" --key "$key_id" >/dev/null
     STARTED=1
+    if [ -n "${GARAGE_OWNER_PID:-}" ]; then
+        spawn_watchdog "$GARAGE_OWNER_PID"
+    fi
 
     {
         echo "GARAGE_S3_ENDPOINT=http://$(ip_of 1):$PORT_BASE"
@@ -222,6 +251,7 @@ start)
     ;;
 stop)
     [ -d "$DIR" ] || exit 0
+    stop_watchdog
     for n in "${NODES[@]}"; do stop_node "$n"; done
     ;;
 stop-node | start-node)

@@ -2,7 +2,7 @@
 //! `tests/garage/cluster.sh`.
 //!
 //! The tests share one cluster: the first to need it starts it, the last to finish stops it (so it may start more
-//! than once if the tests run one at a time). Each test works under its own key prefix. Garage must be
+//! than once if the tests run one at a time); if the test process is killed first, the script's watchdog stops it. Each test works under its own key prefix. Garage must be
 //! installed: these tests never skip, they fail with the command that installs it (the install step of
 //! `.ci/run`). Every wait is bounded: the script polls with deadlines and runs under `run_bounded`.
 
@@ -108,6 +108,8 @@ impl Cluster {
         let mut cmd = Command::new("bash");
         cmd.arg(script()).arg(args[0]).arg(self.dir.path()).args(&args[1..]);
         cmd.env("GARAGE_BIN", garage_bin()).env("GARAGE_PORT_BASE", self.port_base.to_string());
+        // Should this process die before it stops the cluster, the script's watchdog stops it.
+        cmd.env("GARAGE_OWNER_PID", std::process::id().to_string());
         run_bounded(&mut cmd, limit)
     }
 
