@@ -440,6 +440,12 @@ fn garage_directory_markers_and_delimiter_listing() {
     // A directory that does not exist lists as nothing.
     let none = c.list("nowhere/", Some("/"), None).expect("list nowhere/");
     assert!(none.files.is_empty() && none.dirs.is_empty() && none.next.is_none());
+
+    // A narrower client (a per-user home) sees only its part; what it writes lands under the parent's key.
+    let home = c.under("docs/sub").expect("under");
+    assert_eq!(all_keys(&home, ""), ["b.txt"]);
+    home.put("c.txt", b"c").expect("put in the home");
+    assert_eq!(c.head("docs/sub/c.txt").expect("head").map(|m| m.size), Some(1));
 }
 
 #[test]

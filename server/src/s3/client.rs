@@ -180,12 +180,13 @@ impl From<Error> for Failure {
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// Empty, or ending in `/`: every key is relative to it.
+    prefix: Arc<str>,
 }
 
 struct Inner {
     bucket: Bucket,
     credentials: rusty_s3::Credentials,
-    prefix: String,
     agent: ureq::Agent,
     config: ClientConfig,
 }
@@ -194,7 +195,7 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("base", &self.inner.bucket.base_url().as_str())
-            .field("prefix", &self.inner.prefix)
+            .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
 }
@@ -225,16 +226,30 @@ impl Client {
         let inner = Inner {
             bucket,
             credentials: rusty_s3::Credentials::new(credentials.key_id(), credentials.secret()),
-            prefix: location.prefix().to_string(),
             agent: ureq::Agent::new_with_config(agent_config),
             config,
         };
-        Ok(Client { inner: Arc::new(inner) })
+        Ok(Client { inner: Arc::new(inner), prefix: location.prefix().into() })
+    }
+
+    /// A client for the keys under `sub` (a per-user home, say), sharing this one's connections: its keys are
+    /// relative to this prefix, then `sub/`. `sub` follows the key rules; empty gives the same prefix.
+    pub fn under(&self, sub: &str) -> Result<Client, Error> {
+        let sub = sub.trim_end_matches('/');
+        if sub.is_empty() {
+            return Ok(self.clone());
+        }
+        let prefix = format!("{}{sub}/", self.prefix);
+        check_key(&prefix[self.prefix.len()..]).map_err(Error::InvalidKey)?;
+        if prefix.len() > MAX_KEY_BYTES {
+            return Err(Error::InvalidKey(format!("prefix longer than {MAX_KEY_BYTES} bytes")));
+        }
+        Ok(Client { inner: self.inner.clone(), prefix: prefix.into() })
     }
 
     /// The prefix every key is relative to (empty, or ending in `/`).
     pub fn prefix(&self) -> &str {
-        &self.inner.prefix
+        &self.prefix
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -384,7 +399,7 @@ impl Client {
             return Err(Error::Other(format!("max_keys {max_keys} is outside 1..=1000")));
         }
         check_prefix(prefix).map_err(Error::InvalidKey)?;
-        let full = format!("{}{prefix}", self.inner.prefix);
+        let full = format!("{}{prefix}", self.prefix);
         if full.len() > MAX_KEY_BYTES {
             return Err(Error::InvalidKey(format!("prefix longer than {MAX_KEY_BYTES} bytes")));
         }
@@ -446,7 +461,7 @@ impl Client {
     /// The full key for a relative one, refused if it could leave the prefix or is too long.
     fn full_key(&self, key: &str) -> Result<String, Error> {
         check_key(key).map_err(Error::InvalidKey)?;
-        let full = format!("{}{key}", self.inner.prefix);
+        let full = format!("{}{key}", self.prefix);
         if full.len() > MAX_KEY_BYTES {
             return Err(Error::InvalidKey(format!("{key:?} with the prefix is longer than {MAX_KEY_BYTES} bytes")));
         }
@@ -552,7 +567,7 @@ impl Client {
     }
 
     fn page_from(&self, parsed: rusty_s3::actions::ListObjectsV2Response) -> Result<Page, Error> {
-        let prefix = self.inner.prefix.as_str();
+        let prefix = &*self.prefix;
         let mut files = Vec::with_capacity(parsed.contents.len());
         for object in parsed.contents {
             // The store only sends keys under the prefix asked for; anything else is not ours to show.
@@ -657,6 +672,20 @@ mod tests {
         assert_eq!(c.full_key("a/b.txt").unwrap(), "ftp/home/a/b.txt");
         assert_eq!(c.full_key("dir/").unwrap(), "ftp/home/dir/");
         assert_eq!(client("").full_key("x").unwrap(), "x");
+    }
+
+    #[test]
+    fn under_makes_a_narrower_client_on_the_same_connections() {
+        let c = client("ftp");
+        let home = c.under("alice").unwrap();
+        assert_eq!(home.prefix(), "ftp/alice/");
+        assert_eq!(home.full_key("notes.txt").unwrap(), "ftp/alice/notes.txt");
+        assert!(Arc::ptr_eq(&c.inner, &home.inner));
+        assert_eq!(c.under("").unwrap().prefix(), "ftp/");
+        assert_eq!(c.under("a/b/").unwrap().prefix(), "ftp/a/b/");
+        for bad in ["..", "../bob", "/abs", "a//b"] {
+            assert!(matches!(c.under(bad), Err(Error::InvalidKey(_))), "{bad:?}");
+        }
     }
 
     #[test]
