@@ -82,7 +82,7 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Cluster {
-        let dir = tempfile::Builder::new().prefix("garage-").tempdir().expect("temp dir for the cluster");
+        let dir = tempfile::Builder::new().prefix("ftp-s3-garage-").tempdir().expect("temp dir for the cluster");
         let port_base = free_port_base();
         let mut cluster = Cluster { dir, port_base, env: HashMap::new() };
         // If the start fails or panics, dropping `cluster` stops whatever nodes did start.
@@ -527,6 +527,12 @@ fn garage_one_node_down_reads_and_writes_still_succeed() {
     assert_eq!((hash.hex(), bytes), expected_digest(21, len, 0), "download across the stop");
     parts.push(c.upload_part(&upload, 2, &part[..4096]).expect("part 2 with node 3 down"));
     c.complete(&upload, &parts).expect("complete with node 3 down");
+
+    // Node 3 itself refuses connections: a transient failure, given up on after the bounded retries.
+    let c3_down = client_at(&cluster, 3, &prefix);
+    let tried = Instant::now();
+    assert!(matches!(c3_down.head("before.bin"), Err(Error::Transient(_))), "{:?}", c3_down.head("before.bin"));
+    assert!(tried.elapsed() < Duration::from_secs(30), "retries took {:?}", tried.elapsed());
 
     // With node 3 down: reads and writes through node 1 and node 2.
     let c2 = client_at(&cluster, 2, &prefix);
