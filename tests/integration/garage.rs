@@ -495,6 +495,12 @@ fn garage_missing_things_are_not_found_and_bad_keys_are_denied() {
     assert!(matches!(denied.head("k"), Err(Error::Denied(_))), "{:?}", denied.head("k"));
     assert!(matches!(denied.put("k", b"x"), Err(Error::Denied(_))));
 
+    // A region the store does not answer to: refused at once, not retried as if the store were down.
+    let url = format!("s3://{}/x?endpoint={endpoint}&region=elsewhere", cluster.var("GARAGE_BUCKET"));
+    let astray = Client::new(&url.parse().expect("url"), &cluster.credentials(), ClientConfig::default()).expect("c");
+    let got = astray.head("k");
+    assert!(matches!(got, Err(Error::Denied(_)) | Err(Error::Other(_))), "{got:?}");
+
     // A bucket that does not exist is a configuration error, not a missing file.
     let url = format!("s3://no-such-bucket?endpoint={endpoint}&region={}", cluster.var("GARAGE_S3_REGION"));
     let lost = Client::new(&url.parse().expect("url"), &cluster.credentials(), ClientConfig::default()).expect("c");
