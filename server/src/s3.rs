@@ -15,6 +15,7 @@ mod error;
 mod key;
 mod location;
 mod reader;
+mod wire;
 
 pub use client::{Client, ClientConfig, Entry, ObjectMeta, Page, Part, Upload, MAX_PARTS, MIN_PART_SIZE};
 pub use error::Error;
