@@ -51,7 +51,7 @@ fn garage_bin() -> PathBuf {
     assert!(
         on_path,
         "the S3 tests need Garage and it is not installed: run the install step of .ci/run \
-         (cargo install garage --locked --root ~/.cache/ftp-ci/garage), or set GARAGE_BIN"
+         (cargo install garage --version 2.5.0 --locked --root ~/.cache/ftp-ci/garage), or set GARAGE_BIN"
     );
     PathBuf::from("garage")
 }
@@ -75,6 +75,7 @@ fn free_port_base() -> u16 {
 }
 
 struct Cluster {
+    garage: PathBuf,
     dir: TempDir,
     port_base: u16,
     env: HashMap<String, String>,
@@ -82,9 +83,11 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Cluster {
+        // Before anything exists to clean up: without Garage the test fails here, saying how to install it.
+        let garage = garage_bin();
         let dir = tempfile::Builder::new().prefix("ftp-s3-garage-").tempdir().expect("temp dir for the cluster");
         let port_base = free_port_base();
-        let mut cluster = Cluster { dir, port_base, env: HashMap::new() };
+        let mut cluster = Cluster { garage, dir, port_base, env: HashMap::new() };
         // If the start fails or panics, dropping `cluster` stops whatever nodes did start.
         let started = Instant::now();
         let out = cluster.run(&["start"], START_LIMIT);
@@ -107,7 +110,7 @@ impl Cluster {
     fn run(&self, args: &[&str], limit: Duration) -> std::process::Output {
         let mut cmd = Command::new("bash");
         cmd.arg(script()).arg(args[0]).arg(self.dir.path()).args(&args[1..]);
-        cmd.env("GARAGE_BIN", garage_bin()).env("GARAGE_PORT_BASE", self.port_base.to_string());
+        cmd.env("GARAGE_BIN", &self.garage).env("GARAGE_PORT_BASE", self.port_base.to_string());
         // Should this process die before it stops the cluster, the script's watchdog stops it.
         cmd.env("GARAGE_OWNER_PID", std::process::id().to_string());
         run_bounded(&mut cmd, limit)
@@ -146,10 +149,15 @@ impl Cluster {
 }
 
 impl Drop for Cluster {
+    /// Never panics (it may run while a failed test unwinds): the script's stop is bounded on its own, each node
+    /// getting SIGTERM, then SIGKILL after its deadline.
     fn drop(&mut self) {
-        let out = self.run(&["stop"], NODE_LIMIT);
-        if !out.status.success() {
-            eprintln!("cluster.sh stop: {}", String::from_utf8_lossy(&out.stderr));
+        let mut cmd = Command::new("bash");
+        cmd.arg(script()).arg("stop").arg(self.dir.path()).stdin(std::process::Stdio::null());
+        match cmd.output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!("cluster.sh stop: {}", String::from_utf8_lossy(&out.stderr)),
+            Err(e) => eprintln!("cluster.sh stop: {e}"),
         }
     }
 }
