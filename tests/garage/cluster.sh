@@ -56,13 +56,30 @@ g() { # g N ARGS...: the garage CLI talking to node N
 hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
 
 # Polls "$@" until it succeeds or DEADLINE seconds pass; the pause between polls is short and the total bounded.
+# Fails at once if a node that should be running has exited.
 wait_for() {
     local what=$1
     shift
     local end=$((SECONDS + DEADLINE))
     until "$@" >/dev/null 2>&1; do
+        check_alive
         ((SECONDS < end)) || die "timed out after ${DEADLINE}s waiting for $what"
         sleep 0.2
+    done
+}
+
+# Every node with a PID file (started, not stopped) is running; otherwise fails with the end of its log (a port
+# in use, a bad configuration).
+check_alive() {
+    local n
+    for n in "${NODES[@]}"; do
+        if [ -f "$DIR/node$n/pid" ] && [ -z "$(live_pid "$n")" ]; then
+            die "node $n exited; the end of $DIR/node$n/log:"$'\n'"$(tail -n 5 "$DIR/node$n/log")"
+        fi
+        # A node whose S3 API could not start (its port taken) keeps running without it.
+        if grep -q 'API server exited with error' "$DIR/node$n/log" 2>/dev/null; then
+            die "node $n: $(grep -m1 'API server exited with error' "$DIR/node$n/log" | sed 's/.*ERROR[^ ]* *//')"
+        fi
     done
 }
 
@@ -112,12 +129,13 @@ spawn_node() {
     # stdin, stdout and stderr away from the caller, so that a caller reading our output sees its end. At a lower
     # priority (GARAGE_NICE, default 10): on a small machine the store yields the CPU to the servers and clients
     # whose latency other tests measure at the same time.
-    RUST_LOG=${GARAGE_LOG:-garage=warn} nice -n "${GARAGE_NICE:-10}" "$GARAGE" -c "$(conf_of "$n")" server \
+    NO_COLOR=1 RUST_LOG=${GARAGE_LOG:-garage=warn} nice -n "${GARAGE_NICE:-10}" "$GARAGE" -c "$(conf_of "$n")" server \
         </dev/null >>"$DIR/node$n/log" 2>&1 &
     echo $! >"$DIR/node$n/pid"
 }
 
 node_id() { g "$1" node id -q 2>/dev/null; }
+
 
 # Every node sees all three storage nodes up.
 whole() {
