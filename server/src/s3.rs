@@ -87,5 +87,7 @@ mod wire;
 pub use client::{Client, ClientConfig, Entry, ObjectMeta, Page, Part, Upload, MAX_PARTS, MIN_PART_SIZE};
 pub use error::Error;
 pub use key::MAX_KEY_BYTES;
-pub use location::{Credentials, Location, LocationError, MissingCredentials, DEFAULT_REGION, ENV_KEY_ID, ENV_SECRET};
+pub use location::{
+    Credentials, Location, LocationError, MissingCredentials, DEFAULT_REGION, ENV_KEY_ID, ENV_SECRET, ENV_SESSION_TOKEN,
+};
 pub use reader::ObjectReader;

@@ -223,7 +223,10 @@ impl Client {
             .build();
         let inner = Inner {
             bucket,
-            credentials: rusty_s3::Credentials::new(credentials.key_id(), credentials.secret()),
+            credentials: match credentials.session_token() {
+                Some(token) => rusty_s3::Credentials::new_with_token(credentials.key_id(), credentials.secret(), token),
+                None => rusty_s3::Credentials::new(credentials.key_id(), credentials.secret()),
+            },
             agent: ureq::Agent::new_with_config(agent_config),
             config,
         };

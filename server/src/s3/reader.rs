@@ -369,6 +369,20 @@ mod tests {
     }
 
     #[test]
+    fn a_session_token_is_signed_into_the_request() {
+        let empty = response("200 OK", &[("content-length", "0".into()), ("etag", "\"v1\"".into())], b"");
+        let (endpoint, server) = serve(vec![empty]);
+        let url = format!("s3://files?endpoint={endpoint}");
+        let credentials = Credentials::new("GK1", "s").with_session_token("tok-123");
+        let c = Client::new(&url.parse().expect("url"), &credentials, ClientConfig::default()).expect("client");
+        let mut got = Vec::new();
+        c.get("k", 0).expect("get").read_to_end(&mut got).expect("read");
+        let seen = server.join().expect("server");
+        assert!(got.is_empty());
+        assert!(seen[0].line.contains("X-Amz-Security-Token=tok-123"), "{}", seen[0].line);
+    }
+
+    #[test]
     fn status_codes_map_through_the_error_document() {
         let doc = b"<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>no</Message></Error>";
         let denied = response("403 Forbidden", &[("content-length", doc.len().to_string())], doc);
