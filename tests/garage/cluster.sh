@@ -12,6 +12,9 @@
 # Each node keeps its configuration, metadata, data, log and PID under DIR/nodeN. Replication factor 3 with
 # consistency mode "consistent": reads and writes need 2 of the 3 nodes, so any one node may be down.
 #
+# With GARAGE_OWNER_PID set, start also leaves a watchdog that stops the nodes once that process is gone (a test
+# run killed before it could stop the cluster leaves nothing behind).
+#
 # The garage binary: $GARAGE_BIN, else ~/.cache/ftp-ci/garage/bin/garage (where .ci/run installs it), else PATH.
 # Processes are stopped by the PIDs kept in DIR, never by name. Every wait polls a condition against a deadline.
 set -euo pipefail
@@ -53,13 +56,30 @@ g() { # g N ARGS...: the garage CLI talking to node N
 hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
 
 # Polls "$@" until it succeeds or DEADLINE seconds pass; the pause between polls is short and the total bounded.
+# Fails at once if a node that should be running has exited.
 wait_for() {
     local what=$1
     shift
     local end=$((SECONDS + DEADLINE))
     until "$@" >/dev/null 2>&1; do
+        check_alive
         ((SECONDS < end)) || die "timed out after ${DEADLINE}s waiting for $what"
         sleep 0.2
+    done
+}
+
+# Every node with a PID file (started, not stopped) is running; otherwise fails with the end of its log (a port
+# in use, a bad configuration).
+check_alive() {
+    local n
+    for n in "${NODES[@]}"; do
+        if [ -f "$DIR/node$n/pid" ] && [ -z "$(live_pid "$n")" ]; then
+            die "node $n exited; the end of $DIR/node$n/log:"$'\n'"$(tail -n 5 "$DIR/node$n/log")"
+        fi
+        # A node whose S3 API could not start (its port taken) keeps running without it.
+        if grep -q 'API server exited with error' "$DIR/node$n/log" 2>/dev/null; then
+            die "node $n: $(grep -m1 'API server exited with error' "$DIR/node$n/log" | sed 's/.*ERROR[^ ]* *//')"
+        fi
     done
 }
 
@@ -106,13 +126,16 @@ EOF
 spawn_node() {
     local n=$1
     [ -z "$(live_pid "$n")" ] || die "node $n is already running (PID $(live_pid "$n"))"
-    # stdin, stdout and stderr away from the caller, so that a caller reading our output sees its end.
-    RUST_LOG=${GARAGE_LOG:-garage=warn} "$GARAGE" -c "$(conf_of "$n")" server \
+    # stdin, stdout and stderr away from the caller, so that a caller reading our output sees its end. At a lower
+    # priority (GARAGE_NICE, default 10): on a small machine the store yields the CPU to the servers and clients
+    # whose latency other tests measure at the same time.
+    NO_COLOR=1 RUST_LOG=${GARAGE_LOG:-garage=warn} nice -n "${GARAGE_NICE:-10}" "$GARAGE" -c "$(conf_of "$n")" server \
         </dev/null >>"$DIR/node$n/log" 2>&1 &
     echo $! >"$DIR/node$n/pid"
 }
 
 node_id() { g "$1" node id -q 2>/dev/null; }
+
 
 # Every node sees all three storage nodes up.
 whole() {
@@ -150,6 +173,29 @@ stop_node() {
         sleep 0.1
     done
     rm -f "$DIR/node$n/pid"
+}
+
+# A background process that stops the nodes once process $1 has exited; its PID is kept in DIR/watchdog.pid.
+spawn_watchdog() {
+    local owner=$1
+    (
+        # Polls the owner's existence once a second: a watchdog, not a synchronisation.
+        while kill -0 "$owner" 2>/dev/null; do sleep 1; done
+        for n in "${NODES[@]}"; do stop_node "$n"; done
+        rm -f "$DIR/watchdog.pid"
+    ) </dev/null >/dev/null 2>&1 &
+    echo $! >"$DIR/watchdog.pid"
+}
+
+stop_watchdog() {
+    local file="$DIR/watchdog.pid" pid
+    [ -f "$file" ] || return 0
+    pid=$(cat "$file")
+    # Ours only if it is still this script's process for this DIR (the PID may have been reused).
+    if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$DIR"; then
+        kill -TERM "$pid" 2>/dev/null || true
+    fi
+    rm -f "$file"
 }
 
 start() {
@@ -198,6 +244,9 @@ start() {
     g 1 bucket create "$BUCKET" >/dev/null
     g 1 bucket allow --read --write --owner "$BUCKET" --key "$key_id" >/dev/null
     STARTED=1
+    if [ -n "${GARAGE_OWNER_PID:-}" ]; then
+        spawn_watchdog "$GARAGE_OWNER_PID"
+    fi
 
     {
         echo "GARAGE_S3_ENDPOINT=http://$(ip_of 1):$PORT_BASE"
@@ -222,6 +271,7 @@ start)
     ;;
 stop)
     [ -d "$DIR" ] || exit 0
+    stop_watchdog
     for n in "${NODES[@]}"; do stop_node "$n"; done
     ;;
 stop-node | start-node)

@@ -2,7 +2,7 @@
 //! `tests/garage/cluster.sh`.
 //!
 //! The tests share one cluster: the first to need it starts it, the last to finish stops it (so it may start more
-//! than once if the tests run one at a time). Each test works under its own key prefix. Garage must be
+//! than once if the tests run one at a time); if the test process is killed first, the script's watchdog stops it. Each test works under its own key prefix. Garage must be
 //! installed: these tests never skip, they fail with the command that installs it (the install step of
 //! `.ci/run`). Every wait is bounded: the script polls with deadlines and runs under `run_bounded`.
 
@@ -51,7 +51,7 @@ fn garage_bin() -> PathBuf {
     assert!(
         on_path,
         "the S3 tests need Garage and it is not installed: run the install step of .ci/run \
-         (cargo install garage --locked --root ~/.cache/ftp-ci/garage), or set GARAGE_BIN"
+         (cargo install garage --version 2.5.0 --locked --root ~/.cache/ftp-ci/garage), or set GARAGE_BIN"
     );
     PathBuf::from("garage")
 }
@@ -75,6 +75,7 @@ fn free_port_base() -> u16 {
 }
 
 pub(crate) struct Cluster {
+    garage: PathBuf,
     dir: TempDir,
     port_base: u16,
     env: HashMap<String, String>,
@@ -82,9 +83,11 @@ pub(crate) struct Cluster {
 
 impl Cluster {
     fn start() -> Cluster {
-        let dir = tempfile::Builder::new().prefix("garage-").tempdir().expect("temp dir for the cluster");
+        // Before anything exists to clean up: without Garage the test fails here, saying how to install it.
+        let garage = garage_bin();
+        let dir = tempfile::Builder::new().prefix("ftp-s3-garage-").tempdir().expect("temp dir for the cluster");
         let port_base = free_port_base();
-        let mut cluster = Cluster { dir, port_base, env: HashMap::new() };
+        let mut cluster = Cluster { garage, dir, port_base, env: HashMap::new() };
         // If the start fails or panics, dropping `cluster` stops whatever nodes did start.
         let started = Instant::now();
         let out = cluster.run(&["start"], START_LIMIT);
@@ -107,7 +110,9 @@ impl Cluster {
     fn run(&self, args: &[&str], limit: Duration) -> std::process::Output {
         let mut cmd = Command::new("bash");
         cmd.arg(script()).arg(args[0]).arg(self.dir.path()).args(&args[1..]);
-        cmd.env("GARAGE_BIN", garage_bin()).env("GARAGE_PORT_BASE", self.port_base.to_string());
+        cmd.env("GARAGE_BIN", &self.garage).env("GARAGE_PORT_BASE", self.port_base.to_string());
+        // Should this process die before it stops the cluster, the script's watchdog stops it.
+        cmd.env("GARAGE_OWNER_PID", std::process::id().to_string());
         run_bounded(&mut cmd, limit)
     }
 
@@ -144,10 +149,15 @@ impl Cluster {
 }
 
 impl Drop for Cluster {
+    /// Never panics (it may run while a failed test unwinds): the script's stop is bounded on its own, each node
+    /// getting SIGTERM, then SIGKILL after its deadline.
     fn drop(&mut self) {
-        let out = self.run(&["stop"], NODE_LIMIT);
-        if !out.status.success() {
-            eprintln!("cluster.sh stop: {}", String::from_utf8_lossy(&out.stderr));
+        let mut cmd = Command::new("bash");
+        cmd.arg(script()).arg("stop").arg(self.dir.path()).stdin(std::process::Stdio::null());
+        match cmd.output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!("cluster.sh stop: {}", String::from_utf8_lossy(&out.stderr)),
+            Err(e) => eprintln!("cluster.sh stop: {e}"),
         }
     }
 }
@@ -182,13 +192,18 @@ impl std::ops::Deref for Lease {
     }
 }
 
-/// Held by a test that stops a node: replication 3 in consistent mode tolerates one node down, not two.
-pub(crate) fn node_down() -> std::sync::MutexGuard<'static, ()> {
-    static NODE_DOWN: Mutex<()> = Mutex::new(());
-    NODE_DOWN.lock().unwrap_or_else(|e| e.into_inner())
+/// Held by each test while it runs: the S3 tests take turns, so that the store's load on the machine stays that of
+/// one test (other tests in this binary measure latencies and rates), and no two tests ever stop a node at once.
+static TURN: Mutex<()> = Mutex::new(());
+
+/// The cluster, for a test that holds the turn. The lease comes first: a test waiting for its turn keeps the
+/// cluster up for it, so the cluster is not stopped and started again between tests.
+pub(crate) fn cluster() -> (Lease, std::sync::MutexGuard<'static, ()>) {
+    let lease = lease();
+    (lease, TURN.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
-pub(crate) fn cluster() -> Lease {
+fn lease() -> Lease {
     let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
     let cluster = match &shared.cluster {
         Some(c) => c.clone(),
@@ -285,7 +300,7 @@ fn all_keys(client: &Client, prefix: &str) -> Vec<String> {
 
 #[test]
 fn garage_multipart_upload_is_byte_exact_and_reads_from_an_offset() {
-    let cluster = cluster();
+    let (cluster, _turn) = cluster();
     let c = client(&cluster, "multipart");
     // Four full parts and an odd tail: 21 MiB and 12,345 bytes.
     let len = 21 * 1024 * 1024 + 12_345;
@@ -313,7 +328,7 @@ fn garage_multipart_upload_is_byte_exact_and_reads_from_an_offset() {
 
 #[test]
 fn garage_small_objects_round_trip_including_empty_ones() {
-    let cluster = cluster();
+    let (cluster, _turn) = cluster();
     let c = client(&cluster, "small");
     for (i, len) in [0usize, 1, 1023, 1024, 1025, 65_537].into_iter().enumerate() {
         let key = format!("f{len}");
@@ -338,7 +353,7 @@ fn garage_small_objects_round_trip_including_empty_ones() {
 
 #[test]
 fn garage_an_aborted_upload_leaves_no_object() {
-    let cluster = cluster();
+    let (cluster, _turn) = cluster();
     let c = client(&cluster, "abort");
     let upload = c.create_multipart("partial.bin").expect("create");
     let part = content(3, MIN_PART_SIZE);
@@ -359,8 +374,8 @@ fn garage_an_aborted_upload_leaves_no_object() {
 #[test]
 fn garage_listing_pages_through_ten_thousand_objects() {
     const OBJECTS: usize = 10_000;
-    const THREADS: usize = 16;
-    let cluster = cluster();
+    const THREADS: usize = 8;
+    let (cluster, _turn) = cluster();
     let c = client(&cluster, "many");
     let started = Instant::now();
     let next = AtomicUsize::new(0);
@@ -409,7 +424,7 @@ fn garage_listing_pages_through_ten_thousand_objects() {
 
 #[test]
 fn garage_directory_markers_and_delimiter_listing() {
-    let cluster = cluster();
+    let (cluster, _turn) = cluster();
     let c = client(&cluster, "dirs");
     c.put("docs/", b"").expect("marker docs/");
     c.put("empty/", b"").expect("marker empty/");
@@ -435,14 +450,26 @@ fn garage_directory_markers_and_delimiter_listing() {
 
     // Without a delimiter: everything, flat.
     assert_eq!(all_keys(&c, ""), ["docs/", "docs/a.txt", "docs/sub/b.txt", "empty/", "top.txt"]);
+    // One key is enough to tell a directory is not empty; the rest is on the next pages.
+    let first = c.list_up_to("docs/", Some("/"), None, 1).expect("list one");
+    assert_eq!(first.files.len() + first.dirs.len(), 1);
+    let rest = c.list_up_to("docs/", Some("/"), first.next.as_deref(), 1000).expect("list the rest");
+    assert_eq!(first.files.len() + first.dirs.len() + rest.files.len() + rest.dirs.len(), 3);
+    assert!(first.next.is_some() && rest.next.is_none());
     // A directory that does not exist lists as nothing.
     let none = c.list("nowhere/", Some("/"), None).expect("list nowhere/");
     assert!(none.files.is_empty() && none.dirs.is_empty() && none.next.is_none());
+
+    // A narrower client (a per-user home) sees only its part; what it writes lands under the parent's key.
+    let home = c.under("docs/sub").expect("under");
+    assert_eq!(all_keys(&home, ""), ["b.txt"]);
+    home.put("c.txt", b"c").expect("put in the home");
+    assert_eq!(c.head("docs/sub/c.txt").expect("head").map(|m| m.size), Some(1));
 }
 
 #[test]
 fn garage_delete_and_copy() {
-    let cluster = cluster();
+    let (cluster, _turn) = cluster();
     let c = client(&cluster, "copy");
     let data = content(11, 300_000);
     c.put("a.bin", &data).expect("put");
@@ -465,7 +492,7 @@ fn garage_delete_and_copy() {
 
 #[test]
 fn garage_missing_things_are_not_found_and_bad_keys_are_denied() {
-    let cluster = cluster();
+    let (cluster, _turn) = cluster();
     let c = client(&cluster, "missing");
     assert_eq!(c.head("nothing").expect("head"), None);
     assert!(matches!(c.get("nothing", 0), Err(Error::NotFound)));
@@ -487,6 +514,12 @@ fn garage_missing_things_are_not_found_and_bad_keys_are_denied() {
     assert!(matches!(denied.head("k"), Err(Error::Denied(_))), "{:?}", denied.head("k"));
     assert!(matches!(denied.put("k", b"x"), Err(Error::Denied(_))));
 
+    // A region the store does not answer to: refused at once, not retried as if the store were down.
+    let url = format!("s3://{}/x?endpoint={endpoint}&region=elsewhere", cluster.var("GARAGE_BUCKET"));
+    let astray = Client::new(&url.parse().expect("url"), &cluster.credentials(), ClientConfig::default()).expect("c");
+    let got = astray.head("k");
+    assert!(matches!(got, Err(Error::Denied(_)) | Err(Error::Other(_))), "{got:?}");
+
     // A bucket that does not exist is a configuration error, not a missing file.
     let url = format!("s3://no-such-bucket?endpoint={endpoint}&region={}", cluster.var("GARAGE_S3_REGION"));
     let lost = Client::new(&url.parse().expect("url"), &cluster.credentials(), ClientConfig::default()).expect("c");
@@ -496,8 +529,7 @@ fn garage_missing_things_are_not_found_and_bad_keys_are_denied() {
 
 #[test]
 fn garage_one_node_down_reads_and_writes_still_succeed() {
-    let _only_one_node_down = node_down();
-    let cluster = cluster();
+    let (cluster, _turn) = cluster();
     let prefix = unique_prefix("node-down");
     let c = client_at(&cluster, 1, &prefix);
     let len = 3 * MIN_PART_SIZE as u64 + 777;
@@ -520,6 +552,12 @@ fn garage_one_node_down_reads_and_writes_still_succeed() {
     assert_eq!((hash.hex(), bytes), expected_digest(21, len, 0), "download across the stop");
     parts.push(c.upload_part(&upload, 2, &part[..4096]).expect("part 2 with node 3 down"));
     c.complete(&upload, &parts).expect("complete with node 3 down");
+
+    // Node 3 itself refuses connections: a transient failure, given up on after the bounded retries.
+    let c3_down = client_at(&cluster, 3, &prefix);
+    let tried = Instant::now();
+    assert!(matches!(c3_down.head("before.bin"), Err(Error::Transient(_))), "{:?}", c3_down.head("before.bin"));
+    assert!(tried.elapsed() < Duration::from_secs(30), "retries took {:?}", tried.elapsed());
 
     // With node 3 down: reads and writes through node 1 and node 2.
     let c2 = client_at(&cluster, 2, &prefix);

@@ -40,7 +40,7 @@ fn url(server: &TestServer, path: &str) -> String {
 
 #[test]
 fn s3_a_file_uploaded_through_one_node_downloads_through_the_other() {
-    let cluster = cluster();
+    let (cluster, _turn) = cluster();
     let prefix = unique_prefix("s3-nodes");
     let a = s3_server(&cluster, 1, &prefix, &[]);
     let b = s3_server(&cluster, 2, &prefix, &[]);
@@ -84,7 +84,7 @@ print("ok")
 
 #[test]
 fn s3_lftp_mirrors_a_tree_both_ways() {
-    let cluster = cluster();
+    let (cluster, _turn) = cluster();
     let server = s3_server(&cluster, 1, &unique_prefix("s3-mirror"), &[]);
     let local = tempfile::tempdir().expect("local");
     let src = local.path().join("src");
@@ -97,7 +97,7 @@ fn s3_lftp_mirrors_a_tree_both_ways() {
 
 #[test]
 fn s3_an_aborted_upload_leaves_no_object_and_rest_stor_is_504() {
-    let cluster = cluster();
+    let (cluster, _turn) = cluster();
     let prefix = unique_prefix("s3-abort");
     let server = s3_server(&cluster, 1, &prefix, &[]);
     let mut c = server.login();
@@ -127,7 +127,7 @@ fn s3_an_aborted_upload_leaves_no_object_and_rest_stor_is_504() {
 
 #[test]
 fn s3_directories_rename_and_delete_map_onto_objects() {
-    let cluster = cluster();
+    let (cluster, _turn) = cluster();
     let server = s3_server(&cluster, 1, &unique_prefix("s3-dirs"), &[]);
     let mut c = server.login();
     assert_eq!(c.cmd("MKD d"), 257);
@@ -164,7 +164,7 @@ fn server_stor(server: &TestServer, path: &str, data: &[u8]) {
 #[test]
 fn s3_listing_pages_through_ten_thousand_objects() {
     const OBJECTS: usize = 10_000;
-    let cluster = cluster();
+    let (cluster, _turn) = cluster();
     let prefix = unique_prefix("s3-many");
     let store = client_at(&cluster, 1, &prefix);
     let started = Instant::now();
@@ -194,7 +194,7 @@ fn s3_listing_pages_through_ten_thousand_objects() {
 #[test]
 fn s3_an_upload_holds_bounded_memory() {
     const SIZE: u64 = 512 * 1024 * 1024;
-    let cluster = cluster();
+    let (cluster, _turn) = cluster();
     let server = s3_server(&cluster, 1, &unique_prefix("s3-memory"), &[]);
     let before = peak_rss_kib(server.pid());
     let mut c = server.login();
@@ -227,9 +227,8 @@ fn peak_rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn s3_a_garage_node_stopping_mid_transfer_fails_nothing() {
-    let cluster = cluster();
+    let (cluster, _turn) = cluster();
     let prefix = unique_prefix("s3-node-down");
-    let _only_one_node_down = crate::garage::node_down();
     let server = s3_server(&cluster, 1, &prefix, &[]);
     let data = content(77, 48 * 1024 * 1024);
     let mut c = server.login();
@@ -267,7 +266,7 @@ fn s3_two_nodes_behind_haproxy_share_one_bucket() {
     if !haproxy_available() {
         return;
     }
-    let cluster = cluster();
+    let (cluster, _turn) = cluster();
     let prefix = unique_prefix("s3-haproxy");
     let nodes = ["127.0.0.6", "127.0.0.7"];
     let [pasv_a, pasv_b] = pasv_blocks_in(50000, 56000, &["127.0.0.1", nodes[0], nodes[1]]);
@@ -322,7 +321,7 @@ fn s3_two_nodes_behind_haproxy_share_one_bucket() {
 
 #[test]
 fn s3_users_homes_are_prefixes_and_permissions_hold() {
-    let cluster = cluster();
+    let (cluster, _turn) = cluster();
     let prefix = unique_prefix("s3-homes");
     let dir = tempfile::tempdir().expect("dir");
     let hash = crate::util::password_hash("wonderland");
@@ -363,7 +362,7 @@ fn s3_users_homes_are_prefixes_and_permissions_hold() {
 
 #[test]
 fn s3_quotas_count_the_objects_and_refuse_what_does_not_fit() {
-    let cluster = cluster();
+    let (cluster, _turn) = cluster();
     let prefix = unique_prefix("s3-quota");
     let store = client_at(&cluster, 2, &prefix);
     store.put("carol/old.bin", &[7u8; 100_000]).expect("an existing object");

@@ -32,6 +32,7 @@ use url::Url;
 use super::error::{error_fields, never_sent};
 use super::key::{check_key, check_prefix, MAX_KEY_BYTES};
 use super::reader::ObjectReader;
+use super::wire::{check_embedded_error, content_md5, content_range_total, header, meta_from, parse_rfc3339, read_xml};
 use super::{Credentials, Error, Location};
 
 /// How long a signed request stays valid. Each attempt is signed just before it is sent, so this only has to
@@ -40,9 +41,6 @@ const SIGNATURE_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
 /// The most bytes of an error response read for its message: error documents are a few hundred bytes.
 const ERROR_BODY_LIMIT: u64 = 64 * 1024;
-
-/// The most bytes of an XML response read (a listing page of 1,000 keys of the maximal 1 KiB each, with markup).
-const XML_BODY_LIMIT: u64 = 4 * 1024 * 1024;
 
 /// The part numbers S3 allows in one multipart upload.
 pub const MAX_PARTS: u16 = 10_000;
@@ -65,7 +63,7 @@ pub struct ClientConfig {
     /// The pause after the first failed attempt; it doubles after each further one, up to `max_backoff`.
     pub backoff: Duration,
     pub max_backoff: Duration,
-    /// Keys per listing page; S3 sends at most 1,000.
+    /// Keys per listing page, 1 to 1,000 (S3 sends at most 1,000).
     pub page_size: u16,
     /// Idle connections kept for reuse: as many as threads share the client, so that each request does not
     /// open a connection of its own.
@@ -166,7 +164,7 @@ pub(super) enum Repeat {
 /// One failed attempt: what it means, and whether the store surely never saw it.
 pub(super) struct Failure {
     pub(super) error: Error,
-    unsent: bool,
+    pub(super) unsent: bool,
 }
 
 impl From<Error> for Failure {
@@ -180,12 +178,13 @@ impl From<Error> for Failure {
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// Empty, or ending in `/`: every key is relative to it.
+    prefix: Arc<str>,
 }
 
 struct Inner {
     bucket: Bucket,
     credentials: rusty_s3::Credentials,
-    prefix: String,
     agent: ureq::Agent,
     config: ClientConfig,
 }
@@ -194,7 +193,7 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("base", &self.inner.bucket.base_url().as_str())
-            .field("prefix", &self.inner.prefix)
+            .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
 }
@@ -224,17 +223,34 @@ impl Client {
             .build();
         let inner = Inner {
             bucket,
-            credentials: rusty_s3::Credentials::new(credentials.key_id(), credentials.secret()),
-            prefix: location.prefix().to_string(),
+            credentials: match credentials.session_token() {
+                Some(token) => rusty_s3::Credentials::new_with_token(credentials.key_id(), credentials.secret(), token),
+                None => rusty_s3::Credentials::new(credentials.key_id(), credentials.secret()),
+            },
             agent: ureq::Agent::new_with_config(agent_config),
             config,
         };
-        Ok(Client { inner: Arc::new(inner) })
+        Ok(Client { inner: Arc::new(inner), prefix: location.prefix().into() })
+    }
+
+    /// A client for the keys under `sub` (a per-user home, say), sharing this one's connections: its keys are
+    /// relative to this prefix, then `sub/`. `sub` follows the key rules; empty gives the same prefix.
+    pub fn under(&self, sub: &str) -> Result<Client, Error> {
+        let sub = sub.trim_end_matches('/');
+        if sub.is_empty() {
+            return Ok(self.clone());
+        }
+        let prefix = format!("{}{sub}/", self.prefix);
+        check_key(&prefix[self.prefix.len()..]).map_err(Error::InvalidKey)?;
+        if prefix.len() > MAX_KEY_BYTES {
+            return Err(Error::InvalidKey(format!("prefix longer than {MAX_KEY_BYTES} bytes")));
+        }
+        Ok(Client { inner: self.inner.clone(), prefix: prefix.into() })
     }
 
     /// The prefix every key is relative to (empty, or ending in `/`).
     pub fn prefix(&self) -> &str {
-        &self.inner.prefix
+        &self.prefix
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -280,9 +296,11 @@ impl Client {
     /// caller's part buffer.
     pub fn put(&self, key: &str, body: &[u8]) -> Result<(), Error> {
         let full = self.full_key(key)?;
+        let digest = content_md5(body);
         self.retrying("PUT", key, Repeat::Safe, || {
             let url = self.inner.bucket.put_object(Some(&self.inner.credentials), &full).sign(SIGNATURE_LIFETIME);
-            self.send(self.inner.agent.put(url.as_str()).send(body)).map(drop)
+            let request = self.inner.agent.put(url.as_str()).header("content-md5", &digest);
+            self.send(request.send(body)).map(drop)
         })
     }
 
@@ -306,11 +324,13 @@ impl Client {
         if number == 0 || number > MAX_PARTS {
             return Err(Error::Other(format!("part number {number} is outside 1..={MAX_PARTS}")));
         }
+        let digest = content_md5(body);
         self.retrying("UploadPart", &upload.key, Repeat::Safe, || {
             let action =
                 self.inner.bucket.upload_part(Some(&self.inner.credentials), &upload.full_key, number, &upload.id);
             let url = action.sign(SIGNATURE_LIFETIME);
-            let response = self.send(self.inner.agent.put(url.as_str()).send(body))?;
+            let request = self.inner.agent.put(url.as_str()).header("content-md5", &digest);
+            let response = self.send(request.send(body))?;
             let etag = header(&response, "etag")
                 .ok_or_else(|| Error::Other(format!("UploadPart {number}: the response has no ETag")))?;
             Ok(Part { number, etag: etag.to_string() })
@@ -368,14 +388,29 @@ impl Client {
     /// (`Some("/")`), keys with the delimiter after the prefix are rolled up into [`Page::dirs`]. Pass the last
     /// page's [`Page::next`] as `continuation` for the next page.
     pub fn list(&self, prefix: &str, delimiter: Option<&str>, continuation: Option<&str>) -> Result<Page, Error> {
+        self.list_up_to(prefix, delimiter, continuation, self.inner.config.page_size)
+    }
+
+    /// [`Client::list`] with at most `max_keys` files and dirs together in the page (1 to 1,000): one key is
+    /// enough to tell whether a directory has anything in it.
+    pub fn list_up_to(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+        continuation: Option<&str>,
+        max_keys: u16,
+    ) -> Result<Page, Error> {
+        if !(1..=1000).contains(&max_keys) {
+            return Err(Error::Other(format!("max_keys {max_keys} is outside 1..=1000")));
+        }
         check_prefix(prefix).map_err(Error::InvalidKey)?;
-        let full = format!("{}{prefix}", self.inner.prefix);
+        let full = format!("{}{prefix}", self.prefix);
         if full.len() > MAX_KEY_BYTES {
             return Err(Error::InvalidKey(format!("prefix longer than {MAX_KEY_BYTES} bytes")));
         }
         self.retrying("ListObjectsV2", prefix, Repeat::Safe, || {
             let mut action = self.inner.bucket.list_objects_v2(Some(&self.inner.credentials));
-            action.with_max_keys(usize::from(self.inner.config.page_size));
+            action.with_max_keys(usize::from(max_keys));
             if !full.is_empty() {
                 action.with_prefix(full.as_str());
             }
@@ -431,7 +466,7 @@ impl Client {
     /// The full key for a relative one, refused if it could leave the prefix or is too long.
     fn full_key(&self, key: &str) -> Result<String, Error> {
         check_key(key).map_err(Error::InvalidKey)?;
-        let full = format!("{}{key}", self.inner.prefix);
+        let full = format!("{}{key}", self.prefix);
         if full.len() > MAX_KEY_BYTES {
             return Err(Error::InvalidKey(format!("{key:?} with the prefix is longer than {MAX_KEY_BYTES} bytes")));
         }
@@ -537,7 +572,7 @@ impl Client {
     }
 
     fn page_from(&self, parsed: rusty_s3::actions::ListObjectsV2Response) -> Result<Page, Error> {
-        let prefix = self.inner.prefix.as_str();
+        let prefix = &*self.prefix;
         let mut files = Vec::with_capacity(parsed.contents.len());
         for object in parsed.contents {
             // The store only sends keys under the prefix asked for; anything else is not ours to show.
@@ -562,71 +597,6 @@ pub(super) struct Opened {
     pub(super) etag: String,
 }
 
-fn header<'r>(response: &'r Response<Body>, name: &str) -> Option<&'r str> {
-    response.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
-fn meta_from(response: &Response<Body>) -> Result<ObjectMeta, Error> {
-    let size = header(response, "content-length")
-        .and_then(|v| v.parse::<u64>().ok())
-        .ok_or_else(|| Error::Other("HEAD: no Content-Length".into()))?;
-    let modified = header(response, "last-modified")
-        .ok_or_else(|| Error::Other("HEAD: no Last-Modified".into()))
-        .and_then(parse_http_date)?;
-    let etag = header(response, "etag").unwrap_or_default().to_string();
-    Ok(ObjectMeta { size, modified, etag })
-}
-
-/// The total size from a `Content-Range: bytes FIRST-LAST/TOTAL` header.
-fn content_range_total(value: &str) -> Option<u64> {
-    value.trim().strip_prefix("bytes ")?.split_once('/')?.1.trim().parse().ok()
-}
-
-/// An HTTP date (`Tue, 01 Dec 2026 22:00:00 GMT`), as HEAD's `Last-Modified` carries it.
-fn parse_http_date(value: &str) -> Result<SystemTime, Error> {
-    jiff::fmt::rfc2822::DateTimeParser::new()
-        .parse_timestamp(value)
-        .map(SystemTime::from)
-        .map_err(|e| Error::Other(format!("Last-Modified {value:?}: {e}")))
-}
-
-/// An RFC 3339 time (`2026-12-01T22:00:00.000Z`), as listings carry it.
-fn parse_rfc3339(value: &str) -> Result<SystemTime, Error> {
-    value
-        .parse::<jiff::Timestamp>()
-        .map(SystemTime::from)
-        .map_err(|e| Error::Other(format!("LastModified {value:?}: {e}")))
-}
-
-fn read_xml(response: Response<Body>) -> Result<String, Failure> {
-    let mut text = String::new();
-    response
-        .into_body()
-        .into_reader()
-        .take(XML_BODY_LIMIT)
-        .read_to_string(&mut text)
-        .map_err(|e| Failure::from(Error::from_io(&e)))?;
-    Ok(text)
-}
-
-/// A 200 response whose body is an `<Error>` document (CopyObject, CompleteMultipartUpload) is a failure.
-fn check_embedded_error(xml: &str) -> Result<(), Failure> {
-    let start = xml.trim_start();
-    let start =
-        if start.starts_with("<?xml") { start.split_once("?>").map_or("", |(_, r)| r).trim_start() } else { start };
-    if !start.starts_with("<Error>") {
-        return Ok(());
-    }
-    let (code, message) = error_fields(xml);
-    let status = match code.as_str() {
-        "InternalError" | "SlowDown" | "ServiceUnavailable" => 503,
-        "NoSuchKey" | "NoSuchUpload" => 404,
-        "AccessDenied" => 403,
-        _ => 400,
-    };
-    Err(Error::from_status(status, &code, &message).into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -642,6 +612,20 @@ mod tests {
         assert_eq!(c.full_key("a/b.txt").unwrap(), "ftp/home/a/b.txt");
         assert_eq!(c.full_key("dir/").unwrap(), "ftp/home/dir/");
         assert_eq!(client("").full_key("x").unwrap(), "x");
+    }
+
+    #[test]
+    fn under_makes_a_narrower_client_on_the_same_connections() {
+        let c = client("ftp");
+        let home = c.under("alice").unwrap();
+        assert_eq!(home.prefix(), "ftp/alice/");
+        assert_eq!(home.full_key("notes.txt").unwrap(), "ftp/alice/notes.txt");
+        assert!(Arc::ptr_eq(&c.inner, &home.inner));
+        assert_eq!(c.under("").unwrap().prefix(), "ftp/");
+        assert_eq!(c.under("a/b/").unwrap().prefix(), "ftp/a/b/");
+        for bad in ["..", "../bob", "/abs", "a//b"] {
+            assert!(matches!(c.under(bad), Err(Error::InvalidKey(_))), "{bad:?}");
+        }
     }
 
     #[test]
@@ -701,33 +685,5 @@ mod tests {
         assert!(matches!(result, Err(Error::Transient(_))), "{result:?}");
         assert_eq!(attempts, 3);
         assert!(matches!(c.head("k"), Err(Error::Transient(_))));
-    }
-
-    #[test]
-    fn content_range_gives_the_total() {
-        assert_eq!(content_range_total("bytes 100-199/1000"), Some(1000));
-        assert_eq!(content_range_total("bytes 0-0/1"), Some(1));
-        assert_eq!(content_range_total("bytes */1000"), Some(1000));
-        assert_eq!(content_range_total("bytes 0-1/*"), None);
-        assert_eq!(content_range_total("items 0-1/2"), None);
-    }
-
-    #[test]
-    fn dates_in_both_forms() {
-        let http = parse_http_date("Tue, 01 Dec 2026 22:00:00 GMT").unwrap();
-        let iso = parse_rfc3339("2026-12-01T22:00:00.000Z").unwrap();
-        assert_eq!(http, iso);
-        assert!(parse_http_date("yesterday").is_err());
-        assert!(parse_rfc3339("yesterday").is_err());
-    }
-
-    #[test]
-    fn an_error_document_in_a_200_response_is_a_failure() {
-        let ok = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyObjectResult><ETag>x</ETag></CopyObjectResult>";
-        assert!(check_embedded_error(ok).is_ok());
-        let slow = "<?xml version=\"1.0\"?>\n<Error><Code>SlowDown</Code><Message>m</Message></Error>";
-        assert!(matches!(check_embedded_error(slow), Err(Failure { error: Error::Transient(_), .. })));
-        let gone = "<Error><Code>NoSuchKey</Code></Error>";
-        assert!(matches!(check_embedded_error(gone), Err(Failure { error: Error::NotFound, .. })));
     }
 }

@@ -6,7 +6,8 @@
 //! | 404 `NoSuchBucket`                                               | `Other`          | 451 (misconfigured)   |
 //! | 401, 403 (`AccessDenied`, `SignatureDoesNotMatch`, ...)          | `Denied`         | 550                   |
 //! | 416 on a ranged GET past the end                                 | `InvalidRange`   | 554 (RFC 3659 REST)   |
-//! | 408, 429, 5xx; connection refused/reset/aborted, broken pipe,    | `Transient`      | 451 (try again)       |
+//! | 408, 429, 5xx, 400 `BadDigest` (a body damaged on the way);      | `Transient`      | 451 (try again)       |
+//! | connection refused/reset/aborted, broken pipe,                   |                  |                       |
 //! | a timeout, a response cut short, an HTTP protocol error          |                  |                       |
 //! | a key that could leave the prefix                                | `InvalidKey`     | 553                   |
 //! | anything else (other 4xx, 3xx, bad XML, DNS failure, TLS)        | `Other`          | 451                   |
@@ -56,6 +57,8 @@ impl Error {
         match status {
             404 if code == "NoSuchBucket" => Error::Other(format!("the bucket does not exist ({})", detail())),
             404 => Error::NotFound,
+            // The body arrived damaged (its Content-MD5 did not match): sending it again may well succeed.
+            400 if code == "BadDigest" => Error::Transient(detail()),
             401 | 403 => Error::Denied(detail()),
             408 | 429 | 500..=599 => Error::Transient(detail()),
             300..=399 => Error::Other(format!("{}; is the endpoint or region wrong?", detail())),
@@ -167,6 +170,7 @@ mod tests {
             assert!(Error::from_status(s, "", "").is_transient(), "{s}");
         }
         assert!(matches!(Error::from_status(400, "InvalidRequest", ""), Error::Other(_)));
+        assert!(Error::from_status(400, "BadDigest", "").is_transient());
         assert!(matches!(Error::from_status(301, "PermanentRedirect", ""), Error::Other(_)));
     }
 

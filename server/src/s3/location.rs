@@ -17,6 +17,8 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 /// The environment variables [`Credentials::from_env`] reads, as every S3 tool does.
 pub const ENV_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
 pub const ENV_SECRET: &str = "AWS_SECRET_ACCESS_KEY";
+/// Read too when set: the session token that comes with temporary credentials.
+pub const ENV_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
 
 /// A parsed storage URL: which bucket, under which prefix, at which endpoint, signed for which region.
 ///
@@ -264,11 +266,13 @@ fn percent_decode(path: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "not UTF-8 once percent-decoded".to_string())
 }
 
-/// An access key: the key id and its secret. `Debug` never shows the secret.
+/// An access key: the key id, its secret, and for temporary credentials a session token. `Debug` never shows the
+/// secret or the token.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     key_id: String,
     secret: String,
+    token: Option<String>,
 }
 
 /// Why [`Credentials::from_env`] found none.
@@ -285,16 +289,25 @@ impl std::error::Error for MissingCredentials {}
 
 impl Credentials {
     pub fn new(key_id: impl Into<String>, secret: impl Into<String>) -> Credentials {
-        Credentials { key_id: key_id.into(), secret: secret.into() }
+        Credentials { key_id: key_id.into(), secret: secret.into(), token: None }
     }
 
-    /// Reads `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
+    /// Temporary credentials: the session token is signed into every request.
+    pub fn with_session_token(self, token: impl Into<String>) -> Credentials {
+        Credentials { token: Some(token.into()), ..self }
+    }
+
+    /// Reads `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, and `AWS_SESSION_TOKEN` if it is set.
     pub fn from_env() -> Result<Credentials, MissingCredentials> {
         let var = |name: &'static str| match std::env::var(name) {
             Ok(v) if !v.is_empty() => Ok(v),
             _ => Err(MissingCredentials(name)),
         };
-        Ok(Credentials { key_id: var(ENV_KEY_ID)?, secret: var(ENV_SECRET)? })
+        let credentials = Credentials::new(var(ENV_KEY_ID)?, var(ENV_SECRET)?);
+        Ok(match var(ENV_SESSION_TOKEN) {
+            Ok(token) => credentials.with_session_token(token),
+            Err(_) => credentials,
+        })
     }
 
     pub fn key_id(&self) -> &str {
@@ -304,11 +317,19 @@ impl Credentials {
     pub(super) fn secret(&self) -> &str {
         &self.secret
     }
+
+    pub(super) fn session_token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
 }
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials").field("key_id", &self.key_id).field("secret", &"<redacted>").finish()
+        f.debug_struct("Credentials")
+            .field("key_id", &self.key_id)
+            .field("secret", &"<redacted>")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
     }
 }
 
@@ -446,5 +467,7 @@ mod tests {
         let c = Credentials::new("GK123", "very-secret");
         let shown = format!("{c:?}");
         assert!(shown.contains("GK123") && !shown.contains("very-secret"), "{shown}");
+        let shown = format!("{:?}", c.with_session_token("session-xyz"));
+        assert!(!shown.contains("very-secret") && !shown.contains("session-xyz"), "{shown}");
     }
 }

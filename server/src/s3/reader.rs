@@ -166,15 +166,27 @@ mod tests {
         }
     }
 
+    /// What the scripted server does on one connection after reading the request.
+    enum Step {
+        /// Writes the bytes (a response, perhaps cut short) and closes the connection.
+        Close(Vec<u8>),
+        /// Writes the bytes and then neither writes nor closes until the client gives up and closes.
+        Stall(Vec<u8>),
+    }
+
     /// Serves one connection per response in `script`, each response written as given (so it may be cut short),
     /// then closes it. Returns the requests seen.
     fn serve(script: Vec<Vec<u8>>) -> (String, thread::JoinHandle<Vec<Seen>>) {
+        serve_steps(script.into_iter().map(Step::Close).collect())
+    }
+
+    fn serve_steps(script: Vec<Step>) -> (String, thread::JoinHandle<Vec<Seen>>) {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
         let handle = thread::spawn(move || {
             let mut seen = Vec::new();
-            for response in script {
+            for step in script {
                 let deadline = Instant::now() + LIMIT;
                 let stream = loop {
                     match listener.accept() {
@@ -189,7 +201,16 @@ mod tests {
                 stream.set_read_timeout(Some(LIMIT)).expect("timeout");
                 seen.push(read_request(&stream));
                 let mut stream = stream;
-                let _ = stream.write_all(&response);
+                match step {
+                    Step::Close(bytes) => {
+                        let _ = stream.write_all(&bytes);
+                    }
+                    Step::Stall(bytes) => {
+                        let _ = stream.write_all(&bytes);
+                        // Until the client closes (read gives 0 or fails) or LIMIT passes.
+                        let _ = stream.read(&mut [0u8; 1]);
+                    }
+                }
             }
             seen
         });
@@ -317,6 +338,48 @@ mod tests {
         assert_eq!(seen.len(), attempts);
         assert!(got.is_empty());
         assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    }
+
+    #[test]
+    fn a_store_that_stalls_mid_body_or_before_answering_times_out() {
+        let data = body();
+        let headers = response("200 OK", &[("content-length", "1000".into()), ("etag", "\"v1\"".into())], &data[..10]);
+        // The first response stalls after 10 bytes of its body; the resumption gets no answer at all.
+        let (endpoint, server) = serve_steps(vec![Step::Stall(headers), Step::Stall(Vec::new())]);
+        let config = ClientConfig {
+            io_timeout: Duration::from_millis(300),
+            response_timeout: Duration::from_millis(300),
+            attempts: 1,
+            ..ClientConfig::default()
+        };
+        let url = format!("s3://files?endpoint={endpoint}");
+        let c = Client::new(&url.parse().expect("url"), &Credentials::new("GK1", "s"), config).expect("client");
+        let started = Instant::now();
+        let mut reader = c.get("k", 0).expect("get");
+        let mut got = Vec::new();
+        let err = reader.read_to_end(&mut got).expect_err("a stalled body");
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+        assert_eq!(got, data[..10]);
+        // attempts = 1: the read gives up after one stall; a new GET stalls before its headers.
+        let err = c.get("k", 10).map(drop).expect_err("a stalled response");
+        assert!(err.is_transient(), "{err}");
+        assert!(started.elapsed() < LIMIT, "timeouts took {:?}", started.elapsed());
+        drop(reader);
+        server.join().expect("server");
+    }
+
+    #[test]
+    fn a_session_token_is_signed_into_the_request() {
+        let empty = response("200 OK", &[("content-length", "0".into()), ("etag", "\"v1\"".into())], b"");
+        let (endpoint, server) = serve(vec![empty]);
+        let url = format!("s3://files?endpoint={endpoint}");
+        let credentials = Credentials::new("GK1", "s").with_session_token("tok-123");
+        let c = Client::new(&url.parse().expect("url"), &credentials, ClientConfig::default()).expect("client");
+        let mut got = Vec::new();
+        c.get("k", 0).expect("get").read_to_end(&mut got).expect("read");
+        let seen = server.join().expect("server");
+        assert!(got.is_empty());
+        assert!(seen[0].line.contains("X-Amz-Security-Token=tok-123"), "{}", seen[0].line);
     }
 
     #[test]
