@@ -464,7 +464,9 @@ impl Worker {
 
     /// Accepts from the plain listener or, with `implicit`, the implicit-FTPS one.
     fn accept_all(&mut self, implicit: bool, now: Now) {
-        while !self.accept_paused {
+        // Bounded: errors that concern one connection each are skipped, but never more than this many a turn.
+        let mut errors = 0;
+        while !self.accept_paused && errors < 64 {
             let listener = if implicit { &self.implicit } else { &self.listener };
             let Some(listener) = listener else { return };
             match listener.accept() {
@@ -477,9 +479,12 @@ impl Worker {
                     self.accept_paused = true;
                     self.timers.insert((now.mono + ACCEPT_BACKOFF, ACCEPT_TIMER));
                 }
+                // EINVAL: the listener was stopped (shutdown began); the worker drops it when it sees that.
+                Err(e) if e.raw_os_error() == Some(22) => return,
                 Err(e) => {
                     // ECONNABORTED and friends concern one connection, not the server.
                     debug!("accept: {e}");
+                    errors += 1;
                 }
             }
         }

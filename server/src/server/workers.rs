@@ -53,6 +53,9 @@ pub(super) struct Shared {
     /// The configuration in force, and its generation (SIGHUP makes a new one).
     config: Mutex<Arc<Config>>,
     generation: AtomicU64,
+    /// Handles on every worker's control listeners, so that shutdown stops them all at once (see
+    /// [`Shared::begin_shutdown`]).
+    listening: Mutex<Vec<std::net::TcpListener>>,
 }
 
 /// Why a connection was refused at accept.
@@ -223,8 +226,14 @@ impl Shared {
         }
     }
 
-    /// Starts the shutdown on every worker.
+    /// Starts the shutdown on every worker. The listeners stop first, here: a worker that wakes a moment after
+    /// another must not accept a connection after the first has told its clients the server is going away.
     pub(super) fn begin_shutdown(&self) {
+        for l in self.listening.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            // shutdown(2) on a listening socket stops it listening (new connections are refused) while the
+            // worker still holds its handle; the worker closes that when it sees the shutdown.
+            let _ = socket2::SockRef::from(&l).shutdown(std::net::Shutdown::Read);
+        }
         self.shutdown.store(true, Ordering::Release);
         self.wake_all();
     }
@@ -276,6 +285,8 @@ impl Server {
             }
         };
         let implicit_addr = implicit.as_ref().map(|l| l[0].local_addr()).transpose()?;
+        let listening =
+            control.iter().chain(implicit.iter().flatten()).map(|l| l.try_clone()).collect::<io::Result<_>>()?;
         let mut implicit = implicit.map(Vec::into_iter);
         let listeners = control.into_iter().map(|l| (l, implicit.as_mut().and_then(Iterator::next))).collect();
         let metrics = match config.metrics {
@@ -338,6 +349,7 @@ impl Server {
             sessions_request: AtomicU64::new(0),
             sessions_reply: Mutex::new(HashMap::new()),
             sessions_answered: std::sync::Condvar::new(),
+            listening: Mutex::new(listening),
         });
         let anonymous = match config.anonymous {
             Anonymous::Write if config.read_only => Anonymous::Read,
@@ -510,6 +522,7 @@ mod tests {
             sessions_request: AtomicU64::new(0),
             sessions_reply: Mutex::new(HashMap::new()),
             sessions_answered: std::sync::Condvar::new(),
+            listening: Mutex::new(Vec::new()),
         }
     }
 
