@@ -45,7 +45,8 @@ impl Job {
         match self {
             Job::Get { remote, local, mtime } => {
                 let shown = local.to_str().ok_or_else(|| format!("{} is not valid UTF-8", local.display()))?;
-                transfer::get(client, remote, Some(shown), opts)?;
+                // Many files share the connections; a second session per file would cost more than it saves.
+                transfer::get(client, remote, Some(shown), opts, None)?;
                 let file = OpenOptions::new().write(true).open(local).map_err(|e| format!("{}: {e}", local.display()));
                 let file = file?;
                 if let Some(time) = mtime {

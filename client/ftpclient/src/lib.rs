@@ -19,7 +19,9 @@
 //! their verification in [`transfer`], local file handling in [`local`].
 
 pub mod connect;
+pub mod digest;
 pub mod glob;
+pub mod hash_ahead;
 pub mod jobs;
 pub mod listing;
 pub mod local;

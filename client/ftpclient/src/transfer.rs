@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use log::debug;
 
+use crate::connect::Login;
+use crate::hash_ahead::{HashAhead, HASH_AHEAD_MIN};
 use crate::local::{check_target, download_target, open_upload, partial_path, transfer_summary, upload_name, PartFile};
 use crate::progress::{Meter, Metered};
 use ftp_client::to_hex;
@@ -46,15 +48,27 @@ impl Options {
 }
 
 /// Downloads `remote`; returns the summary line. A download cut short (Ctrl-C, a broken connection) after some
-/// bytes arrived keeps them as `LOCAL.part`, which `get -c` continues.
-pub fn get(client: &mut FtpClient, remote: &str, local: Option<&str>, opts: Options) -> Result<String, String> {
+/// bytes arrived keeps them as `LOCAL.part`, which `get -c` continues. With `beside` (how to open a second session),
+/// a large file's digest is asked for on a second session while it downloads ([`HashAhead`]).
+pub fn get(
+    client: &mut FtpClient,
+    remote: &str,
+    local: Option<&str>,
+    opts: Options,
+    beside: Option<&Login>,
+) -> Result<String, String> {
     let target = download_target(remote, local)?;
     if opts.resume {
         return get_continue(client, remote, &target, opts);
     }
     check_target(&target, opts.force)?;
     let hash = offers_sha256(client)?;
-    let total = if opts.progress { client.size(remote).ok() } else { None };
+    let beside = beside.filter(|_| hash);
+    let total = if opts.progress || beside.is_some() { client.size(remote).ok() } else { None };
+    let ahead = match (beside, total) {
+        (Some(login), Some(size)) if size >= HASH_AHEAD_MIN => start_hash_ahead(client, login, remote),
+        _ => None,
+    };
     let mut part = PartFile::create(&target)
         .map_err(|e| format!("cannot create a temporary file beside {}: {e}", target.display()))?;
     let mut meter = opts.meter(hash);
@@ -73,7 +87,7 @@ pub fn get(client: &mut FtpClient, remote: &str, local: Option<&str>, opts: Opti
         Err(e) => return Err(why(&e, "RETR")),
     };
     let elapsed = start.elapsed();
-    let check = match verify(client, remote, bytes, digest) {
+    let check = match verify_with(client, remote, bytes, digest, ahead) {
         Ok(check) => check,
         // The connection broke before the copy could be checked: what arrived may be all of it.
         Err(msg) if client.is_closed() && bytes > 0 => return Err(keep_partial(part, &target, remote, bytes, &msg)),
@@ -268,12 +282,56 @@ fn offers_sha256(client: &mut FtpClient) -> Result<bool, String> {
     Ok(algorithms.iter().any(|(name, _)| name.eq_ignore_ascii_case(HASH_ALGORITHM)))
 }
 
+/// Starts asking for `remote`'s digest on a second session, from the first session's directory when `remote` is
+/// relative; `None` when that directory is unknown.
+fn start_hash_ahead(client: &mut FtpClient, login: &Login, remote: &str) -> Option<HashAhead> {
+    let cwd = if remote.starts_with('/') {
+        None
+    } else {
+        match client.pwd() {
+            Ok(cwd) => Some(cwd),
+            Err(e) => {
+                debug!("PWD ({e}): the digest is asked for after the download");
+                return None;
+            }
+        }
+    };
+    Some(HashAhead::start(login, cwd, remote, HASH_ALGORITHM))
+}
+
 /// Compares the local copy (`len` bytes, with SHA-256 `digest` when hashing) with the server's; returns what was
 /// checked (`SHA-256 verified`, `size verified`), or why the copies differ.
 fn verify(client: &mut FtpClient, remote: &str, len: u64, digest: Option<[u8; 32]>) -> Result<String, String> {
+    verify_with(client, remote, len, digest, None)
+}
+
+/// [`verify`], taking the server's digest from `ahead` (asked for during the download) when it has one; otherwise,
+/// or when the second session failed, asking on `client` now.
+fn verify_with(
+    client: &mut FtpClient,
+    remote: &str,
+    len: u64,
+    digest: Option<[u8; 32]>,
+    ahead: Option<HashAhead>,
+) -> Result<String, String> {
     if let Some(digest) = digest {
         let local = to_hex(&digest);
-        match client.select_hash(HASH_ALGORITHM).and_then(|()| client.hash(remote)) {
+        let early = ahead.and_then(|ahead| match ahead.wait() {
+            Ok(theirs) if theirs.algorithm.eq_ignore_ascii_case(HASH_ALGORITHM) => Some(theirs),
+            Ok(theirs) => {
+                debug!("HASH on the second session answered with {}; asking again here", theirs.algorithm);
+                None
+            }
+            Err(e) => {
+                debug!("HASH on the second session: {e}; asking again here");
+                None
+            }
+        });
+        let theirs = match early {
+            Some(theirs) => Ok(theirs),
+            None => client.select_hash(HASH_ALGORITHM).and_then(|()| client.hash(remote)),
+        };
+        match theirs {
             Ok(theirs) if theirs.algorithm.eq_ignore_ascii_case(HASH_ALGORITHM) => {
                 return if theirs.hex == local {
                     Ok(format!("{HASH_ALGORITHM} verified"))

@@ -32,9 +32,11 @@ impl Shell<'_> {
     /// existing file (it then starts again).
     pub(super) fn get_retrying(&mut self, remote: &str, local: Option<&str>, opts: Options) -> Result<String, String> {
         let replaces = download_target(remote, local).is_ok_and(|t| Path::new(&t).exists());
+        // The server's digest is asked for on a second session during the download (see `hash_ahead`).
+        let login = self.login.clone();
         self.retrying(remote, |client, retry| {
             let resume = opts.resume || (retry && !replaces);
-            transfer::get(client, remote, local, Options { resume, ..opts })
+            transfer::get(client, remote, local, Options { resume, ..opts }, login.as_ref())
         })
     }
 
