@@ -192,6 +192,11 @@ impl Board {
         Board { multi, total }
     }
 
+    /// Prints `line` above the bars.
+    pub fn println(&self, line: &str) {
+        let _ = self.multi.println(line);
+    }
+
     /// Counts one more finished transfer.
     pub fn file_done(&self) {
         self.total.inc(1);

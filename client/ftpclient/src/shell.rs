@@ -9,7 +9,7 @@
 
 mod local_cmds;
 mod record;
-mod retry;
+pub mod retry;
 
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -317,7 +317,13 @@ impl<'a> Shell<'a> {
     }
 
     fn options(&self, force: bool, resume: bool) -> Options {
-        Options { force: force || self.force, resume, progress: self.progress, limit_rate: self.limit_rate }
+        Options {
+            force: force || self.force,
+            resume,
+            progress: self.progress,
+            limit_rate: self.limit_rate,
+            continue_part: false,
+        }
     }
 
     fn execute(&mut self, cmd: &Cmd) -> Result<Output, String> {
@@ -431,16 +437,16 @@ impl<'a> Shell<'a> {
     fn run_jobs(&mut self, jobs: Vec<Job>, parallel: Option<usize>, force: bool) -> Outcome {
         let parallel = parallel.unwrap_or(self.parallel);
         let opts = self.options(force, false);
-        // Extra connections start where this session is.
+        // Extra connections, and new ones after a lost connection, start where this session is.
         let cwd = match &self.login {
-            Some(_) if parallel > 1 && jobs.len() > 1 => self.client.pwd().ok(),
+            Some(_) if (parallel > 1 && jobs.len() > 1) || self.retries > 0 => self.client.pwd().ok(),
             _ => None,
         };
         let extra = match (&self.login, cwd) {
             (Some(login), Some(cwd)) => Some(Extra { login, cwd }),
             _ => None,
         };
-        jobs::run_jobs(&mut self.client, extra, jobs, parallel, opts, self.interrupt.as_ref())
+        jobs::run_jobs(&mut self.client, extra, jobs, parallel, opts, self.retries, self.interrupt.as_ref())
     }
 
     /// `mget` and `mput`: the transfers, then one summary line, or the failures.

@@ -38,6 +38,9 @@ pub struct Options {
     pub progress: bool,
     /// Most bytes per second (`--limit-rate`).
     pub limit_rate: Option<u64>,
+    /// With `resume`, for a retried download that replaces a local file: continue `LOCAL.part` (what the failed
+    /// attempt kept), not `LOCAL`, and replace `LOCAL` once complete.
+    pub continue_part: bool,
 }
 
 impl Options {
@@ -123,8 +126,8 @@ pub fn get_to(client: &mut FtpClient, remote: &str, out: &mut dyn Write, opts: O
     Ok(format!("{}, {check}", transfer_summary("get", remote, "-", bytes, elapsed)))
 }
 
-/// `get -c`: continues the local file in place, or else the `LOCAL.part` an interrupted `get` kept (or a new one),
-/// which becomes `LOCAL` once complete and verified.
+/// `get -c`: continues the local file in place, or else (or with `continue_part`) the `LOCAL.part` an interrupted
+/// `get` kept (or a new one), which becomes `LOCAL` once complete and verified.
 fn get_continue(client: &mut FtpClient, remote: &str, target: &Path, opts: Options) -> Result<String, String> {
     let local_err = |e: std::io::Error| format!("local file {}: {e}", target.display());
     let exists = match fs::symlink_metadata(target) {
@@ -133,7 +136,7 @@ fn get_continue(client: &mut FtpClient, remote: &str, target: &Path, opts: Optio
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => return Err(local_err(e)),
     };
-    let path = if exists { target.to_path_buf() } else { partial_path(target) };
+    let path = if exists && !opts.continue_part { target.to_path_buf() } else { partial_path(target) };
     let shown = path.display().to_string();
     let local_err = |e: std::io::Error| format!("local file {shown}: {e}");
     let hash = offers_sha256(client)?;
@@ -179,7 +182,7 @@ fn get_continue(client: &mut FtpClient, remote: &str, target: &Path, opts: Optio
     let check = verify(client, remote, offset + bytes, digest).map_err(|msg| {
         format!("{msg}; {shown} is kept as it is (get -f {remote} downloads it again from the start)")
     })?;
-    if !exists {
+    if path != target {
         drop(file);
         fs::rename(&path, target).map_err(|e| format!("saving {}: {e}", target.display()))?;
     }
