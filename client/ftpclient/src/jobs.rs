@@ -183,7 +183,7 @@ impl Runner<'_> {
     /// Takes jobs off the queue until it is empty, the connection is lost (for good) or Ctrl-C is pressed.
     fn work(&self, client: &mut FtpClient) {
         let mut warn = |msg: &str| {
-            let line = format!("warning: {msg}");
+            let line = format!("warning: {}", crate::visible::visible(msg));
             match self.board {
                 Some(board) => board.println(&line),
                 None => eprintln!("{line}"),

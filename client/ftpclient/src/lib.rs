@@ -33,6 +33,7 @@ pub mod shell;
 pub mod transfer;
 pub mod tree;
 pub mod url;
+pub mod visible;
 pub mod words;
 
 #[cfg(test)]
@@ -268,7 +269,8 @@ pub fn run(args: &Args) -> u8 {
     let (mut out, mut err) = (stdout, stderr);
     if interactive && !args.quiet {
         let tls = client.tls_summary().map(|tls| format!(" ({tls})")).unwrap_or_default();
-        let _ = writeln!(out, "connected to {}{tls}: {}", client.peer_addr(), client.greeting());
+        let greeting = client.greeting().to_string();
+        let _ = writeln!(out, "connected to {}{tls}: {}", client.peer_addr(), visible::visible(&greeting));
     }
     let mut shell = Shell::new(client, args.force, args.quiet, &mut out, &mut err);
     shell.set_progress(progress);
@@ -355,7 +357,7 @@ fn ask_password(user: &str, host: &str) -> Result<String, String> {
 }
 
 fn usage_error(msg: &str) -> u8 {
-    eprintln!("error: {msg}");
+    eprintln!("error: {}", visible::visible(msg));
     EXIT_USAGE
 }
 

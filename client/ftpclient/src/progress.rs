@@ -142,7 +142,8 @@ impl Bar {
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style.progress_chars("=> "));
         }
-        bar.set_message(label.to_string());
+        // The label is often a name the server gave.
+        bar.set_message(crate::visible::visible(label).into_owned());
         // Bytes already there (a resumed transfer) are not part of the rate.
         bar.set_position(start);
         bar.tick();

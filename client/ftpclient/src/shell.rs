@@ -23,6 +23,7 @@ use crate::listing::format_long;
 use crate::local::format_rate;
 use crate::mirror::{self, MirrorSpec};
 use crate::transfer::{self, why, Options, HASH_ALGORITHM};
+use crate::visible::visible;
 use crate::words::{is_usage_error, parse_line, Cmd, HELP};
 use ftp_client::timestamp::format_utc;
 use ftp_client::FtpClient;
@@ -247,6 +248,7 @@ impl<'a> Shell<'a> {
 
     fn stop_interrupted(&mut self, label: &str) -> Flow {
         self.interrupted = true;
+        let label = visible(label);
         let _ = writeln!(self.err, "error: interrupted (Ctrl-C) at `{label}`; the commands after it were not run");
         let _ = self.err.flush();
         Flow::Stop
@@ -257,6 +259,7 @@ impl<'a> Shell<'a> {
         if self.keep_going || self.interactive {
             return Flow::Continue;
         }
+        let label = visible(label);
         let _ = writeln!(
             self.err,
             "error: stopped at `{label}`, which failed; the commands after it were not run (--keep-going runs them)"
@@ -336,7 +339,7 @@ impl<'a> Shell<'a> {
                 let summary = transfer::get_to(&mut self.client, remote, &mut *self.out, opts)?;
                 // The file went to standard output; the summary must not mix with it.
                 if !self.quiet {
-                    let _ = writeln!(self.err, "{summary}");
+                    let _ = writeln!(self.err, "{}", visible(&summary));
                 }
                 Ok(Output::Nothing)
             }
@@ -492,7 +495,9 @@ impl<'a> Shell<'a> {
     /// `ls -l`: MLSD in neat columns when the server offers MLST, else the server's own LIST.
     fn long_listing(&mut self, path: Option<&str>) -> Result<Output, String> {
         if self.client.feature("MLST").map_err(|e| e.to_string())?.is_none() {
-            return self.client.list(path).map(Output::Data).map_err(|e| why(&e, "LIST"));
+            // As sent, but with the line ends of the text shown here.
+            let text = self.client.list(path).map_err(|e| why(&e, "LIST"))?;
+            return Ok(Output::Data(text.replace("\r\n", "\n")));
         }
         self.client.select_mlst_facts(&["type", "size", "modify"]).map_err(|e| e.to_string())?;
         let entries = self.client.mlsd(path).map_err(|e| why(&e, "MLSD"))?;
@@ -500,7 +505,9 @@ impl<'a> Shell<'a> {
         Ok(if text.is_empty() { Output::Nothing } else { Output::Data(text) })
     }
 
+    /// Prints what a command shows, escaping control characters (see [`crate::visible`]).
     fn print(&mut self, text: &str) {
+        let text = visible(text);
         // A closed stdout (a pipe whose reader left) is no reason to stop the session.
         let _ = self.out.write_all(text.as_bytes());
         if !text.ends_with('\n') {
@@ -510,6 +517,7 @@ impl<'a> Shell<'a> {
     }
 
     fn fail(&mut self, label: &str, msg: &str) {
+        let (label, msg) = (visible(label), visible(msg));
         if !label.is_empty() {
             self.failures += 1;
             let _ = writeln!(self.err, "error: {label}: {msg}");

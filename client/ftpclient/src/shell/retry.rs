@@ -166,7 +166,7 @@ impl Shell<'_> {
             Reconnect { login, cwd: self.cwd.as_deref(), retries: self.retries, interrupt: self.interrupt.as_ref() };
         let err = &mut *self.err;
         let mut warn = |msg: &str| {
-            let _ = writeln!(err, "warning: {msg}");
+            let _ = writeln!(err, "warning: {}", crate::visible::visible(msg));
             let _ = err.flush();
         };
         reconnect.run(&mut self.client, what, &mut warn, attempt)
