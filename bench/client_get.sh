@@ -72,11 +72,14 @@ for bin in "$BIN/ftpserver" "$CLIENT"; do
 done
 
 WORK=$(mktemp -d)
+# `timeout` bounds the server's life even if this script is killed; the server is its child.
+TIMEOUT_PID=""
 SERVER_PID=""
 cleanup() {
-    if [[ -n "$SERVER_PID" ]]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
+    if [[ -n "$TIMEOUT_PID" ]]; then
+        # timeout passes the signal on to the server, by its PID.
+        kill "$TIMEOUT_PID" 2>/dev/null || true
+        wait "$TIMEOUT_PID" 2>/dev/null || true
     fi
     rm -rf "$WORK"
 }
@@ -87,8 +90,8 @@ head -c "$((MIB * 1024 * 1024))" /dev/urandom >"$WORK/root/big.bin"
 
 # The server prints its ready line ("ftpserver listening on 127.0.0.1:PORT, ...") once it accepts connections.
 mkfifo "$WORK/ready"
-"$BIN/ftpserver" 0 --root "$WORK/root" >"$WORK/ready" 2>"$WORK/server.log" &
-SERVER_PID=$!
+timeout 3600 "$BIN/ftpserver" 0 --root "$WORK/root" >"$WORK/ready" 2>"$WORK/server.log" &
+TIMEOUT_PID=$!
 exec 3<"$WORK/ready"
 if ! read -r -t 30 line <&3; then
     echo "client_get.sh: the server printed no ready line within 30 s" >&2
@@ -96,6 +99,11 @@ if ! read -r -t 30 line <&3; then
 fi
 # Keep draining the server's stdout so it never blocks on a full pipe.
 cat <&3 >/dev/null &
+SERVER_PID=$(cat "/proc/$TIMEOUT_PID/task/$TIMEOUT_PID/children" 2>/dev/null | cut -d' ' -f1)
+[[ -n "$SERVER_PID" && -r "/proc/$SERVER_PID/stat" ]] || {
+    echo "client_get.sh: cannot find the server's process under timeout ($TIMEOUT_PID)" >&2
+    exit 1
+}
 PORT=$(sed -n 's/^ftpserver listening on [^,]*:\([0-9]*\),.*/\1/p' <<<"$line")
 [[ -n "$PORT" ]] || {
     echo "client_get.sh: unexpected ready line: $line" >&2
