@@ -33,7 +33,8 @@ pub mod shell;
 pub mod transfer;
 pub mod tree;
 pub mod url;
-pub mod visible;
+/// Server text made safe for the terminal: the library's, so its debug log uses it too.
+pub use ftp_client::visible;
 pub mod words;
 
 #[cfg(test)]

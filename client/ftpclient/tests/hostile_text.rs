@@ -1,8 +1,8 @@
 //! A hostile server's text on the user's terminal: names in listings, reply text and paths carrying terminal
 //! escape sequences (ESC `[2J` clears the screen, OSC `]0;` sets the window title, a bare CR overwrites the line)
 //! are shown escaped (`\x1b`), never as they are; `--json` keeps them exact, JSON-escaped; and `mget` still saves a
-//! file under its real name, byte for byte, while refusing names that would leave the directory. The server is the
-//! scripted fake of the library's `test-support` feature.
+//! file under its real name, byte for byte, while refusing names that would leave the directory. The library's
+//! debug log escapes them too. The server is the scripted fake of the library's `test-support` feature.
 
 mod support;
 
@@ -10,7 +10,7 @@ use std::fs;
 
 use ftp_client::fake_server::{serve_download, FakeServer, Peer};
 use serde_json::Value;
-use support::{ftpclient, result};
+use support::{ftpclient, ftpclient_env, result};
 
 const ESC: char = '\x1b';
 
@@ -51,6 +51,22 @@ fn escape_sequences_are_shown_escaped() {
         stderr.starts_with("error: cd x: server replied 550 No \\x1b]52;c;ZXZpbA==\\x07 such directory\n"),
         "{stderr}"
     );
+}
+
+// The library's debug log (RUST_LOG) shows the replies escaped as well.
+#[test]
+fn debug_log_is_escaped_too() {
+    let server = FakeServer::start("220 ready", script);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = server.addr.port().to_string();
+    let mut args = vec![port.as_str()];
+    args.extend(COMMANDS);
+    let env = [("RUST_LOG", "ftp_client=debug")];
+    let (code, stdout, stderr) = result(&ftpclient_env(dir.path(), &args, None, &env));
+    server.join();
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(!stdout.contains(ESC) && !stderr.contains(ESC), "{stdout:?}\n{stderr:?}");
+    assert!(stderr.contains("< 257 \"/home/\\x1b[2J\" is current"), "{stderr}");
 }
 
 #[test]

@@ -3,10 +3,10 @@
 //! File names in listings, reply text in error messages, paths in progress bars: a server chooses them, and a
 //! hostile one can put terminal control sequences in them (ESC `[2J` clears the screen, OSC sequences set the window
 //! title or write to the clipboard, a bare CR overwrites the line, Unicode bidirectional overrides reorder what is
-//! read). Everything the client prints as text passes through [`visible`] first, which shows each control character
-//! as an escape (`\x1b`, `\r`, `\u{202e}`) and leaves the rest alone; line ends and tabs stay, as the text's own
-//! layout. What is not text for a person is left exact: `--json` output (JSON escapes it itself), and the bytes of
-//! `cat` and `get REMOTE -`, which the user asked for as they are.
+//! read). [`visible`] shows each control character as an escape (`\x1b`, `\r`, `\u{202e}`) and leaves the rest
+//! alone; line ends and tabs stay, as the text's own layout. This library's debug log passes the lines it logs
+//! through it, and so does everything the `ftpclient` command prints as text; what is not text for a person is
+//! left exact there (`--json` output, which JSON escapes itself, and the bytes of `cat` and `get REMOTE -`).
 
 use std::borrow::Cow;
 use std::fmt::Write;
