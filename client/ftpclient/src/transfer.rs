@@ -62,7 +62,7 @@ pub fn get(
 ) -> Result<String, String> {
     let target = download_target(remote, local)?;
     if opts.resume {
-        return get_continue(client, remote, &target, opts);
+        return get_continue(client, remote, &target, opts, beside);
     }
     check_target(&target, opts.force)?;
     let hash = offers_sha256(client)?;
@@ -128,7 +128,14 @@ pub fn get_to(client: &mut FtpClient, remote: &str, out: &mut dyn Write, opts: O
 
 /// `get -c`: continues the local file in place, or else (or with `continue_part`) the `LOCAL.part` an interrupted
 /// `get` kept (or a new one), which becomes `LOCAL` once complete and verified.
-fn get_continue(client: &mut FtpClient, remote: &str, target: &Path, opts: Options) -> Result<String, String> {
+/// With `beside`, a large file's digest is asked for on a second session meanwhile, as in [`get`].
+fn get_continue(
+    client: &mut FtpClient,
+    remote: &str,
+    target: &Path,
+    opts: Options,
+    beside: Option<&Login>,
+) -> Result<String, String> {
     let local_err = |e: std::io::Error| format!("local file {}: {e}", target.display());
     let exists = match fs::symlink_metadata(target) {
         Ok(meta) if meta.is_dir() => return Err(format!("local path {} is a directory", target.display())),
@@ -155,6 +162,11 @@ fn get_continue(client: &mut FtpClient, remote: &str, target: &Path, opts: Optio
             "local file {shown} ({offset} bytes) is larger than {remote} ({size} bytes); cannot continue"
         ));
     }
+    // The server hashes while the part already here is hashed and the rest arrives.
+    let ahead = match (beside.filter(|_| hash), remote_size) {
+        (Some(login), Some(size)) if size >= HASH_AHEAD_MIN => start_hash_ahead(client, login, remote),
+        _ => None,
+    };
     // The part already here counts towards the digest; writing continues after it.
     let mut meter = opts.meter(hash);
     meter.hash_prefix(&mut file, offset).map_err(local_err)?;
@@ -179,7 +191,7 @@ fn get_continue(client: &mut FtpClient, remote: &str, target: &Path, opts: Optio
     };
     let elapsed = start.elapsed();
     let digest = meter.finish();
-    let check = verify(client, remote, offset + bytes, digest).map_err(|msg| {
+    let check = verify_with(client, remote, offset + bytes, digest, ahead).map_err(|msg| {
         format!("{msg}; {shown} is kept as it is (get -f {remote} downloads it again from the start)")
     })?;
     if path != target {

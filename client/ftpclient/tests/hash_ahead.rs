@@ -1,7 +1,7 @@
 //! Verifying a large download while it runs: `ftpclient get` of a file of at least `HASH_AHEAD_MIN` bytes asks our
 //! server for its SHA-256 on a second session (logged in the same way, in the same directory) during the transfer,
-//! and still verifies when that second session is refused (then on the first one, afterwards). The client's debug
-//! log shows which session sent what.
+//! and still verifies when that second session is refused (then on the first one, afterwards); `get -c` does the
+//! same while it continues a file. The client's debug log shows which session sent what.
 
 mod support;
 
@@ -36,6 +36,24 @@ fn large_download_is_hashed_on_a_second_session() {
     let cwd = stderr.find("> CWD /pub").expect("the second session's CWD");
     let retr = stderr.find("> RETR big.bin").expect("RETR");
     assert!(retr < cwd, "the second session started after the transfer:\n{stderr}");
+    assert_eq!(stderr.matches("> HASH big.bin").count(), 1, "{stderr}");
+}
+
+// `get -c` of a large file: the server hashes while the local part is hashed and the rest arrives.
+#[test]
+fn continued_download_is_hashed_on_a_second_session() {
+    let served = Served::start(&[]);
+    let data = pattern(SIZE, 43);
+    fs::write(served.path("big.bin"), &data).expect("write");
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("big.bin"), &data[..SIZE / 3]).expect("local part");
+    let port = served.port_arg();
+    let args = [port.as_str(), "-c", "get -c big.bin"];
+    let (code, stdout, stderr) = result(&ftpclient_env(dir.path(), &args, None, &debug_log()));
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!(", resumed at byte {}, SHA-256 verified", SIZE / 3)), "{stdout}");
+    assert_eq!(fs::read(dir.path().join("big.bin")).expect("downloaded"), data);
+    assert_eq!(stderr.matches("> USER anonymous").count(), 2, "{stderr}");
     assert_eq!(stderr.matches("> HASH big.bin").count(), 1, "{stderr}");
 }
 
