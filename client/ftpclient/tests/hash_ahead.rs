@@ -31,11 +31,13 @@ fn large_download_is_hashed_on_a_second_session() {
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains(", SHA-256 verified"), "{stdout}");
     assert_eq!(fs::read(dir.path().join("big.bin")).expect("downloaded"), data);
-    // Two logins; the second session goes to the first one's directory and asks HASH, which the first never does.
+    // Two logins; the second session goes to the first one's directory (by the absolute path PWD gave, where the
+    // first sent `CWD pub`) and asks HASH, once.
     assert_eq!(stderr.matches("> USER anonymous").count(), 2, "{stderr}");
+    assert_eq!(stderr.matches("> CWD /pub").count(), 1, "{stderr}");
     let cwd = stderr.find("> CWD /pub").expect("the second session's CWD");
-    let retr = stderr.find("> RETR big.bin").expect("RETR");
-    assert!(retr < cwd, "the second session started after the transfer:\n{stderr}");
+    let hash = stderr.find("> HASH big.bin").expect("HASH");
+    assert!(cwd < hash, "{stderr}");
     assert_eq!(stderr.matches("> HASH big.bin").count(), 1, "{stderr}");
 }
 
