@@ -4,7 +4,8 @@
 //!
 //! Each transfer is one `get` or `upload` as the single-file commands do them (temporary file, verification by
 //! HASH or SIZE), followed by setting the copy's modification time when the source's is known (locally, and with
-//! MFMT on the server). With `--retries`, a transfer whose connection dropped is tried again on a new connection
+//! MFMT on the server); a large download has its digest asked for on a second session meanwhile, as a single
+//! `get` does. With `--retries`, a transfer whose connection dropped is tried again on a new connection
 //! (logged in, back in the session's directory), resuming with REST as the single-file commands do. A failed
 //! transfer is recorded and the others go on; Ctrl-C stops every connection's transfer and empties the queue.
 
@@ -19,6 +20,7 @@ use std::time::SystemTime;
 use log::debug;
 
 use crate::connect::Login;
+use crate::hash_ahead::HASH_AHEAD_MIN;
 use crate::progress::Board;
 use crate::shell::retry::{retried_get, Reconnect};
 use crate::transfer::{self, Options};
@@ -27,8 +29,8 @@ use ftp_client::FtpClient;
 /// One file to move.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Job {
-    /// Download `remote` to `local`, then give `local` the time `mtime`.
-    Get { remote: String, local: PathBuf, mtime: Option<SystemTime> },
+    /// Download `remote` (`size` bytes, when a listing said) to `local`, then give `local` the time `mtime`.
+    Get { remote: String, local: PathBuf, size: Option<u64>, mtime: Option<SystemTime> },
     /// Upload `local` to `remote`, then give `remote` the time `mtime`.
     Put { local: PathBuf, remote: String, mtime: Option<SystemTime> },
 }
@@ -44,11 +46,13 @@ impl Job {
 
     /// Runs the transfer, with `reconnect`'s retries if given (each retry resumes what the last attempt moved;
     /// `warn` is told of it); returns the size of the file moved. `client` may be a new connection afterwards.
+    /// With `login`, a large download's digest is asked for on a second session meanwhile (see `hash_ahead`).
     fn run(
         &self,
         client: &mut FtpClient,
         opts: Options,
         reconnect: Option<&Reconnect<'_>>,
+        login: Option<&Login>,
         warn: &mut dyn FnMut(&str),
     ) -> Result<u64, String> {
         let label = self.label();
@@ -58,14 +62,16 @@ impl Job {
                 None => what(client, false),
             };
         match self {
-            Job::Get { remote, local, mtime } => {
+            Job::Get { remote, local, size, mtime } => {
                 let shown = local.to_str().ok_or_else(|| format!("{} is not valid UTF-8", local.display()))?;
                 // A retry continues what the failed attempt kept; see `retried_get`.
                 let replaces = local.exists();
+                // Only for files the listing says are large: for small ones a second session would cost more than
+                // it saves.
+                let beside = login.filter(|_| size.is_some_and(|size| size >= HASH_AHEAD_MIN));
                 attempt(client, &|client, retry| {
                     let opts = if retry { retried_get(opts, replaces) } else { opts };
-                    // Many files share the connections; a second session per file would cost more than it saves.
-                    transfer::get(client, remote, Some(shown), opts, None)
+                    transfer::get(client, remote, Some(shown), opts, beside)
                 })?;
                 let file = OpenOptions::new().write(true).open(local).map_err(|e| format!("{}: {e}", local.display()));
                 let file = file?;
@@ -105,8 +111,8 @@ pub struct Outcome {
     pub failures: Vec<String>,
 }
 
-/// Where more connections come from (extra ones for `--parallel`, new ones for `--retries`): how to log in, and
-/// the directory to start in.
+/// Where more connections come from (extra ones for `--parallel`, new ones for `--retries`, second sessions for
+/// the server's digest of a large download): how to log in, and the directory to start in.
 pub struct Extra<'a> {
     pub login: &'a Login,
     pub cwd: String,
@@ -138,7 +144,9 @@ pub fn run_jobs(
         }
         _ => None,
     };
-    let runner = Runner { queue: &queue, outcome: &outcome, opts, reconnect: reconnect.as_ref(), interrupt, board };
+    let login = extra.as_ref().map(|extra| extra.login);
+    let runner =
+        Runner { queue: &queue, outcome: &outcome, opts, reconnect: reconnect.as_ref(), login, interrupt, board };
     thread::scope(|scope| {
         if let Some(extra) = &extra {
             for _ in 0..more {
@@ -175,6 +183,8 @@ struct Runner<'a> {
     outcome: &'a Mutex<Outcome>,
     opts: Options,
     reconnect: Option<&'a Reconnect<'a>>,
+    /// How to open the second session that hashes a large download on the server meanwhile.
+    login: Option<&'a Login>,
     interrupt: Option<&'a Arc<AtomicBool>>,
     board: Option<&'a Board>,
 }
@@ -194,7 +204,7 @@ impl Runner<'_> {
                 return;
             }
             let Some(job) = self.queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else { return };
-            let result = job.run(client, self.opts, self.reconnect, &mut warn);
+            let result = job.run(client, self.opts, self.reconnect, self.login, &mut warn);
             if let Some(board) = self.board {
                 board.file_done();
             }

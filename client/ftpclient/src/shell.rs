@@ -18,6 +18,7 @@ use std::sync::Arc;
 use log::debug;
 
 use crate::connect::Login;
+use crate::hash_ahead::HASH_AHEAD_MIN;
 use crate::jobs::{self, Extra, Job, Outcome};
 use crate::listing::format_long;
 use crate::local::format_rate;
@@ -440,9 +441,11 @@ impl<'a> Shell<'a> {
     fn run_jobs(&mut self, jobs: Vec<Job>, parallel: Option<usize>, force: bool) -> Outcome {
         let parallel = parallel.unwrap_or(self.parallel);
         let opts = self.options(force, false);
-        // Extra connections, and new ones after a lost connection, start where this session is.
+        // Extra connections, new ones after a lost connection and second sessions that hash a large download on
+        // the server start where this session is.
+        let large = jobs.iter().any(|job| matches!(job, Job::Get { size: Some(size), .. } if *size >= HASH_AHEAD_MIN));
         let cwd = match &self.login {
-            Some(_) if (parallel > 1 && jobs.len() > 1) || self.retries > 0 => self.client.pwd().ok(),
+            Some(_) if (parallel > 1 && jobs.len() > 1) || self.retries > 0 || large => self.client.pwd().ok(),
             _ => None,
         };
         let extra = match (&self.login, cwd) {

@@ -1,7 +1,7 @@
 //! Verifying a large download while it runs: `ftpclient get` of a file of at least `HASH_AHEAD_MIN` bytes asks our
 //! server for its SHA-256 on a second session (logged in the same way, in the same directory) during the transfer,
 //! and still verifies when that second session is refused (then on the first one, afterwards); `get -c` does the
-//! same while it continues a file. The client's debug log shows which session sent what.
+//! same while it continues a file, and `mirror` for the large files of a tree. The client's debug log shows which session sent what.
 
 mod support;
 
@@ -57,6 +57,26 @@ fn continued_download_is_hashed_on_a_second_session() {
     assert_eq!(fs::read(dir.path().join("big.bin")).expect("downloaded"), data);
     assert_eq!(stderr.matches("> USER anonymous").count(), 2, "{stderr}");
     assert_eq!(stderr.matches("> HASH big.bin").count(), 1, "{stderr}");
+}
+
+// `mirror` of a large file and a small one: only the large one is hashed on a second session.
+#[test]
+fn mirror_hashes_a_large_file_on_a_second_session() {
+    let served = Served::start(&[]);
+    fs::create_dir(served.path("tree")).expect("mkdir");
+    let (big, small) = (pattern(SIZE, 44), pattern(5000, 45));
+    fs::write(served.path("tree/big.bin"), &big).expect("write");
+    fs::write(served.path("tree/small.bin"), &small).expect("write");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = served.port_arg();
+    let args = [port.as_str(), "-c", "mirror tree copy"];
+    let (code, stdout, stderr) = result(&ftpclient_env(dir.path(), &args, None, &debug_log()));
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(fs::read(dir.path().join("copy/big.bin")).expect("copied"), big);
+    assert_eq!(fs::read(dir.path().join("copy/small.bin")).expect("copied"), small);
+    assert_eq!(stderr.matches("> USER anonymous").count(), 2, "{stderr}");
+    assert_eq!(stderr.matches("> HASH tree/big.bin").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("> HASH tree/small.bin").count(), 1, "{stderr}");
 }
 
 // A server that allows one session per address refuses the second (421): the first verifies afterwards.
