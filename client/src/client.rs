@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use ftp_common::{Reply, ReplyParser};
 use log::debug;
 
-use crate::{FtpError, FtpStream};
+use crate::{visible, FtpError, FtpStream};
 use secure::TlsSession;
 
 /// Size of the buffer that file and listing data move through.
@@ -482,7 +482,7 @@ impl FtpClient {
         if line.contains(['\r', '\n']) {
             return Err(FtpError::Protocol(format!("{label:?}: a command cannot contain a line break")));
         }
-        debug!("> {label}");
+        debug!("> {}", visible(&label));
         let mut bytes = Vec::with_capacity(line.len() + 2);
         bytes.extend_from_slice(line.as_bytes());
         bytes.extend_from_slice(b"\r\n");
@@ -507,7 +507,7 @@ impl FtpClient {
         loop {
             match self.parser.pop() {
                 Some(Ok(reply)) => {
-                    debug!("< {reply}");
+                    debug!("< {}", visible(&reply.to_string()));
                     self.last_code = Some(reply.code);
                     return Ok(reply);
                 }

@@ -19,6 +19,7 @@ mod stream;
 /// FTP time values; they live in ftp-common, shared with the server.
 pub use ftp_common::time as timestamp;
 pub mod tls;
+pub mod visible;
 
 pub use client::{parse_quoted_path, passive_data_address, FtpClient, DATA_BUFFER};
 pub use entry::{parse_mlsd, Entry, EntryKind};
@@ -27,6 +28,7 @@ pub use features::{feature_params, parse_choice_list, parse_feat_lines, parse_ha
 pub use ftp_common::{Reply, ReplyCode};
 pub use stream::FtpStream;
 pub use tls::TlsConfig;
+pub use visible::visible;
 
 #[cfg(test)]
 mod extension_tests;

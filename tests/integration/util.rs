@@ -4,17 +4,16 @@
 //! carry timeouts, child processes are polled against a deadline and killed when it passes.
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
-use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ftp_common::hostport::{parse_epsv_reply, parse_pasv_reply};
 use ftp_common::ReplyParser;
+use ftp_tests::launcher;
 use sha2::{Digest, Sha256};
 use socket2::{Domain, Socket, Type};
 use tempfile::TempDir;
@@ -30,69 +29,14 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
 
 // ---- binaries ------------------------------------------------------------------------------------------------
 
-/// The directory holding this build's binaries: `target/<profile>`, the parent of the `deps` folder this test
-/// binary runs from.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let deps = exe.parent().expect("the test binary lives in a folder");
-    let dir =
-        if deps.file_name().is_some_and(|n| n == "deps") { deps.parent().expect("deps has a parent") } else { deps };
-    dir.to_path_buf()
-}
-
-/// Builds `bin` of `package` with the cargo running these tests, in the same target directory and profile.
-fn build_bin(package: &str, bin: &str) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", package, "--bin", bin, "--manifest-path"]).arg(manifest);
-    // The test's own CARGO_MANIFEST_DIR would make the nested cargo see a changed environment and rebuild
-    // dependencies (ring, rustls) on every run.
-    cmd.env_remove("CARGO_MANIFEST_DIR");
-    let dir = profile_dir();
-    match dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => {}
-        Some("release") => {
-            cmd.arg("--release");
-        }
-        Some(profile) => {
-            cmd.args(["--profile", profile]);
-        }
-    }
-    if std::env::var_os("CARGO_TARGET_DIR").is_none() {
-        if let Some(target) = dir.parent() {
-            cmd.env("CARGO_TARGET_DIR", target);
-        }
-    }
-    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo to build {bin}: {e}"));
-    assert!(status.success(), "building {bin} failed: {status}");
-}
-
-/// The path of a workspace binary. Under cargo it is built once per run (a no-op when up to date), because
-/// `cargo test` of this package alone does not rebuild other packages' binaries and a stale one would be tested;
-/// run directly, the test binary builds it only if it is missing.
-fn binary(package: &str, bin: &str, once: &'static OnceLock<PathBuf>) -> PathBuf {
-    once.get_or_init(|| {
-        let path = profile_dir().join(bin);
-        if std::env::var_os("CARGO").is_some() || !path.exists() {
-            build_bin(package, bin);
-        }
-        assert!(path.exists(), "{} is missing after building it", path.display());
-        path
-    })
-    .clone()
-}
-
-/// The `ftpserver` binary.
+/// The `ftpserver` binary (see [`launcher`]: built once per run under cargo).
 pub fn server_bin() -> PathBuf {
-    static ONCE: OnceLock<PathBuf> = OnceLock::new();
-    binary("ftp-server", "ftpserver", &ONCE)
+    launcher::ftpserver_binary()
 }
 
 /// The `ftpclient` binary.
 pub fn client_bin() -> PathBuf {
-    static ONCE: OnceLock<PathBuf> = OnceLock::new();
-    binary("ftpclient", "ftpclient", &ONCE)
+    launcher::workspace_binary("ftpclient", "ftpclient")
 }
 
 // ---- the server under test -----------------------------------------------------------------------------------
@@ -173,47 +117,20 @@ impl TestServer {
             }
             None => Command::new(server_bin()),
         };
-        let mut child = command
-            .arg("0")
-            .arg("--root")
-            .arg(&served)
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start ftpserver: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            for _ in 0..count {
-                let mut line = String::new();
-                let _ = tx.send(reader.read_line(&mut line).map(|_| line));
+        command.arg("0").arg("--root").arg(&served).args(args).envs(env.iter().copied()).stderr(Stdio::from(log));
+        let started = launcher::start_reading_lines(command, count, BANNER_TIMEOUT);
+        let (child, lines) = match started {
+            Ok(started) => started,
+            Err(why) => {
+                let log = fs::read(&log_path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+                let mut log_dir = log_dir;
+                log_dir.disable_cleanup(true);
+                panic!("{why}; log {}:\n{log}", log_path.display())
             }
-            // Keep reading so the server never blocks on a full pipe.
-            let _ = io::copy(&mut reader, &mut io::sink());
-        });
+        };
         let unbound = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
         let mut server =
             TestServer { child, addr: unbound, served: served.clone(), _root: root, log_dir, log_path, exit: None };
-        let mut lines = Vec::new();
-        for _ in 0..count {
-            match rx.recv_timeout(BANNER_TIMEOUT) {
-                Ok(Ok(line)) => lines.push(line),
-                Ok(Err(e)) => {
-                    panic!("reading the ready line: {e}; log {}:\n{}", server.log_path.display(), server.log())
-                }
-                Err(_) => {
-                    panic!(
-                        "no ready line within {BANNER_TIMEOUT:?}; log {}:\n{}",
-                        server.log_path.display(),
-                        server.log()
-                    )
-                }
-            }
-        }
         server.addr = parse_banner(&lines[0], &served)
             .unwrap_or_else(|| panic!("unexpected ready line {:?}; log:\n{}", lines[0], server.log()));
         (server, lines)

@@ -19,7 +19,9 @@
 //! their verification in [`transfer`], local file handling in [`local`].
 
 pub mod connect;
+pub mod digest;
 pub mod glob;
+pub mod hash_ahead;
 pub mod jobs;
 pub mod listing;
 pub mod local;
@@ -31,6 +33,8 @@ pub mod shell;
 pub mod transfer;
 pub mod tree;
 pub mod url;
+/// Server text made safe for the terminal: the library's, so its debug log uses it too.
+pub use ftp_client::visible;
 pub mod words;
 
 #[cfg(test)]
@@ -266,7 +270,8 @@ pub fn run(args: &Args) -> u8 {
     let (mut out, mut err) = (stdout, stderr);
     if interactive && !args.quiet {
         let tls = client.tls_summary().map(|tls| format!(" ({tls})")).unwrap_or_default();
-        let _ = writeln!(out, "connected to {}{tls}: {}", client.peer_addr(), client.greeting());
+        let greeting = client.greeting().to_string();
+        let _ = writeln!(out, "connected to {}{tls}: {}", client.peer_addr(), visible::visible(&greeting));
     }
     let mut shell = Shell::new(client, args.force, args.quiet, &mut out, &mut err);
     shell.set_progress(progress);
@@ -353,7 +358,7 @@ fn ask_password(user: &str, host: &str) -> Result<String, String> {
 }
 
 fn usage_error(msg: &str) -> u8 {
-    eprintln!("error: {msg}");
+    eprintln!("error: {}", visible::visible(msg));
     EXIT_USAGE
 }
 

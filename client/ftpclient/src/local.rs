@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// The last component of a remote path, if it names something (not empty, `.` or `..`).
+/// The last component of a remote path, if it names something (not empty, `.` or `..`, no NUL).
 pub fn remote_basename(remote: &str) -> Option<&str> {
     let name = remote.trim_end_matches('/').rsplit('/').next()?;
-    (!name.is_empty() && name != "." && name != "..").then_some(name)
+    (!name.is_empty() && name != "." && name != ".." && !name.contains('\0')).then_some(name)
 }
 
 /// Where `get REMOTE [LOCAL]` saves: LOCAL, or LOCAL/NAME when LOCAL is a directory (or ends with `/`), or NAME in

@@ -152,7 +152,7 @@ fn plan(spec: &MirrorSpec, source: Vec<Node>, target: Option<Vec<Node>>, source_
         plan.jobs.push(if spec.reverse {
             Job::Put { local: PathBuf::from(source_path), remote: remote_path(&node.path), mtime: node.mtime }
         } else {
-            Job::Get { remote: source_path, local: local_path(&node.path), mtime: node.mtime }
+            Job::Get { remote: source_path, local: local_path(&node.path), size: Some(node.size), mtime: node.mtime }
         });
     }
     if spec.delete {
@@ -251,14 +251,14 @@ pub fn mget_jobs(client: &mut FtpClient, patterns: &[String], into: &Path) -> Re
         let (dir, name) = split_dir(pattern);
         if !has_wildcards(name) {
             let local = into.join(remote_basename(pattern).ok_or_else(|| format!("{pattern}: not a file name"))?);
-            jobs.push(Job::Get { remote: pattern.clone(), local, mtime: None });
+            jobs.push(Job::Get { remote: pattern.clone(), local, size: None, mtime: None });
             continue;
         }
         let listed = remote_dir(client, dir.unwrap_or("."))?;
         let before = jobs.len();
         for node in listed.into_iter().filter(|n| !n.dir && matches(name, &n.path)) {
             let remote = dir.map_or_else(|| node.path.clone(), |d| join_remote(d, &node.path));
-            jobs.push(Job::Get { remote, local: into.join(&node.path), mtime: node.mtime });
+            jobs.push(Job::Get { remote, local: into.join(&node.path), size: Some(node.size), mtime: node.mtime });
         }
         if jobs.len() == before {
             return Err(format!("no remote file matches {pattern}"));

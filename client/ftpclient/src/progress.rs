@@ -1,7 +1,8 @@
 //! Watching the bytes of a transfer: counting them, hashing them (SHA-256) and showing a progress bar.
 //!
 //! A [`Meter`] sees every byte that reaches the local file (a download) or leaves it (an upload) through the
-//! [`Metered`] adapter, so the local digest is computed in the same pass as the transfer. The progress bar is drawn
+//! [`Metered`] adapter, so the local digest is computed in the same pass as the transfer (beside it, for a long one:
+//! see [`crate::digest`]). The progress bar is drawn
 //! to standard error, and only once a transfer has run for [`BAR_DELAY`]: quick transfers never show one. It is
 //! cleared when the transfer ends, so the one-line summary that follows stands alone. While a [`Board`] is up
 //! (transfers running in parallel), each transfer's bar is one line of it, under a line with the total.
@@ -11,14 +12,15 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use sha2::{Digest, Sha256};
+
+use crate::digest::StreamHash;
 
 /// How long a transfer runs before its progress bar appears.
 pub const BAR_DELAY: Duration = Duration::from_millis(500);
 
 /// Counts, optionally hashes, and shows the progress of a stream of bytes.
 pub struct Meter {
-    hasher: Option<Sha256>,
+    hasher: Option<StreamHash>,
     bytes: u64,
     bar: Option<Bar>,
     limit: Option<Pace>,
@@ -49,7 +51,7 @@ struct Bar {
 impl Meter {
     /// A meter that hashes when `hash` is set.
     pub fn new(hash: bool) -> Meter {
-        Meter { hasher: hash.then(Sha256::new), bytes: 0, bar: None, limit: None }
+        Meter { hasher: hash.then(StreamHash::new), bytes: 0, bar: None, limit: None }
     }
 
     /// Shows a progress bar labelled `label` once the transfer takes long enough. `start` is where the transfer
@@ -118,7 +120,7 @@ impl Meter {
         if let Some(bar) = self.bar.take() {
             bar.clear();
         }
-        self.hasher.take().map(|h| h.finalize().into())
+        self.hasher.take().and_then(StreamHash::finish)
     }
 }
 
@@ -140,7 +142,8 @@ impl Bar {
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style.progress_chars("=> "));
         }
-        bar.set_message(label.to_string());
+        // The label is often a name the server gave.
+        bar.set_message(crate::visible::visible(label).into_owned());
         // Bytes already there (a resumed transfer) are not part of the rate.
         bar.set_position(start);
         bar.tick();
@@ -188,6 +191,11 @@ impl Board {
         total.tick();
         *BOARD.lock().unwrap_or_else(|e| e.into_inner()) = Some(multi.clone());
         Board { multi, total }
+    }
+
+    /// Prints `line` above the bars.
+    pub fn println(&self, line: &str) {
+        let _ = self.multi.println(line);
     }
 
     /// Counts one more finished transfer.

@@ -53,7 +53,12 @@ impl Completer for Completion {
             return self.files.complete(line, pos, ctx);
         }
         let names = self.remote_names.lock().unwrap_or_else(|e| e.into_inner());
-        let found = names.iter().filter(|n| n.starts_with(word)).map(|n| pair(n, &quoted(n))).collect();
+        // Names with control characters are not offered: they would be typed into the line as they are.
+        let found = names
+            .iter()
+            .filter(|n| n.starts_with(word) && crate::visible::visible(n) == n.as_str())
+            .map(|n| pair(n, &quoted(n)))
+            .collect();
         Ok((start, found))
     }
 }

@@ -9,7 +9,7 @@
 
 mod local_cmds;
 mod record;
-mod retry;
+pub mod retry;
 
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,11 +18,13 @@ use std::sync::Arc;
 use log::debug;
 
 use crate::connect::Login;
+use crate::hash_ahead::HASH_AHEAD_MIN;
 use crate::jobs::{self, Extra, Job, Outcome};
 use crate::listing::format_long;
 use crate::local::format_rate;
 use crate::mirror::{self, MirrorSpec};
 use crate::transfer::{self, why, Options, HASH_ALGORITHM};
+use crate::visible::visible;
 use crate::words::{is_usage_error, parse_line, Cmd, HELP};
 use ftp_client::timestamp::format_utc;
 use ftp_client::FtpClient;
@@ -247,6 +249,7 @@ impl<'a> Shell<'a> {
 
     fn stop_interrupted(&mut self, label: &str) -> Flow {
         self.interrupted = true;
+        let label = visible(label);
         let _ = writeln!(self.err, "error: interrupted (Ctrl-C) at `{label}`; the commands after it were not run");
         let _ = self.err.flush();
         Flow::Stop
@@ -257,6 +260,7 @@ impl<'a> Shell<'a> {
         if self.keep_going || self.interactive {
             return Flow::Continue;
         }
+        let label = visible(label);
         let _ = writeln!(
             self.err,
             "error: stopped at `{label}`, which failed; the commands after it were not run (--keep-going runs them)"
@@ -317,7 +321,13 @@ impl<'a> Shell<'a> {
     }
 
     fn options(&self, force: bool, resume: bool) -> Options {
-        Options { force: force || self.force, resume, progress: self.progress, limit_rate: self.limit_rate }
+        Options {
+            force: force || self.force,
+            resume,
+            progress: self.progress,
+            limit_rate: self.limit_rate,
+            continue_part: false,
+        }
     }
 
     fn execute(&mut self, cmd: &Cmd) -> Result<Output, String> {
@@ -330,7 +340,7 @@ impl<'a> Shell<'a> {
                 let summary = transfer::get_to(&mut self.client, remote, &mut *self.out, opts)?;
                 // The file went to standard output; the summary must not mix with it.
                 if !self.quiet {
-                    let _ = writeln!(self.err, "{summary}");
+                    let _ = writeln!(self.err, "{}", visible(&summary));
                 }
                 Ok(Output::Nothing)
             }
@@ -431,16 +441,18 @@ impl<'a> Shell<'a> {
     fn run_jobs(&mut self, jobs: Vec<Job>, parallel: Option<usize>, force: bool) -> Outcome {
         let parallel = parallel.unwrap_or(self.parallel);
         let opts = self.options(force, false);
-        // Extra connections start where this session is.
+        // Extra connections, new ones after a lost connection and second sessions that hash a large download on
+        // the server start where this session is.
+        let large = jobs.iter().any(|job| matches!(job, Job::Get { size: Some(size), .. } if *size >= HASH_AHEAD_MIN));
         let cwd = match &self.login {
-            Some(_) if parallel > 1 && jobs.len() > 1 => self.client.pwd().ok(),
+            Some(_) if (parallel > 1 && jobs.len() > 1) || self.retries > 0 || large => self.client.pwd().ok(),
             _ => None,
         };
         let extra = match (&self.login, cwd) {
             (Some(login), Some(cwd)) => Some(Extra { login, cwd }),
             _ => None,
         };
-        jobs::run_jobs(&mut self.client, extra, jobs, parallel, opts, self.interrupt.as_ref())
+        jobs::run_jobs(&mut self.client, extra, jobs, parallel, opts, self.retries, self.interrupt.as_ref())
     }
 
     /// `mget` and `mput`: the transfers, then one summary line, or the failures.
@@ -486,7 +498,9 @@ impl<'a> Shell<'a> {
     /// `ls -l`: MLSD in neat columns when the server offers MLST, else the server's own LIST.
     fn long_listing(&mut self, path: Option<&str>) -> Result<Output, String> {
         if self.client.feature("MLST").map_err(|e| e.to_string())?.is_none() {
-            return self.client.list(path).map(Output::Data).map_err(|e| why(&e, "LIST"));
+            // As sent, but with the line ends of the text shown here.
+            let text = self.client.list(path).map_err(|e| why(&e, "LIST"))?;
+            return Ok(Output::Data(text.replace("\r\n", "\n")));
         }
         self.client.select_mlst_facts(&["type", "size", "modify"]).map_err(|e| e.to_string())?;
         let entries = self.client.mlsd(path).map_err(|e| why(&e, "MLSD"))?;
@@ -494,7 +508,9 @@ impl<'a> Shell<'a> {
         Ok(if text.is_empty() { Output::Nothing } else { Output::Data(text) })
     }
 
+    /// Prints what a command shows, escaping control characters (see [`crate::visible`]).
     fn print(&mut self, text: &str) {
+        let text = visible(text);
         // A closed stdout (a pipe whose reader left) is no reason to stop the session.
         let _ = self.out.write_all(text.as_bytes());
         if !text.ends_with('\n') {
@@ -504,6 +520,7 @@ impl<'a> Shell<'a> {
     }
 
     fn fail(&mut self, label: &str, msg: &str) {
+        let (label, msg) = (visible(label), visible(msg));
         if !label.is_empty() {
             self.failures += 1;
             let _ = writeln!(self.err, "error: {label}: {msg}");

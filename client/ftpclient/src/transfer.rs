@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use log::debug;
 
+use crate::connect::Login;
+use crate::hash_ahead::{HashAhead, HASH_AHEAD_MIN};
 use crate::local::{check_target, download_target, open_upload, partial_path, transfer_summary, upload_name, PartFile};
 use crate::progress::{Meter, Metered};
 use ftp_client::to_hex;
@@ -36,6 +38,9 @@ pub struct Options {
     pub progress: bool,
     /// Most bytes per second (`--limit-rate`).
     pub limit_rate: Option<u64>,
+    /// With `resume`, for a retried download that replaces a local file: continue `LOCAL.part` (what the failed
+    /// attempt kept), not `LOCAL`, and replace `LOCAL` once complete.
+    pub continue_part: bool,
 }
 
 impl Options {
@@ -46,15 +51,27 @@ impl Options {
 }
 
 /// Downloads `remote`; returns the summary line. A download cut short (Ctrl-C, a broken connection) after some
-/// bytes arrived keeps them as `LOCAL.part`, which `get -c` continues.
-pub fn get(client: &mut FtpClient, remote: &str, local: Option<&str>, opts: Options) -> Result<String, String> {
+/// bytes arrived keeps them as `LOCAL.part`, which `get -c` continues. With `beside` (how to open a second session),
+/// a large file's digest is asked for on a second session while it downloads ([`HashAhead`]).
+pub fn get(
+    client: &mut FtpClient,
+    remote: &str,
+    local: Option<&str>,
+    opts: Options,
+    beside: Option<&Login>,
+) -> Result<String, String> {
     let target = download_target(remote, local)?;
     if opts.resume {
-        return get_continue(client, remote, &target, opts);
+        return get_continue(client, remote, &target, opts, beside);
     }
     check_target(&target, opts.force)?;
     let hash = offers_sha256(client)?;
-    let total = if opts.progress { client.size(remote).ok() } else { None };
+    let beside = beside.filter(|_| hash);
+    let total = if opts.progress || beside.is_some() { client.size(remote).ok() } else { None };
+    let ahead = match (beside, total) {
+        (Some(login), Some(size)) if size >= HASH_AHEAD_MIN => start_hash_ahead(client, login, remote),
+        _ => None,
+    };
     let mut part = PartFile::create(&target)
         .map_err(|e| format!("cannot create a temporary file beside {}: {e}", target.display()))?;
     let mut meter = opts.meter(hash);
@@ -73,7 +90,7 @@ pub fn get(client: &mut FtpClient, remote: &str, local: Option<&str>, opts: Opti
         Err(e) => return Err(why(&e, "RETR")),
     };
     let elapsed = start.elapsed();
-    let check = match verify(client, remote, bytes, digest) {
+    let check = match verify_with(client, remote, bytes, digest, ahead) {
         Ok(check) => check,
         // The connection broke before the copy could be checked: what arrived may be all of it.
         Err(msg) if client.is_closed() && bytes > 0 => return Err(keep_partial(part, &target, remote, bytes, &msg)),
@@ -109,9 +126,16 @@ pub fn get_to(client: &mut FtpClient, remote: &str, out: &mut dyn Write, opts: O
     Ok(format!("{}, {check}", transfer_summary("get", remote, "-", bytes, elapsed)))
 }
 
-/// `get -c`: continues the local file in place, or else the `LOCAL.part` an interrupted `get` kept (or a new one),
-/// which becomes `LOCAL` once complete and verified.
-fn get_continue(client: &mut FtpClient, remote: &str, target: &Path, opts: Options) -> Result<String, String> {
+/// `get -c`: continues the local file in place, or else (or with `continue_part`) the `LOCAL.part` an interrupted
+/// `get` kept (or a new one), which becomes `LOCAL` once complete and verified.
+/// With `beside`, a large file's digest is asked for on a second session meanwhile, as in [`get`].
+fn get_continue(
+    client: &mut FtpClient,
+    remote: &str,
+    target: &Path,
+    opts: Options,
+    beside: Option<&Login>,
+) -> Result<String, String> {
     let local_err = |e: std::io::Error| format!("local file {}: {e}", target.display());
     let exists = match fs::symlink_metadata(target) {
         Ok(meta) if meta.is_dir() => return Err(format!("local path {} is a directory", target.display())),
@@ -119,7 +143,7 @@ fn get_continue(client: &mut FtpClient, remote: &str, target: &Path, opts: Optio
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => return Err(local_err(e)),
     };
-    let path = if exists { target.to_path_buf() } else { partial_path(target) };
+    let path = if exists && !opts.continue_part { target.to_path_buf() } else { partial_path(target) };
     let shown = path.display().to_string();
     let local_err = |e: std::io::Error| format!("local file {shown}: {e}");
     let hash = offers_sha256(client)?;
@@ -138,6 +162,11 @@ fn get_continue(client: &mut FtpClient, remote: &str, target: &Path, opts: Optio
             "local file {shown} ({offset} bytes) is larger than {remote} ({size} bytes); cannot continue"
         ));
     }
+    // The server hashes while the part already here is hashed and the rest arrives.
+    let ahead = match (beside.filter(|_| hash), remote_size) {
+        (Some(login), Some(size)) if size >= HASH_AHEAD_MIN => start_hash_ahead(client, login, remote),
+        _ => None,
+    };
     // The part already here counts towards the digest; writing continues after it.
     let mut meter = opts.meter(hash);
     meter.hash_prefix(&mut file, offset).map_err(local_err)?;
@@ -162,10 +191,10 @@ fn get_continue(client: &mut FtpClient, remote: &str, target: &Path, opts: Optio
     };
     let elapsed = start.elapsed();
     let digest = meter.finish();
-    let check = verify(client, remote, offset + bytes, digest).map_err(|msg| {
+    let check = verify_with(client, remote, offset + bytes, digest, ahead).map_err(|msg| {
         format!("{msg}; {shown} is kept as it is (get -f {remote} downloads it again from the start)")
     })?;
-    if !exists {
+    if path != target {
         drop(file);
         fs::rename(&path, target).map_err(|e| format!("saving {}: {e}", target.display()))?;
     }
@@ -268,12 +297,56 @@ fn offers_sha256(client: &mut FtpClient) -> Result<bool, String> {
     Ok(algorithms.iter().any(|(name, _)| name.eq_ignore_ascii_case(HASH_ALGORITHM)))
 }
 
+/// Starts asking for `remote`'s digest on a second session, from the first session's directory when `remote` is
+/// relative; `None` when that directory is unknown.
+fn start_hash_ahead(client: &mut FtpClient, login: &Login, remote: &str) -> Option<HashAhead> {
+    let cwd = if remote.starts_with('/') {
+        None
+    } else {
+        match client.pwd() {
+            Ok(cwd) => Some(cwd),
+            Err(e) => {
+                debug!("PWD ({e}): the digest is asked for after the download");
+                return None;
+            }
+        }
+    };
+    Some(HashAhead::start(login, cwd, remote, HASH_ALGORITHM))
+}
+
 /// Compares the local copy (`len` bytes, with SHA-256 `digest` when hashing) with the server's; returns what was
 /// checked (`SHA-256 verified`, `size verified`), or why the copies differ.
 fn verify(client: &mut FtpClient, remote: &str, len: u64, digest: Option<[u8; 32]>) -> Result<String, String> {
+    verify_with(client, remote, len, digest, None)
+}
+
+/// [`verify`], taking the server's digest from `ahead` (asked for during the download) when it has one; otherwise,
+/// or when the second session failed, asking on `client` now.
+fn verify_with(
+    client: &mut FtpClient,
+    remote: &str,
+    len: u64,
+    digest: Option<[u8; 32]>,
+    ahead: Option<HashAhead>,
+) -> Result<String, String> {
     if let Some(digest) = digest {
         let local = to_hex(&digest);
-        match client.select_hash(HASH_ALGORITHM).and_then(|()| client.hash(remote)) {
+        let early = ahead.and_then(|ahead| match ahead.wait() {
+            Ok(theirs) if theirs.algorithm.eq_ignore_ascii_case(HASH_ALGORITHM) => Some(theirs),
+            Ok(theirs) => {
+                debug!("HASH on the second session answered with {}; asking again here", theirs.algorithm);
+                None
+            }
+            Err(e) => {
+                debug!("HASH on the second session: {e}; asking again here");
+                None
+            }
+        });
+        let theirs = match early {
+            Some(theirs) => Ok(theirs),
+            None => client.select_hash(HASH_ALGORITHM).and_then(|()| client.hash(remote)),
+        };
+        match theirs {
             Ok(theirs) if theirs.algorithm.eq_ignore_ascii_case(HASH_ALGORITHM) => {
                 return if theirs.hex == local {
                     Ok(format!("{HASH_ALGORITHM} verified"))

@@ -324,7 +324,7 @@ fn long_listing() {
         serve_download(peer, "LIST", b"-rw-r--r-- 1 ftp ftp 5 Jan 1 00:00 a\r\n");
         quit(peer);
     });
-    assert_eq!((out.as_str(), failures), ("-rw-r--r-- 1 ftp ftp 5 Jan 1 00:00 a\r\n", 0));
+    assert_eq!((out.as_str(), failures), ("-rw-r--r-- 1 ftp ftp 5 Jan 1 00:00 a\n", 0));
 }
 
 #[test]

@@ -54,7 +54,7 @@ pub fn nodes(entries: Vec<Entry>) -> Vec<Node> {
             EntryKind::File => false,
             _ => continue,
         };
-        if entry.name.is_empty() || entry.name.contains('/') || entry.name == "." || entry.name == ".." {
+        if entry.name.is_empty() || entry.name.contains(['/', '\0']) || entry.name == "." || entry.name == ".." {
             continue;
         }
         nodes.push(Node { path: entry.name.clone(), dir, size: entry.size().unwrap_or(0), mtime: entry.modified() });

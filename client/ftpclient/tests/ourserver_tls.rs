@@ -2,21 +2,19 @@
 //! required (`--require-tls`) and implicit TLS on a second port, driven by the library and by `ftpclient --tls` and
 //! `ftps://` URLs. Files go both ways and are compared by SHA-256.
 //!
-//! The server binary is built from this workspace with the cargo running the tests (same target directory and
-//! profile). A server without `--tls-cert` in its `--help` is one without FTPS yet: each test then prints why it
+//! The server binary is found and started by the workspace's one launcher (`ftp_tests::launcher`). A server without `--tls-cert` in its `--help` is one without FTPS yet: each test then prints why it
 //! is skipped and passes. Every wait is bounded.
 
 mod support;
 
 use std::fs;
-use std::io::{self, BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use ftp_client::{FtpClient, TlsConfig};
+use ftp_tests::launcher::start_reading_lines;
 use support::ourserver::ftpserver_binary;
 use support::{ftpclient, pattern, result, sha256, wait_bounded, PROCESS_LIMIT, WAIT};
 use tempfile::TempDir;
@@ -40,7 +38,7 @@ impl OurServer {
     fn start() -> Option<OurServer> {
         let binary = ftpserver_binary();
         let help = wait_bounded(
-            Command::new(binary).arg("--help").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("help"),
+            Command::new(&binary).arg("--help").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("help"),
             PROCESS_LIMIT,
         );
         if !String::from_utf8_lossy(&help.stdout).contains("--tls-cert") {
@@ -51,7 +49,7 @@ impl OurServer {
         let root = tempfile::tempdir().expect("tempdir");
         let certs = dir.path().join("certs");
         let made = wait_bounded(
-            Command::new(binary)
+            Command::new(&binary)
                 .args(["gen-cert", "--out"])
                 .arg(&certs)
                 .stdout(Stdio::null())
@@ -62,7 +60,8 @@ impl OurServer {
         );
         assert!(made.status.success(), "ftpserver gen-cert: {}", String::from_utf8_lossy(&made.stderr));
         let log = fs::File::create(dir.path().join("server.log")).expect("log file");
-        let mut child = Command::new(binary)
+        let mut command = Command::new(&binary);
+        command
             .arg("0")
             .arg("--root")
             .arg(root.path())
@@ -71,34 +70,9 @@ impl OurServer {
             .arg("--tls-key")
             .arg(certs.join("key.pem"))
             .args(["--require-tls", "--implicit-tls-port", "0", "--anonymous", "write"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            for _ in 0..2 {
-                let mut line = String::new();
-                let _ = reader.read_line(&mut line);
-                let _ = tx.send(line);
-            }
-            // Keep reading so the server never blocks on a full pipe.
-            let _ = io::copy(&mut reader, &mut io::sink());
-        });
-        let mut lines = Vec::new();
-        for _ in 0..2 {
-            match rx.recv_timeout(START_LIMIT) {
-                Ok(line) => lines.push(line),
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("ftpserver printed {lines:?} and no more within {START_LIMIT:?}");
-                }
-            }
-        }
+            .stderr(log);
+        let (mut child, lines) = start_reading_lines(command, 2, START_LIMIT)
+            .unwrap_or_else(|why| panic!("starting {}: {why}", binary.display()));
         // "ftpserver listening on 127.0.0.1:PORT, root DIR", then "ftpserver implicit TLS on 127.0.0.1:PORT".
         let port_after = |line: &str, prefix: &str| -> Option<u16> {
             let rest = line.trim_end().strip_prefix(prefix)?;

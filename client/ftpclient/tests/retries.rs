@@ -40,6 +40,41 @@ fn download_resumes_across_a_server_restart() {
     assert_eq!(file_names(dir.path()), ["big.bin"]);
 }
 
+// `get -f` replacing a local file: the retry continues the `NAME.part` the failed attempt kept, not the old file,
+// and replaces the old file once complete; the restarted server sends only the rest.
+#[test]
+fn replacing_download_resumes_from_the_part_file() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let logs = tempfile::tempdir().expect("tempdir");
+    let data = pattern(SIZE, 35);
+    fs::write(root.path().join("big.bin"), &data).expect("write");
+    let server = OurServer::start(root.path(), 0, &logs.path().join("server.log"), &[]);
+    let port = server.port;
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("big.bin"), pattern(SIZE / 2, 36)).expect("old copy");
+    let port_arg = port.to_string();
+    let args = ["--retries", "5", "--limit-rate", "4M", &port_arg, "-c", "get -f big.bin"];
+    let Some(term) = Terminal::start(dir.path(), &args) else { return };
+    let at = term.wait_for("big.bin [", 0, STEP);
+    server.kill();
+    let at = term.wait_for("reconnecting in 1 s (retry 1 of 5)", at, STEP);
+    let second_log = logs.path().join("server2.log");
+    let _server = OurServer::start(root.path(), port, &second_log, &[]);
+    term.wait_for("resumed at byte ", at, STEP);
+    let screen = term.screen();
+    assert_eq!(term.wait(), Some(0), "{screen}");
+    assert!(screen.contains(", SHA-256 verified"), "{screen}");
+    assert_eq!(fs::read(dir.path().join("big.bin")).expect("downloaded"), data);
+    assert_eq!(file_names(dir.path()), ["big.bin"]);
+    let log = fs::read_to_string(&second_log).expect("log");
+    let sent: Vec<u64> = log
+        .lines()
+        .filter_map(|line| line.split_once("RETR \"/big.bin\" "))
+        .filter_map(|(_, rest)| rest.split(' ').next()?.parse().ok())
+        .collect();
+    assert!(sent.len() == 1 && sent[0] < SIZE as u64, "{sent:?}\n{log}");
+}
+
 #[test]
 fn upload_resumes_across_a_server_restart() {
     let Some(server) = PeerServer::local_with_hash() else { return };

@@ -72,7 +72,8 @@ fn main() -> ExitCode {
         if plan.json {
             println!("{}", report.to_json());
         } else {
-            print!("{}", report.to_text());
+            // The first error messages in it are the server's text: shown escaped, as ftpclient shows it.
+            print!("{}", ftp_client::visible(&report.to_text()));
         }
         return ExitCode::from(if report.errors.total == 0 { EXIT_OK } else { EXIT_ERRORS });
     }
@@ -100,14 +101,15 @@ fn main() -> ExitCode {
     if plan.json {
         println!("{}", report.to_json());
     } else {
-        print!("{}", report.to_text());
+        // The first error messages in it are the server's text: shown escaped, as ftpclient shows it.
+        print!("{}", ftp_client::visible(&report.to_text()));
     }
     ExitCode::from(if report.errors.total == 0 { EXIT_OK } else { EXIT_ERRORS })
 }
 
 /// Prints `msg` as the one line of a run that could not happen.
 fn fail(msg: &str) -> ExitCode {
-    eprintln!("ftpload: {msg}");
+    eprintln!("ftpload: {}", ftp_client::visible(msg));
     ExitCode::from(EXIT_USAGE)
 }
 

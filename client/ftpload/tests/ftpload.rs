@@ -1,20 +1,19 @@
 //! `ftpload` against our own server, at small scale: every scenario with exact counts, the JSON report, and the
 //! runs that must be refused (a port nobody listens on, a host that is not this machine).
 
-/// The one launcher of our server that the client's tests share (only its binary lookup is used here).
+/// The launcher of our server that the client's tests share.
 #[path = "../../ftpclient/tests/support/ourserver.rs"]
 #[allow(dead_code)]
 mod ourserver;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use ourserver::ftpserver_binary;
+use ftp_tests::launcher::{ftpserver_binary, ready_address, start_reading_lines};
 use rustix::process::{kill_process, Pid, Signal};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -37,28 +36,12 @@ impl Server {
         let root = tempfile::tempdir().expect("tempdir");
         fs::write(root.path().join("big.bin"), pattern(BIG as usize)).expect("big.bin");
         fs::write(root.path().join("small.bin"), pattern(SMALL as usize)).expect("small.bin");
-        let mut child = Command::new(ftpserver_binary())
-            .arg("0")
-            .arg("--root")
-            .arg(root.path())
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ftpserver");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            // Keep draining so the server never blocks on a full pipe.
-            let _ = reader.read_to_end(&mut Vec::new());
-        });
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("ftpserver did not print its ready line in 30 s");
-        let port = ready_port(&line).unwrap_or_else(|| panic!("unexpected ready line {line:?}"));
+        let mut command = Command::new(ftpserver_binary());
+        command.arg("0").arg("--root").arg(root.path()).env_remove("RUST_LOG").stderr(Stdio::null());
+        let (child, lines) =
+            start_reading_lines(command, 1, Duration::from_secs(30)).unwrap_or_else(|why| panic!("ftpserver: {why}"));
+        let port = ready_address(&lines[0]).map(|addr| addr.port());
+        let port = port.unwrap_or_else(|| panic!("unexpected ready line {:?}", lines[0]));
         Server { child, port, root }
     }
 
@@ -81,12 +64,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The port in `ftpserver listening on 127.0.0.1:PORT, root DIR`.
-fn ready_port(line: &str) -> Option<u16> {
-    let addr = line.strip_prefix("ftpserver listening on ")?.split(',').next()?;
-    addr.rsplit(':').next()?.parse().ok()
 }
 
 /// Waits for a child with a limit; kills it by PID and fails the test if it overruns.

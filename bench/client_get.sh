@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# One large download, end to end: `ftpclient get` against `curl -o`, both from our ftpserver at its default flags
+# on loopback, in the same run and interleaved (the order alternates per run so neither always goes first).
+#
+#   bench/client_get.sh                 1 GiB, five runs of each client
+#   bench/client_get.sh --runs N        N runs of each
+#   bench/client_get.sh --mib M         an M MiB file instead of 1024
+#   bench/client_get.sh --no-build      use the release binaries already in $CARGO_TARGET_DIR
+#   FTPCLIENT=PATH bench/client_get.sh  measure that ftpclient binary (another build) instead of this one's
+#
+# ftpclient's time includes its verification (SHA-256 from the server's HASH, or SIZE), since a user waits for it;
+# curl verifies nothing. Each download goes to a fresh file that is removed afterwards. Prints, per run: each
+# client's wall seconds, the ratio curl/ours (above 1: ours is faster), ftpclient's transfer alone (from its summary
+# line), and where the CPU went: each client's user+system seconds and the server's during that client's run (on
+# 2 cores a busy machine makes CPU seconds, not wall time, the limit). Then the medians. Every process it starts
+# runs under `timeout`, the server is stopped by its PID on exit, and the temporary directory is removed.
+
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$HERE")
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
+BIN="$CARGO_TARGET_DIR/release"
+CLIENT="${FTPCLIENT:-$BIN/ftpclient}"
+
+RUNS=5
+MIB=1024
+BUILD=1
+while (($#)); do
+    arg=$1
+    shift
+    case "$arg" in
+        --runs | --mib)
+            value=${1:-}
+            shift || true
+            [[ "$value" =~ ^[1-9][0-9]*$ ]] || {
+                echo "client_get.sh: $arg needs a positive number" >&2
+                exit 2
+            }
+            if [[ "$arg" == --runs ]]; then RUNS=$value; else MIB=$value; fi
+            ;;
+        --no-build) BUILD=0 ;;
+        -h | --help)
+            sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+            exit 0
+            ;;
+        *)
+            echo "client_get.sh: unknown argument $arg (try --help)" >&2
+            exit 2
+            ;;
+    esac
+done
+
+command -v curl >/dev/null || {
+    echo "client_get.sh: curl is needed" >&2
+    exit 2
+}
+if [[ "$BUILD" == 1 ]]; then
+    cargo build --release --quiet -p ftp-server -p ftpclient --manifest-path "$REPO/Cargo.toml"
+fi
+for tool in bc /usr/bin/time; do
+    command -v "$tool" >/dev/null || {
+        echo "client_get.sh: $tool is needed" >&2
+        exit 2
+    }
+done
+for bin in "$BIN/ftpserver" "$CLIENT"; do
+    [[ -x "$bin" ]] || {
+        echo "client_get.sh: $bin is missing (run without --no-build)" >&2
+        exit 2
+    }
+done
+
+WORK=$(mktemp -d)
+# `timeout` bounds the server's life even if this script is killed; the server is its child.
+TIMEOUT_PID=""
+SERVER_PID=""
+cleanup() {
+    if [[ -n "$TIMEOUT_PID" ]]; then
+        # timeout passes the signal on to the server, by its PID.
+        kill "$TIMEOUT_PID" 2>/dev/null || true
+        wait "$TIMEOUT_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+mkdir -p "$WORK/root" "$WORK/down"
+head -c "$((MIB * 1024 * 1024))" /dev/urandom >"$WORK/root/big.bin"
+
+# The server prints its ready line ("ftpserver listening on 127.0.0.1:PORT, ...") once it accepts connections.
+mkfifo "$WORK/ready"
+timeout 3600 "$BIN/ftpserver" 0 --root "$WORK/root" >"$WORK/ready" 2>"$WORK/server.log" &
+TIMEOUT_PID=$!
+exec 3<"$WORK/ready"
+if ! read -r -t 30 line <&3; then
+    echo "client_get.sh: the server printed no ready line within 30 s" >&2
+    exit 1
+fi
+# Keep draining the server's stdout so it never blocks on a full pipe.
+cat <&3 >/dev/null &
+SERVER_PID=$(cat "/proc/$TIMEOUT_PID/task/$TIMEOUT_PID/children" 2>/dev/null | cut -d' ' -f1)
+[[ -n "$SERVER_PID" && -r "/proc/$SERVER_PID/stat" ]] || {
+    echo "client_get.sh: cannot find the server's process under timeout ($TIMEOUT_PID)" >&2
+    exit 1
+}
+PORT=$(sed -n 's/^ftpserver listening on [^,]*:\([0-9]*\),.*/\1/p' <<<"$line")
+[[ -n "$PORT" ]] || {
+    echo "client_get.sh: unexpected ready line: $line" >&2
+    exit 1
+}
+
+TICK=$(getconf CLK_TCK)
+# The server's CPU seconds so far (user + system, all threads).
+server_cpu() {
+    awk -v t="$TICK" '{ print ($14 + $15) / t }' "/proc/$SERVER_PID/stat"
+}
+
+# measure OUT COMMAND...: runs a client, its standard output to OUT; prints "WALL CLIENT_CPU SERVER_CPU"
+# (seconds); fails the script if the client fails.
+measure() {
+    local out=$1 start end s0 s1
+    shift
+    s0=$(server_cpu)
+    start=$(date +%s.%N)
+    timeout 600 /usr/bin/time -f '%U %S' -o "$WORK/time" "$@" >"$out"
+    end=$(date +%s.%N)
+    s1=$(server_cpu)
+    read -r user sys <"$WORK/time"
+    echo "$(echo "$end - $start" | bc -l) $(echo "$user + $sys" | bc -l) $(echo "$s1 - $s0" | bc -l)"
+}
+
+CURL=(curl -sS -o "$WORK/down/curl.bin" "ftp://127.0.0.1:$PORT/big.bin")
+# Its summary line ("... N bytes in S s (...), SHA-256 verified") goes to $WORK/ours.out.
+OURS=("$CLIENT" "$PORT" -c "get big.bin $WORK/down/ours.bin")
+
+median() {
+    sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+echo "file: $MIB MiB, server: ftpserver (default flags) on 127.0.0.1:$PORT, $RUNS runs each, $(nproc) cores"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-6s %8s %8s %6s %9s %10s %10s %10s %10s\n' run curl_s ours_s ratio ours_xfer curl_cpu srv_cpu_c ours_cpu srv_cpu_o
+: >"$WORK/curl.times"
+: >"$WORK/ours.times"
+for ((run = 1; run <= RUNS; run++)); do
+    sync
+    if ((run % 2)); then
+        read -r c cc sc < <(measure /dev/null "${CURL[@]}")
+        rm -f "$WORK/down/curl.bin"
+        read -r o oc so < <(measure "$WORK/ours.out" "${OURS[@]}")
+    else
+        read -r o oc so < <(measure "$WORK/ours.out" "${OURS[@]}")
+        read -r c cc sc < <(measure /dev/null "${CURL[@]}")
+        rm -f "$WORK/down/curl.bin"
+    fi
+    grep -q 'SHA-256 verified' "$WORK/ours.out" || {
+        echo "client_get.sh: ftpclient did not verify with SHA-256: $(cat "$WORK/ours.out")" >&2
+        exit 1
+    }
+    x=$(sed -n 's/.* bytes in \([0-9.]*\) s .*/\1/p' "$WORK/ours.out")
+    cmp -s "$WORK/root/big.bin" "$WORK/down/ours.bin" || {
+        echo "client_get.sh: ftpclient's copy differs from the original" >&2
+        exit 1
+    }
+    rm -f "$WORK/down/ours.bin"
+    echo "$c" >>"$WORK/curl.times"
+    echo "$o" >>"$WORK/ours.times"
+    printf '%-6s %8.3f %8.3f %6.2f %9.3f %10.2f %10.2f %10.2f %10.2f\n' "$run" "$c" "$o" "$(echo "$c / $o" | bc -l)" \
+        "$x" "$cc" "$sc" "$oc" "$so"
+done
+mc=$(median <"$WORK/curl.times")
+mo=$(median <"$WORK/ours.times")
+printf '%-6s %8.3f %8.3f %6.2f\n' median "$mc" "$mo" "$(echo "$mc / $mo" | bc -l)"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "ratio curl/ours (median): $(printf '%.2f' "$(echo "$mc / $mo" | bc -l)")x (above 1: ftpclient is faster end to end)"
