@@ -358,7 +358,7 @@ fuzz_target!(|data: &[u8]| {
     let anonymous = [Anonymous::Off, Anonymous::Read, Anonymous::Write, Anonymous::Write][usize::from(settings & 3)];
     let read_only = settings & 4 != 0;
     let access = if users {
-        match Access::load(&root_path, root, anonymous, read_only, &base.path().join("users.toml")) {
+        match Access::load(&root_path, root, anonymous, read_only, &base.path().join("users.toml"), false) {
             Ok(a) => a,
             Err(e) => panic!("users file: {}", e.0),
         }
