@@ -193,7 +193,7 @@ fn s3_listing_pages_through_ten_thousand_objects() {
 
 #[test]
 fn s3_an_upload_holds_bounded_memory() {
-    const SIZE: u64 = 512 * 1024 * 1024;
+    const SIZE: u64 = 1024 * 1024 * 1024;
     let (cluster, _turn) = cluster();
     let server = s3_server(&cluster, 1, &unique_prefix("s3-memory"), &[]);
     let before = peak_rss_kib(server.pid());

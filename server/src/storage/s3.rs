@@ -69,19 +69,21 @@ impl S3 {
         }
     }
 
-    /// Whether anything at all is below `p` (its marker or any key): one page of at most a few keys.
+    /// Whether anything at all is below `p` (its marker or any key).
     fn is_dir(&self, p: &VPath) -> io::Result<bool> {
         if p.is_root() {
             return Ok(true);
         }
-        let page = self.client.list(&self.dir_prefix(p), Some("/"), None).map_err(io_error)?;
+        // One key says so: a page of one, however large the directory.
+        let page = self.client.list_up_to(&self.dir_prefix(p), Some("/"), None, 1).map_err(io_error)?;
         Ok(!page.files.is_empty() || !page.dirs.is_empty())
     }
 
     /// Whether a directory holds anything but its own marker.
     fn has_entries(&self, p: &VPath) -> io::Result<bool> {
         let prefix = self.dir_prefix(p);
-        let page = self.client.list(&prefix, Some("/"), None).map_err(io_error)?;
+        // The marker sorts first (it is the prefix itself): two keys tell whether anything else is there.
+        let page = self.client.list_up_to(&prefix, Some("/"), None, 2).map_err(io_error)?;
         Ok(!page.dirs.is_empty() || page.files.iter().any(|f| f.key != prefix))
     }
 
