@@ -9,9 +9,9 @@ cd "$(dirname "$0")/.."
 cargo build --release -q -p ftp-server -p ftpload
 B=target/release
 work=$(mktemp -d /tmp/ftp-s3-bench.XXXXXX)
-pids=()
 cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    # The servers' PIDs are in files: start() runs in a command substitution, a subshell.
+    for f in "$work"/*.pid; do [ -e "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
     GARAGE_PORT_BASE=${GARAGE_PORT_BASE:-3990} bash tests/garage/cluster.sh stop "$work/garage" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
@@ -26,7 +26,7 @@ head -c $((64 << 20)) /dev/urandom > "$work/disk/big.bin"
 start() { # NAME ARGS...: starts a server, prints its port
     local name=$1; shift
     "$B/ftpserver" 0 --anonymous write "$@" > "$work/$name.log" 2>&1 &
-    pids+=($!)
+    echo $! > "$work/$name.pid"
     for _ in $(seq 100); do grep -q listening "$work/$name.log" && break; sleep 0.1; done
     grep -o "listening on [0-9.]*:[0-9]*" "$work/$name.log" | sed 's/.*://'
 }
