@@ -821,15 +821,9 @@ impl Worker {
                         }
                         Action::Storage(
                             request @ crate::storage::Request { op: crate::storage::Op::Discard(_), .. },
-                        ) => match (request.home.backend(), &self.storage) {
-                            (Some(backend), Some(pool)) => {
-                                let (backend, op) = (backend.clone(), request.op);
-                                let _ = pool.submit(crate::storage::remote::Job { key, session: 0, backend, op });
-                            }
-                            _ => {
-                                crate::storage::run(request);
-                            }
-                        },
+                        ) => {
+                            crate::storage::dispatch(self.storage.as_ref(), key, 0, request);
+                        }
                         _ => {}
                     }
                 }

@@ -296,6 +296,21 @@ impl Done {
     }
 }
 
+/// Carries out a request where its home is: on the local disk at once (the answer is returned), or on a back-end
+/// through the worker's `pool` (`None` is returned; the answer comes through the waker, for slab key `key` and
+/// session number `session`). A pool that cannot take it answers at once that the storage is busy.
+pub fn dispatch(pool: Option<&remote::Pool>, key: usize, session: u64, req: Request) -> Option<Done> {
+    let (Some(backend), Some(pool)) = (req.home.backend(), pool) else { return run(req) };
+    let job = remote::Job { key, session, backend: backend.clone(), op: req.op };
+    match pool.submit(job) {
+        Ok(()) => None,
+        Err(job) => {
+            log::warn!("session {session}: storage queue full; {:?} refused", job.op);
+            remote::busy(&job.op)
+        }
+    }
+}
+
 /// Carries out a request on the local disk, at once; `None` for those nothing answers ([`Op::Discard`]). A
 /// request for a home on a back-end is the loop's to hand to its pool ([`Home::backend`]); run here, it is
 /// answered as if the pool were busy.

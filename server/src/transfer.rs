@@ -89,8 +89,9 @@ enum Direction {
     /// `truncate`: REST + STOR cuts the file at the offset when the transfer starts, not when the command came.
     /// `origin`: an upload in place (APPE, REST + STOR) started at this length, which [`Transfer::roll_back`]
     /// returns the file to.
-    /// `held`: received bytes the file (a pipe to a storage thread) did not take yet; `eof`: the client is done.
-    Receive { file: File, truncate: Option<u64>, origin: Option<u64>, held: Vec<u8>, eof: bool },
+    /// `pipe`: the file is a pipe to a storage thread (told once, when the transfer is made); `held`: received
+    /// bytes it did not take yet; `eof`: the client is done.
+    Receive { file: File, truncate: Option<u64>, origin: Option<u64>, pipe: bool, held: Vec<u8>, eof: bool },
 }
 
 /// A transfer in progress.
@@ -117,7 +118,8 @@ impl Transfer {
 
     /// An upload (STOR, APPE, STOU) into `file`.
     pub fn receive(file: File, ascii: bool) -> Transfer {
-        let direction = Direction::Receive { file, truncate: None, origin: None, held: Vec::new(), eof: false };
+        let pipe = is_pipe(&file);
+        let direction = Direction::Receive { file, truncate: None, origin: None, pipe, held: Vec::new(), eof: false };
         Transfer { direction, ascii, held_cr: false, bytes: 0 }
     }
 
@@ -166,7 +168,7 @@ impl Transfer {
     pub fn pipe(&self) -> Option<(std::os::fd::BorrowedFd<'_>, bool)> {
         match &self.direction {
             Direction::Send { source: Source::Stream(s), .. } => Some((s.pipe.as_fd(), false)),
-            Direction::Receive { file, .. } if is_pipe(file) => Some((file.as_fd(), true)),
+            Direction::Receive { file, pipe: true, .. } => Some((file.as_fd(), true)),
             _ => None,
         }
     }

@@ -72,6 +72,19 @@ impl Drop for Balancer {
     }
 }
 
+/// Waits (bounded) until the balancer on `control` answers with a node's greeting.
+pub(crate) fn wait_for_greeting(control: u16) {
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let Ok(mut s) = TcpStream::connect(("127.0.0.1", control)) else { return false };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut g = [0u8; 3];
+            s.read_exact(&mut g).is_ok() && &g == b"220"
+        }),
+        "the balancer never greeted"
+    );
+}
+
 pub(crate) fn haproxy(config: &str) -> Balancer {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("haproxy.cfg");
@@ -183,16 +196,7 @@ fn two_nodes_behind_haproxy() {
     let control = free_port();
     let _lb =
         haproxy(&config(control, &[("127.0.0.2", a.server.port(), pasv_a), ("127.0.0.3", b.server.port(), pasv_b)]));
-    // Up once the balancer answers with a node's greeting.
-    assert!(
-        wait_until(Duration::from_secs(10), || {
-            let Ok(mut s) = TcpStream::connect(("127.0.0.1", control)) else { return false };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut g = [0u8; 3];
-            s.read_exact(&mut g).is_ok() && &g == b"220"
-        }),
-        "the balancer never greeted"
-    );
+    wait_for_greeting(control);
     let work = tempfile::tempdir().expect("work");
     let url = format!("ftp://127.0.0.1:{control}");
 

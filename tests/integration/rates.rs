@@ -116,19 +116,7 @@ fn quotas_refuse_uploads_that_do_not_fit_and_leave_nothing() {
     std::fs::write(&users, text).expect("users");
     let server = TestServer::start_in(root.path(), &["--users", users.to_str().expect("UTF-8")]);
     let mut c = login(&server, "carol", "secret");
-    let store = |c: &mut Ctl, verb: &str, len: usize| -> u16 {
-        let addr = c.pasv();
-        c.send(verb);
-        let d = data_connect(addr);
-        let (code, _) = c.reply();
-        if code != 150 {
-            return code;
-        }
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::util::write_and_close(d, &content(9, len))
-        }));
-        c.reply().0
-    };
+    let store = crate::util::stor_content;
     // The scan of the home (100,000 bytes, 1 file) runs off the loop; an upload that fits passes.
     assert_eq!(store(&mut c, "STOR a.bin", 600_000), 226);
     // 100,000 + 600,000 + 600,000 > 1,000,000: refused, nothing left behind.

@@ -262,7 +262,9 @@ fn s3_a_garage_node_stopping_mid_transfer_fails_nothing() {
 
 #[test]
 fn s3_two_nodes_behind_haproxy_share_one_bucket() {
-    use crate::cluster::{config, free_port, haproxy, haproxy_available, pasv_blocks_in, CLIENT, FTPLIB, PASV_SPAN};
+    use crate::cluster::{
+        config, free_port, haproxy, haproxy_available, pasv_blocks_in, wait_for_greeting, CLIENT, FTPLIB, PASV_SPAN,
+    };
     if !haproxy_available() {
         return;
     }
@@ -282,15 +284,7 @@ fn s3_two_nodes_behind_haproxy_share_one_bucket() {
     let b = node(1, pasv_b);
     let control = free_port();
     let _lb = haproxy(&config(control, &[(nodes[0], a.port(), pasv_a), (nodes[1], b.port(), pasv_b)]));
-    assert!(
-        crate::util::wait_until(std::time::Duration::from_secs(10), || {
-            let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", control)) else { return false };
-            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
-            let mut g = [0u8; 3];
-            std::io::Read::read_exact(&mut s, &mut g).is_ok() && &g == b"220"
-        }),
-        "the balancer never greeted"
-    );
+    wait_for_greeting(control);
     let work = tempfile::tempdir().expect("work");
     let lb = format!("ftp://127.0.0.1:{control}");
     // Up through one session, down through the next (round robin: the other node, the other Garage node).
@@ -378,19 +372,7 @@ fn s3_quotas_count_the_objects_and_refuse_what_does_not_fit() {
     let mut c = server.ctl();
     assert_eq!(c.cmd("USER carol"), 331);
     assert_eq!(c.cmd("PASS secret"), 230);
-    let mut stor = |name: &str, len: usize| -> u16 {
-        let addr = c.pasv();
-        c.send(&format!("STOR {name}"));
-        let d = data_connect(addr);
-        let (code, _) = c.reply();
-        if code != 150 {
-            return code;
-        }
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::util::write_and_close(d, &content(9, len))
-        }));
-        c.reply().0
-    };
+    let mut stor = |name: &str, len: usize| crate::util::stor_content(&mut c, &format!("STOR {name}"), len);
     assert_eq!(stor("a.bin", 600_000), 226);
     // 100,000 (measured on the store at login) + 600,000 + 600,000 > 1,000,000: refused, nothing on the store.
     assert_eq!(stor("b.bin", 600_000), 552);

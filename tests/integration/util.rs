@@ -392,6 +392,21 @@ impl Ctl {
 
 // ---- data connections ----------------------------------------------------------------------------------------
 
+/// An upload command (`STOR NAME`, `APPE NAME`) of `len` bytes of `content(9, ..)` over a fresh passive
+/// connection: the final reply's code, or the first one when the transfer never started (552 at once, say). A data
+/// connection the server cuts short is not an error here: the reply says what happened.
+pub fn stor_content(c: &mut Ctl, verb: &str, len: usize) -> u16 {
+    let addr = c.pasv();
+    c.send(verb);
+    let d = data_connect(addr);
+    let (code, _) = c.reply();
+    if code != 150 {
+        return code;
+    }
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write_and_close(d, &content(9, len))));
+    c.reply().0
+}
+
 /// Opens a data connection to `addr` with read and write timeouts.
 pub fn data_connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap_or_else(|e| panic!("data connect {addr}: {e}"));

@@ -262,27 +262,11 @@ impl Worker {
                 // The local disk answers at once; the answer is the session's next input, and what it asks for
                 // next is carried out by this same loop.
                 // A back-end's request goes to the pool; its answer comes through the waker.
-                Action::Storage(request) => match (request.home.backend(), &self.storage) {
-                    (Some(backend), Some(pool)) => {
-                        let job = crate::storage::remote::Job {
-                            key,
-                            session: c.session.id(),
-                            backend: backend.clone(),
-                            op: request.op,
-                        };
-                        if let Err(job) = pool.submit(job) {
-                            warn!("session {}: storage queue full; {:?} refused", c.session.id(), job.op);
-                            if let Some(done) = crate::storage::remote::busy(&job.op) {
-                                c.session.handle_outcome(now, Outcome::Storage(done));
-                            }
-                        }
+                Action::Storage(request) => {
+                    if let Some(done) = crate::storage::dispatch(self.storage.as_ref(), key, c.session.id(), request) {
+                        c.session.handle_outcome(now, Outcome::Storage(done));
                     }
-                    _ => {
-                        if let Some(done) = crate::storage::run(request) {
-                            c.session.handle_outcome(now, Outcome::Storage(done));
-                        }
-                    }
-                },
+                }
                 Action::Offence(offence) => {
                     let ip = canonical(c.session.peer().ip());
                     if let Some(ban) = self.shared.offend(ip, now.mono) {
