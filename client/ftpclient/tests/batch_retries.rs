@@ -41,11 +41,9 @@ fn mirror_resumes_across_a_server_restart() {
     let port_arg = port.to_string();
     let args = ["--retries", "5", "--limit-rate", "4M", &port_arg, "-c", "cd pub", "-c", "mirror tree copy"];
     let Some(term) = Terminal::start(dir.path(), &args) else { return };
-    let at = term.wait_for("big.bin [", 0, STEP);
-    server.kill();
-    let at = term.wait_for("reconnecting in 1 s (retry 1 of 5)", at, STEP);
     let second_log = logs.path().join("server2.log");
-    let _server = OurServer::start(root.path(), port, &second_log, &[]);
+    let (_server, at) =
+        term.kill_and_restart(server, "big.bin [", "reconnecting in 1 s (retry 1 of 5)", root.path(), &second_log);
     term.wait_for("mirror ", at, STEP);
     let screen = term.screen();
     assert_eq!(term.wait(), Some(0), "{screen}");
@@ -73,11 +71,9 @@ fn mget_resumes_across_a_server_restart() {
     let port_arg = port.to_string();
     let args = ["--retries", "3", "--limit-rate", "4M", &port_arg, "-c", "mget *.bin"];
     let Some(term) = Terminal::start(dir.path(), &args) else { return };
-    let at = term.wait_for("two.bin [", 0, STEP);
-    server.kill();
-    let at = term.wait_for("reconnecting in 1 s (retry 1 of 3)", at, STEP);
     let second_log = logs.path().join("server2.log");
-    let _server = OurServer::start(root.path(), port, &second_log, &[]);
+    let (_server, at) =
+        term.kill_and_restart(server, "two.bin [", "reconnecting in 1 s (retry 1 of 3)", root.path(), &second_log);
     term.wait_for("mget: 2 files", at, STEP);
     let screen = term.screen();
     assert_eq!(term.wait(), Some(0), "{screen}");
@@ -106,10 +102,9 @@ fn mput_retries_across_a_server_restart() {
     let port_arg = port.to_string();
     let args = ["--retries", "3", "--limit-rate", "4M", &port_arg, "-c", "cd inbox", "-c", "mput up*.bin"];
     let Some(term) = Terminal::start(dir.path(), &args) else { return };
-    let at = term.wait_for("up2.bin [", 0, STEP);
-    server.kill();
-    let at = term.wait_for("reconnecting in 1 s (retry 1 of 3)", at, STEP);
-    let _server = OurServer::start(root.path(), port, &logs.path().join("server2.log"), &[]);
+    let second_log = logs.path().join("server2.log");
+    let (_server, at) =
+        term.kill_and_restart(server, "up2.bin [", "reconnecting in 1 s (retry 1 of 3)", root.path(), &second_log);
     term.wait_for("mput: 2 files", at, STEP);
     let screen = term.screen();
     assert_eq!(term.wait(), Some(0), "{screen}");

@@ -28,10 +28,9 @@ fn download_resumes_across_a_server_restart() {
     let args = ["--retries", "5", "--limit-rate", "4M", &port.to_string(), "-c", "cd pub", "-c", "get big.bin"];
     let args: Vec<&str> = args.iter().map(|s| s.as_ref()).collect();
     let Some(term) = Terminal::start(dir.path(), &args) else { return };
-    let at = term.wait_for("big.bin [", 0, STEP);
-    server.kill();
-    let at = term.wait_for("reconnecting in 1 s (retry 1 of 5)", at, STEP);
-    let _server = OurServer::start(root.path(), port, &logs.path().join("server2.log"), &[]);
+    let second_log = logs.path().join("server2.log");
+    let (_server, at) =
+        term.kill_and_restart(server, "big.bin [", "reconnecting in 1 s (retry 1 of 5)", root.path(), &second_log);
     term.wait_for("resumed at byte ", at, STEP);
     let screen = term.screen();
     assert_eq!(term.wait(), Some(0), "{screen}");
@@ -55,11 +54,9 @@ fn replacing_download_resumes_from_the_part_file() {
     let port_arg = port.to_string();
     let args = ["--retries", "5", "--limit-rate", "4M", &port_arg, "-c", "get -f big.bin"];
     let Some(term) = Terminal::start(dir.path(), &args) else { return };
-    let at = term.wait_for("big.bin [", 0, STEP);
-    server.kill();
-    let at = term.wait_for("reconnecting in 1 s (retry 1 of 5)", at, STEP);
     let second_log = logs.path().join("server2.log");
-    let _server = OurServer::start(root.path(), port, &second_log, &[]);
+    let (_server, at) =
+        term.kill_and_restart(server, "big.bin [", "reconnecting in 1 s (retry 1 of 5)", root.path(), &second_log);
     term.wait_for("resumed at byte ", at, STEP);
     let screen = term.screen();
     assert_eq!(term.wait(), Some(0), "{screen}");

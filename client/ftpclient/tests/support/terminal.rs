@@ -81,6 +81,24 @@ impl Terminal {
 
     /// Waits until the terminal shows `text` (anywhere after byte `from`) for at most `limit`; returns the offset
     /// just after it, or panics with what was shown.
+    /// A server dying mid-transfer and coming back: once this screen shows `progress` (the transfer is under way)
+    /// `server` is killed; once the client prints `retry`, a new server starts on the same port with its log in
+    /// `log`. Returns the new server and where on the screen the retry line was.
+    pub fn kill_and_restart(
+        &self,
+        server: super::ourserver::OurServer,
+        progress: &str,
+        retry: &str,
+        root: &Path,
+        log: &Path,
+    ) -> (super::ourserver::OurServer, usize) {
+        let port = server.port;
+        let at = self.wait_for(progress, 0, STEP);
+        server.kill();
+        let at = self.wait_for(retry, at, STEP);
+        (super::ourserver::OurServer::start(root, port, log, &[]), at)
+    }
+
     pub fn wait_for(&self, text: &str, from: usize, limit: Duration) -> usize {
         let deadline = Instant::now() + limit;
         let (screen, changed) = &*self.screen;
