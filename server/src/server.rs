@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use slab::Slab;
 
 use crate::access::{Access, Anonymous};
 use crate::hash::{HashJob, HashStep, HASH_BYTES_PER_TURN};
@@ -34,11 +33,13 @@ use crate::tls::TlsConfig;
 use crate::turns::SLOW_TURN;
 use crate::verifier::Verifier;
 
+mod conns;
 mod control;
 mod data;
 mod proxied;
 mod workers;
 
+use conns::Conns;
 use control::Control;
 use data::DataConn;
 pub use workers::Server;
@@ -178,11 +179,7 @@ impl std::fmt::Debug for Reloader {
 
 enum Conn {
     Control(Box<Control>),
-    /// `listener` is `None` once closed: the port is released at once, not at the end of the turn.
-    Passive {
-        owner: usize,
-        listener: Option<TcpListener>,
-    },
+    /// A session's data channel, from its passive listener or active connect to the end of its transfer.
     Data(DataConn),
     /// A connection from a load balancer whose PROXY header has not been read yet.
     Proxy(Box<proxied::Pending>),
@@ -208,13 +205,11 @@ pub(crate) struct Worker {
     /// The implicit-FTPS listener.
     implicit: Option<TcpListener>,
     tls: Option<TlsConfig>,
-    conns: Slab<Conn>,
+    conns: Conns,
     /// Keys closed during this batch; removed from the slab after it.
     closed: Vec<usize>,
-    is_closed: Vec<bool>,
     /// Connections with work left that readiness will not announce again.
     runnable: VecDeque<usize>,
-    queued: Vec<bool>,
     timers: BTreeSet<(Instant, usize)>,
     access: Rc<Access>,
     verifier: Verifier,
@@ -293,11 +288,9 @@ impl Worker {
             listener: Some(listener),
             implicit,
             tls: config.tls.clone(),
-            conns: Slab::new(),
+            conns: Conns::default(),
             closed: Vec::new(),
-            is_closed: Vec::new(),
             runnable: VecDeque::new(),
-            queued: Vec::new(),
             timers: BTreeSet::new(),
             access: Rc::new(access),
             verifier,
@@ -391,8 +384,8 @@ impl Worker {
         for (_, conn) in self.conns.iter() {
             let Conn::Control(c) = conn else { continue };
             let mut state = c.session.activity(now);
-            if let Some(Conn::Data(d)) = c.data.and_then(|k| self.conns.get(k)) {
-                if let Some(t) = &d.transfer {
+            if let Some(Conn::Data(d)) = c.data.and_then(|id| self.conns.get(id.0)) {
+                if let Some(t) = d.transfer() {
                     let secs = now.mono.saturating_duration_since(d.started).as_secs_f64().max(1e-3);
                     let rate = t.bytes() as f64 / secs / f64::from(1 << 20);
                     state.push_str(&format!(", {} bytes, {rate:.2} MiB/s", t.bytes()));
@@ -563,8 +556,7 @@ impl Worker {
                 return false;
             }
         }
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
+        let key = self.conns.next_key();
         if let Err(e) = self.poll.registry().register(stream.socket_mut(), Token(key), Interest::READABLE) {
             warn!("{peer}: register: {e}");
             return false;
@@ -575,8 +567,7 @@ impl Worker {
         if implicit {
             session.start_implicit_tls();
         }
-        entry.insert(Conn::Control(Box::new(Control::new(stream, session))));
-        self.mark_open(key);
+        self.conns.insert(Conn::Control(Box::new(Control::new(stream, session))));
         self.controls += 1;
         debug!("session {id} from {peer} on worker {} (key {key}); sessions: {}", self.id, self.shared.sessions());
         self.apply(key, now);
@@ -594,7 +585,7 @@ impl Worker {
             }
             // The key may have been reused by a later connection: the session number tells.
             let waiting = matches!(self.conns.get(done.key), Some(Conn::Control(c)) if c.session.id() == done.session);
-            if waiting && !self.is_closed[done.key] {
+            if waiting {
                 if let Some(Conn::Control(c)) = self.conns.get_mut(done.key) {
                     c.verify_cancel = None;
                 }
@@ -622,17 +613,12 @@ impl Worker {
     // ---- readiness -----------------------------------------------------------------------------------------
 
     fn ready(&mut self, key: usize, now: Now) {
-        if self.is_closed.get(key).copied().unwrap_or(true) {
-            return; // A stale event for a connection closed earlier in this batch.
-        }
+        // A closed connection is not there: the event is a stale one for a connection closed in this batch.
         match self.conns.get(key) {
             Some(Conn::Control(_)) => self.pump_control(key, now),
-            Some(Conn::Passive { .. }) => self.accept_data(key, now),
+            Some(Conn::Data(_)) => self.data_ready(key, now),
             Some(Conn::Proxy(_)) => self.read_proxy_header(key, now),
-            Some(Conn::Data(d)) if d.connecting => self.check_connect(key),
-            Some(Conn::Data(d)) if d.transfer.is_some() => self.enqueue(key),
-            // An idle data connection is not read early: its bytes belong to the transfer still to come.
-            Some(Conn::Data(_) | Conn::Hash { .. }) | None => {}
+            Some(Conn::Hash { .. }) | None => {}
         }
     }
 
@@ -644,7 +630,7 @@ impl Worker {
         let Some(pool) = &self.storage else { return };
         let answers: Vec<_> = pool.answers().collect();
         for a in answers {
-            let alive = !self.is_closed.get(a.key).copied().unwrap_or(true) && self.session_id(a.key) == a.session;
+            let alive = self.session_id(a.key) == a.session;
             if alive {
                 self.outcomes.push_back((a.key, a.session, Outcome::Storage(a.done)));
             } else if let (Some(temp), Some(pool)) = (a.done.into_temp(), &self.storage) {
@@ -666,9 +652,6 @@ impl Worker {
     /// key now holds another) is dropped.
     fn deliver(&mut self, now: Now) {
         while let Some((owner, session, outcome)) = self.outcomes.pop_front() {
-            if self.is_closed.get(owner).copied().unwrap_or(true) {
-                continue;
-            }
             if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
                 if c.session.id() != session {
                     continue;
@@ -699,8 +682,7 @@ impl Worker {
     }
 
     fn enqueue(&mut self, key: usize) {
-        if !self.queued[key] {
-            self.queued[key] = true;
+        if self.conns.queue(key) {
             self.runnable.push_back(key);
         }
     }
@@ -711,8 +693,7 @@ impl Worker {
             self.runnable.iter().filter(|&&k| matches!(self.conns.get(k), Some(Conn::Data(_)))).count();
         for _ in 0..self.runnable.len() {
             let Some(key) = self.runnable.pop_front() else { break };
-            self.queued[key] = false;
-            if self.is_closed[key] {
+            if !self.conns.dequeue(key) {
                 continue;
             }
             match self.conns.get(key) {
@@ -742,39 +723,13 @@ impl Worker {
                 self.accept_all(true, now);
                 continue;
             }
-            if self.is_closed.get(key).copied().unwrap_or(true) {
-                continue;
-            }
             match self.conns.get_mut(key) {
                 Some(Conn::Control(c)) => {
                     c.deadline = None;
                     c.session.handle_timeout(now);
                     self.apply(key, now);
                 }
-                Some(Conn::Data(d)) => {
-                    if d.rate_wait.is_some_and(|at| at <= now.mono) {
-                        // A rate-limited transfer may move again (its stall deadline, if also due, is looked at
-                        // just below all the same).
-                        d.rate_wait = None;
-                        self.enqueue(key);
-                    }
-                    let Some(Conn::Data(d)) = self.conns.get_mut(key) else { continue };
-                    if d.stall_deadline.is_none_or(|at| at > now.mono) {
-                        continue;
-                    }
-                    d.stall_deadline = None;
-                    if d.transfer.is_none() {
-                        continue;
-                    }
-                    let due = d.last_progress + self.stall_timeout;
-                    if due > now.mono {
-                        // It moved since the timer was set: look again when it could next be stalled.
-                        d.stall_deadline = Some(due);
-                        self.timers.insert((due, key));
-                    } else {
-                        self.fail_transfer(key, io::Error::new(io::ErrorKind::TimedOut, "transfer stalled"));
-                    }
-                }
+                Some(Conn::Data(_)) => self.data_timer(key, now),
                 Some(Conn::Proxy(p)) => {
                     warn!("{}: no PROXY header within {:?}; closed", p.peer, proxied::PROXY_HEADER_TIMEOUT);
                     self.metrics.refused_proxy.fetch_add(1, Ordering::Relaxed);
@@ -787,26 +742,14 @@ impl Worker {
 
     // ---- closing -------------------------------------------------------------------------------------------
 
-    fn mark_open(&mut self, key: usize) {
-        if self.is_closed.len() <= key {
-            self.is_closed.resize(key + 1, true);
-            self.queued.resize(key + 1, false);
-        }
-        self.is_closed[key] = false;
-        self.queued[key] = false;
-    }
-
     /// Closes a connection now (deregistered, never touched again) and frees its slab key after the batch.
     fn close(&mut self, key: usize) {
-        if self.is_closed.get(key).copied().unwrap_or(true) {
-            return;
-        }
-        self.is_closed[key] = true;
+        let Some(conn) = self.conns.close(key) else { return };
         self.closed.push(key);
         let registry = self.poll.registry();
-        let mut children = [None, None, None];
-        match self.conns.get_mut(key) {
-            Some(Conn::Control(c)) => {
+        let mut children = [None, None];
+        match conn {
+            Conn::Control(c) => {
                 let _ = registry.deregister(c.stream.socket_mut());
                 c.session.handle_disconnect();
                 c.cancel_verify();
@@ -830,42 +773,23 @@ impl Worker {
                 if let Some(at) = c.deadline.take() {
                     self.timers.remove(&(at, key));
                 }
-                children = [c.passive.take(), c.data.take(), c.hash.take()];
+                children = [c.data.take().map(|id| id.0), c.hash.take()];
                 self.controls -= 1;
                 self.shared.release(canonical(c.session.peer().ip()));
                 debug!("closed session at key {key}; connections: {}", self.controls);
             }
-            Some(Conn::Passive { listener, .. }) => {
-                if let Some(mut l) = listener.take() {
-                    let _ = registry.deregister(&mut l);
-                }
-            }
-            Some(Conn::Data(d)) => {
-                if let Some(mut s) = d.stream.take() {
-                    let _ = registry.deregister(s.socket_mut());
-                }
-                let transfer = d.transfer.take();
-                if let Some((fd, _)) = transfer.as_ref().and_then(|t| t.pipe()) {
-                    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-                    let _ = registry.deregister(&mut mio::unix::SourceFd(&raw));
-                }
-                // A transfer cut short (ABOR, a closed session): an upload's bytes stop counting as in flight.
-                if let (Some(t), Some(l)) = (transfer, &d.limits) {
-                    if t.is_upload() && l.has_byte_quota() {
-                        l.written(t.bytes());
-                    }
-                }
-                for at in [d.stall_deadline.take(), d.rate_wait.take()].into_iter().flatten() {
+            Conn::Data(d) => {
+                for at in d.tear_down(registry).into_iter().flatten() {
                     self.timers.remove(&(at, key));
                 }
             }
-            Some(Conn::Proxy(p)) => {
+            Conn::Proxy(p) => {
                 if let Some(mut s) = p.stream.take() {
                     let _ = registry.deregister(&mut s);
                 }
                 self.timers.remove(&(p.deadline, key));
             }
-            Some(Conn::Hash { .. }) | None => {}
+            Conn::Hash { .. } => {}
         }
         for child in children.into_iter().flatten() {
             self.close(child);
@@ -874,17 +798,14 @@ impl Worker {
 
     fn remove_closed(&mut self) {
         for key in self.closed.drain(..) {
-            if self.conns.try_remove(key).is_none() {
+            if !self.conns.remove(key) {
                 error!("closed key {key} was not in the slab");
             }
         }
         self.stats.sessions.set(self.shared.sessions());
         self.metrics.sessions.store(self.controls, Ordering::Relaxed);
         self.stats.connections.set(self.conns.len());
-        if self.conns.is_empty() && self.conns.capacity() > 1024 {
-            // After a burst, give the memory back.
-            self.conns.shrink_to_fit();
-        }
+        self.conns.shrink_if_empty();
     }
 
     /// The number log lines give the session at slab key `owner` (0 if it is gone).

@@ -26,8 +26,8 @@ pub(super) struct Control {
     pub(super) out: Vec<u8>,
     pub(super) out_pos: usize,
     pub(super) interest: Interest,
-    pub(super) passive: Option<usize>,
-    pub(super) data: Option<usize>,
+    /// The session's data channel, from its listener or connect to the end of its transfer.
+    pub(super) data: Option<super::data::DataId>,
     /// A HASH being computed for this session.
     pub(super) hash: Option<usize>,
     pub(super) deadline: Option<Instant>,
@@ -52,7 +52,6 @@ impl Control {
             out: Vec::new(),
             out_pos: 0,
             interest: Interest::READABLE,
-            passive: None,
             data: None,
             hash: None,
             deadline: None,
@@ -144,7 +143,7 @@ impl Worker {
                     // What the loop's I/O achieved so far reaches every session before its next line does (a data
                     // connection accepted earlier in this turn must not land after the next PASV).
                     self.deliver(now);
-                    if self.is_closed[key] {
+                    if !self.conns.is_open(key) {
                         return;
                     }
                     continue;
@@ -153,7 +152,7 @@ impl Worker {
                 handled += 1;
                 c.session.handle_line(now, line);
                 self.apply(key, now);
-                if self.is_closed[key] {
+                if !self.conns.is_open(key) {
                     return;
                 }
             }
@@ -202,7 +201,7 @@ impl Worker {
             let Some(action) = c.session.poll_action() else { break };
             trace!("session {}: action {action:?}", c.session.id());
             match action {
-                Action::ListenPassive => self.listen_passive(key),
+                Action::ListenPassive => self.listen_passive(key, now),
                 Action::ConnectActive(addr) => self.connect_active(key, addr, now),
                 Action::VerifyPassword { hash, password } => self.verify_password(key, hash, password),
                 Action::StartTransfer { transfer, tls } => self.start_transfer(key, transfer, tls, now),
@@ -226,7 +225,6 @@ impl Worker {
                 }
                 Action::StartHash(job) => {
                     let hkey = self.conns.insert(Conn::Hash { owner: key, job });
-                    self.mark_open(hkey);
                     if let Some(Conn::Control(c)) = self.conns.get_mut(key) {
                         c.hash = Some(hkey);
                     }
@@ -309,9 +307,6 @@ impl Worker {
 
     /// Flushes, closes a finished session, syncs interest and timer with the session's state.
     pub(super) fn update_control(&mut self, key: usize, now: Now) {
-        if self.is_closed.get(key).copied().unwrap_or(true) {
-            return;
-        }
         let Some(Conn::Control(c)) = self.conns.get_mut(key) else { return };
         if let Err(e) = c.flush() {
             debug!("connection {key}: write: {e}");

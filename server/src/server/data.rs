@@ -1,5 +1,10 @@
 //! Data connections: passive listeners, active connects, and running transfers on them in bounded turns.
 //!
+//! A session's data channel is one slab entry from the moment its passive listener is bound (or its active connect
+//! starts) until its transfer has ended, and its [`Stage`] is the one record of where it is: listening, connecting,
+//! idle, running, ending. The control connection knows it by its [`DataId`]; the session keeps only the protocol's
+//! facts (which command waits for a connection, which transfer runs) and learns of the channel through outcomes.
+//!
 //! A transfer on a PROT P session runs over TLS: the data connection's [`Stream`] becomes the TLS server side when
 //! the transfer starts, its handshake interleaves with everything else (it is just more reads and writes that may
 //! block), and when the transfer ends, close_notify must be on its way before the socket closes and the session
@@ -13,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, trace, warn};
 use mio::net::{TcpListener, TcpStream};
-use mio::{Interest, Token};
+use mio::{Interest, Registry, Token};
 
 use super::proxied::Purpose;
 use super::{Conn, Worker};
@@ -22,53 +27,197 @@ use crate::session::{canonical, Now, Outcome};
 use crate::stream::Stream;
 use crate::transfer::{scratch_len, Step, Transfer, TransferError};
 
+/// A data channel's name in the loop: the slab key of its one entry (and its mio token) for its whole life. The
+/// session's control connection holds it; nothing else does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DataId(pub(super) usize);
+
+/// Where a data channel is in its life. The stage is the channel's only state, and each stage holds exactly what
+/// it needs: a transfer without a socket, or a listener with a transfer, cannot be written down.
+pub(super) enum Stage {
+    /// A passive listener waits for the client's connection; it accepts one and goes.
+    Listening(TcpListener),
+    /// An active-mode connect is in progress.
+    Connecting(Stream),
+    /// Connected, no transfer yet. Not read: its bytes belong to the transfer still to come.
+    Idle(Stream),
+    /// A transfer runs.
+    Running(Stream, Box<Transfer>),
+    /// The transfer is over and this is its outcome, held back until the TLS close_notify has gone out.
+    Ending(Stream, Box<Transfer>, Outcome),
+    /// Torn down: the entry is removed at the end of the batch.
+    Closed,
+}
+
+impl Stage {
+    fn name(&self) -> &'static str {
+        match self {
+            Stage::Listening(_) => "listening",
+            Stage::Connecting(_) => "connecting",
+            Stage::Idle(_) => "idle",
+            Stage::Running(..) => "running",
+            Stage::Ending(..) => "ending",
+            Stage::Closed => "closed",
+        }
+    }
+
+    /// What the stage's socket is registered for. A listener only accepts; a connection is registered once for
+    /// both directions (readiness is edge-triggered, so that costs nothing while it is idle) and keeps its token
+    /// from connect to close.
+    fn interest(&self) -> Interest {
+        match self {
+            Stage::Listening(_) => Interest::READABLE,
+            _ => Interest::READABLE | Interest::WRITABLE,
+        }
+    }
+
+    /// The socket the stage polls on.
+    fn source(&mut self) -> Option<&mut dyn mio::event::Source> {
+        match self {
+            Stage::Listening(l) => Some(l),
+            Stage::Connecting(s) | Stage::Idle(s) | Stage::Running(s, _) | Stage::Ending(s, _, _) => {
+                Some(s.socket_mut())
+            }
+            Stage::Closed => None,
+        }
+    }
+}
+
 pub(super) struct DataConn {
     pub(super) owner: usize,
-    /// `None` once the transfer ended: the socket is closed at once so the client sees EOF before the 226.
-    pub(super) stream: Option<Stream>,
-    pub(super) transfer: Option<Box<Transfer>>,
-    /// An active-mode connect still in progress.
-    pub(super) connecting: bool,
+    stage: Stage,
     /// When the running transfer last moved a byte.
-    pub(super) last_progress: Instant,
+    last_progress: Instant,
     /// The stall timer's entry, if one is set.
-    pub(super) stall_deadline: Option<Instant>,
-    /// The transfer is over and this is its outcome, held back until the TLS close_notify has gone out.
-    pub(super) ending: Option<Outcome>,
+    stall_deadline: Option<Instant>,
     /// The user's rates (shared with its other sessions), if the transfer is of a file.
-    pub(super) limits: Option<Arc<UserLimits>>,
+    limits: Option<Arc<UserLimits>>,
     /// Parked by a rate limit until this instant (a timer is set): not runnable before.
-    pub(super) rate_wait: Option<Instant>,
+    rate_wait: Option<Instant>,
     /// When the transfer started (for `/sessions`' rate).
     pub(super) started: Instant,
 }
 
 impl DataConn {
-    fn new(owner: usize, stream: TcpStream, connecting: bool, now: Now) -> DataConn {
+    fn new(owner: usize, stage: Stage, now: Now) -> DataConn {
         DataConn {
             owner,
-            stream: Some(Stream::plain(stream)),
-            transfer: None,
-            connecting,
+            stage,
             last_progress: now.mono,
             stall_deadline: None,
-            ending: None,
             limits: None,
             rate_wait: None,
             started: now.mono,
         }
     }
+
+    /// The transfer running (or ending) on the channel.
+    pub(super) fn transfer(&self) -> Option<&Transfer> {
+        match &self.stage {
+            Stage::Running(_, t) | Stage::Ending(_, t, _) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Closes the channel's socket (and a transfer's pipe) now; returns the timers it had set.
+    pub(super) fn tear_down(&mut self, registry: &Registry) -> [Option<Instant>; 2] {
+        let stage = std::mem::replace(&mut self.stage, Stage::Closed);
+        discard(stage, registry, self.limits.as_deref());
+        [self.stall_deadline.take(), self.rate_wait.take()]
+    }
+}
+
+/// Deregisters what `stage` holds and drops it (a socket closes now, not at the end of the turn); an upload's
+/// bytes stop counting as in flight. Returns the outcome an ending transfer held.
+fn discard(mut stage: Stage, registry: &Registry, limits: Option<&UserLimits>) -> Option<Outcome> {
+    if let Some(source) = stage.source() {
+        let _ = registry.deregister(source);
+    }
+    match stage {
+        Stage::Running(_, transfer) => {
+            release(&transfer, registry, limits);
+            None
+        }
+        Stage::Ending(_, transfer, outcome) => {
+            release(&transfer, registry, limits);
+            Some(outcome)
+        }
+        _ => None,
+    }
+}
+
+/// A transfer is over (done, failed or cut short): its pipe leaves the poll, and an upload's bytes stop counting
+/// as in flight (the session counts what was published as usage).
+fn release(transfer: &Transfer, registry: &Registry, limits: Option<&UserLimits>) {
+    if let Some((fd, _)) = transfer.pipe() {
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        let _ = registry.deregister(&mut mio::unix::SourceFd(&raw));
+    }
+    if let Some(l) = limits {
+        if transfer.is_upload() && l.has_byte_quota() {
+            l.written(transfer.bytes());
+        }
+    }
 }
 
 impl Worker {
-    pub(super) fn listen_passive(&mut self, owner: usize) {
+    /// The key of the data channel of the session at `owner`, if it has one.
+    fn data_of(&self, owner: usize) -> Option<usize> {
+        match self.conns.get(owner) {
+            Some(Conn::Control(c)) => c.data.map(|id| id.0),
+            _ => None,
+        }
+    }
+
+    /// Makes `stage` the data channel of the session at `owner`, under a key of its own; a channel it had before
+    /// is closed (a session has one at most).
+    fn open_channel(&mut self, owner: usize, mut stage: Stage, now: Now) -> io::Result<DataId> {
+        self.close_data(owner);
+        let key = self.conns.next_key();
+        let interest = stage.interest();
+        if let Some(source) = stage.source() {
+            self.poll.registry().register(source, Token(key), interest)?;
+        }
+        trace!("session {}: data channel {key} {}", self.session_id(owner), stage.name());
+        self.conns.insert(Conn::Data(DataConn::new(owner, stage, now)));
+        let id = DataId(key);
+        if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
+            c.data = Some(id);
+        }
+        Ok(id)
+    }
+
+    /// Closes the data channel at `key` and forgets it on its session's side.
+    fn close_channel(&mut self, key: usize) {
+        let Some(Conn::Data(d)) = self.conns.get(key) else { return };
+        let owner = d.owner;
+        self.close(key);
+        if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
+            if c.data == Some(DataId(key)) {
+                c.data = None;
+            }
+        }
+    }
+
+    /// Readiness on a data channel: its stage says what it means.
+    pub(super) fn data_ready(&mut self, key: usize, now: Now) {
+        let Some(Conn::Data(d)) = self.conns.get(key) else { return };
+        match d.stage {
+            Stage::Listening(_) => self.accept_data(key, now),
+            Stage::Connecting(_) => self.check_connect(key),
+            Stage::Running(..) | Stage::Ending(..) => self.enqueue(key),
+            Stage::Idle(_) | Stage::Closed => {}
+        }
+    }
+
+    pub(super) fn listen_passive(&mut self, owner: usize, now: Now) {
         let Some(Conn::Control(c)) = self.conns.get(owner) else { return };
         // On a dual-stack listener an IPv4 client's local address is IPv4-mapped; listen on the plain IPv4 form.
         let ip = match c.stream.socket().local_addr() {
             Ok(a) => canonical(a.ip()),
             Err(e) => return self.tell(owner, Outcome::PassiveFailed(e)),
         };
-        let mut listener = match self.bind_passive(ip) {
+        let listener = match self.bind_passive(ip) {
             Ok(l) => l,
             Err(e) => return self.tell(owner, Outcome::PassiveFailed(e)),
         };
@@ -76,18 +225,10 @@ impl Worker {
             Ok(a) => a,
             Err(e) => return self.tell(owner, Outcome::PassiveFailed(e)),
         };
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        if let Err(e) = self.poll.registry().register(&mut listener, Token(key), Interest::READABLE) {
-            return self.tell(owner, Outcome::PassiveFailed(e));
+        match self.open_channel(owner, Stage::Listening(listener), now) {
+            Ok(_) => self.tell(owner, Outcome::PassiveReady(addr)),
+            Err(e) => self.tell(owner, Outcome::PassiveFailed(e)),
         }
-        entry.insert(Conn::Passive { owner, listener: Some(listener) });
-        self.mark_open(key);
-        if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
-            c.passive = Some(key);
-        }
-        trace!("session {owner}: passive listener {addr} (key {key})");
-        self.tell(owner, Outcome::PassiveReady(addr));
     }
 
     /// A passive listener on `ip`, on a random free port of `--pasv-ports` (by default the kernel's ephemeral
@@ -112,11 +253,14 @@ impl Worker {
 
     /// Accepts the client's data connection on a passive listener; only the control connection's peer may connect
     /// (behind a balancer: a connection from it whose PROXY header names that peer).
-    pub(super) fn accept_data(&mut self, key: usize, now: Now) {
-        let Some(Conn::Passive { owner, listener: Some(listener) }) = self.conns.get(key) else { return };
+    fn accept_data(&mut self, key: usize, now: Now) {
+        let Some(Conn::Data(DataConn { owner, stage: Stage::Listening(listener), .. })) = self.conns.get(key) else {
+            return;
+        };
         let owner = *owner;
         let Some(Conn::Control(c)) = self.conns.get(owner) else { return };
         let expected = canonical(c.session.peer().ip());
+        let session = c.session.id();
         let mut direct = None;
         let mut proxied = Vec::new();
         loop {
@@ -138,34 +282,35 @@ impl Worker {
             }
         }
         for (stream, from) in proxied {
-            self.await_proxy_header(stream, from, Purpose::Data { owner, listener: key }, now);
+            let purpose = Purpose::Data { owner, session, channel: DataId(key) };
+            self.await_proxy_header(stream, from, purpose, now);
         }
         if let Some(stream) = direct {
-            self.adopt_data(owner, key, stream, now);
+            self.adopt_data(owner, session, DataId(key), stream);
         }
     }
 
-    /// Makes `stream` the session's data connection, if the passive listener at `listener` is still the one it
-    /// waits on. One data connection per PASV: the listener goes now.
-    pub(super) fn adopt_data(&mut self, owner: usize, listener: usize, mut stream: TcpStream, now: Now) {
-        match self.conns.get(owner) {
-            Some(Conn::Control(c)) if c.passive == Some(listener) && !self.is_closed[listener] => {}
-            _ => return,
-        }
-        self.close(listener);
-        let entry = self.conns.vacant_entry();
-        let dkey = entry.key();
-        if let Err(e) = self.poll.registry().register(&mut stream, Token(dkey), Interest::READABLE | Interest::WRITABLE)
-        {
-            debug!("session {owner}: register data: {e}");
+    /// Makes `stream` the data connection of the channel `id`, if that is still the listening channel of session
+    /// number `session` at `owner`. One data connection per PASV: the listener goes now, and the connection keeps
+    /// the channel's key.
+    pub(super) fn adopt_data(&mut self, owner: usize, session: u64, id: DataId, stream: TcpStream) {
+        if self.session_id(owner) != session || self.data_of(owner) != Some(id.0) {
             return;
         }
-        entry.insert(Conn::Data(DataConn::new(owner, stream, false, now)));
-        self.mark_open(dkey);
-        if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
-            c.passive = None;
-            c.data = Some(dkey);
+        let Some(Conn::Data(d)) = self.conns.get_mut(id.0) else { return };
+        if !matches!(d.stage, Stage::Listening(_)) {
+            return;
         }
+        let registry = self.poll.registry();
+        discard(std::mem::replace(&mut d.stage, Stage::Closed), registry, None);
+        let mut stage = Stage::Idle(Stream::plain(stream));
+        let interest = stage.interest();
+        let registered = stage.source().map_or(Ok(()), |s| registry.register(s, Token(id.0), interest));
+        if let Err(e) = registered {
+            debug!("session {owner}: register data: {e}");
+            return self.close_channel(id.0);
+        }
+        d.stage = stage;
         self.tell(owner, Outcome::DataConnected);
     }
 
@@ -184,28 +329,16 @@ impl Worker {
             }
             Ok(TcpStream::from_std(socket.into()))
         });
-        let mut stream = match stream {
-            Ok(s) => s,
-            Err(e) => return self.tell(owner, Outcome::ActiveFailed(e)),
-        };
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        if let Err(e) = self.poll.registry().register(&mut stream, Token(key), Interest::READABLE | Interest::WRITABLE)
-        {
-            return self.tell(owner, Outcome::ActiveFailed(e));
+        let opened = stream.and_then(|s| self.open_channel(owner, Stage::Connecting(Stream::plain(s)), now));
+        if let Err(e) = opened {
+            self.tell(owner, Outcome::ActiveFailed(e));
         }
-        entry.insert(Conn::Data(DataConn::new(owner, stream, true, now)));
-        self.mark_open(key);
-        if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
-            c.data = Some(key);
-        }
-        trace!("session {owner}: connecting to {addr} (key {key})");
     }
 
     /// A readiness event on a connecting socket: connected, failed, or (spuriously) neither yet.
-    pub(super) fn check_connect(&mut self, key: usize) {
+    fn check_connect(&mut self, key: usize) {
         let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
-        let Some(stream) = &d.stream else { return };
+        let Stage::Connecting(stream) = &d.stage else { return };
         let owner = d.owner;
         let result = match stream.socket().take_error() {
             Ok(Some(e)) | Err(e) => Err(e),
@@ -217,37 +350,34 @@ impl Worker {
         };
         match result {
             Ok(()) => {
-                d.connecting = false;
+                if let Stage::Connecting(stream) = std::mem::replace(&mut d.stage, Stage::Closed) {
+                    d.stage = Stage::Idle(stream);
+                }
                 self.tell(owner, Outcome::DataConnected);
             }
             Err(e) => {
-                self.close(key);
-                if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
-                    c.data = None;
-                }
+                self.close_channel(key);
                 self.tell(owner, Outcome::ActiveFailed(e));
             }
         }
     }
 
     pub(super) fn start_transfer(&mut self, owner: usize, transfer: Box<Transfer>, tls: bool, now: Now) {
-        let dkey = match self.conns.get(owner) {
-            Some(Conn::Control(c)) => c.data,
-            _ => None,
-        };
-        let connected = |k: &usize| matches!(self.conns.get(*k), Some(Conn::Data(d)) if d.stream.is_some());
-        let Some(k) = dkey.filter(connected) else {
-            let error = TransferError::Network(io::Error::new(io::ErrorKind::NotConnected, "no data connection"));
-            return self.tell(owner, Outcome::TransferFailed { bytes: 0, error });
-        };
         let limits = match self.conns.get(owner) {
             Some(Conn::Control(c)) if !transfer.is_listing() => c.session.limits().cloned(),
             _ => None,
         };
+        let idle = |d: &DataConn| matches!(d.stage, Stage::Idle(_));
+        let channel = self.data_of(owner).filter(|&k| matches!(self.conns.get(k), Some(Conn::Data(d)) if idle(d)));
+        let Some(k) = channel else {
+            let error = TransferError::Network(io::Error::new(io::ErrorKind::NotConnected, "no data connection"));
+            return self.tell(owner, Outcome::TransferFailed { bytes: 0, error });
+        };
         let Some(Conn::Data(d)) = self.conns.get_mut(k) else { return };
+        let Stage::Idle(mut stream) = std::mem::replace(&mut d.stage, Stage::Closed) else { return };
         d.limits = limits;
         d.started = now.mono;
-        let Some(stream) = d.stream.as_mut() else { return };
+        d.last_progress = now.mono;
         // PROT P: the data connection is a TLS server from its first byte; the client starts the handshake.
         let started = match (&self.tls, tls) {
             (_, false) => Ok(()),
@@ -255,20 +385,19 @@ impl Worker {
             (None, true) => Err(io::Error::other("TLS asked for without a certificate")),
         };
         // A transfer fed or drained by a storage thread waits on its pipe as on its socket: both wake it.
-        if let Some((fd, upload)) = transfer.pipe() {
-            let interest = if upload { Interest::WRITABLE } else { Interest::READABLE };
-            let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-            if let Err(e) = self.poll.registry().register(&mut mio::unix::SourceFd(&raw), Token(k), interest) {
-                d.transfer = Some(transfer);
-                return self.fail_transfer(k, e);
+        let piped = match transfer.pipe() {
+            Some((fd, upload)) => {
+                let interest = if upload { Interest::WRITABLE } else { Interest::READABLE };
+                let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+                self.poll.registry().register(&mut mio::unix::SourceFd(&raw), Token(k), interest)
             }
-        }
-        d.transfer = Some(transfer);
-        d.last_progress = now.mono;
+            None => Ok(()),
+        };
+        d.stage = Stage::Running(stream, transfer);
         let deadline = now.mono + self.stall_timeout;
         d.stall_deadline = Some(deadline);
         self.timers.insert((deadline, k));
-        if let Err(e) = started {
+        if let Err(e) = started.and(piped) {
             return self.fail_transfer(k, e);
         }
         // The socket may already be ready, and edge-triggered readiness will not say so again.
@@ -278,15 +407,17 @@ impl Worker {
     /// One turn of one transfer (or of its ending, while close_notify goes out).
     pub(super) fn step_transfer(&mut self, key: usize, now: Now) {
         let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
-        if d.ending.is_some() {
-            return self.finish_ending(key);
-        }
-        let (Some(stream), Some(transfer)) = (d.stream.as_mut(), d.transfer.as_mut()) else { return };
+        let DataConn { owner, stage, limits, last_progress, rate_wait, .. } = d;
+        let (stream, transfer) = match stage {
+            Stage::Running(stream, transfer) => (stream, transfer),
+            Stage::Ending(..) => return self.finish_ending(key),
+            _ => return,
+        };
         let before = transfer.bytes();
         let share = self.scheduling.share(self.runnable_transfers);
         // Rates: the user's (shared by all its sessions on every worker) and the server's. Granted nothing, the
         // transfer is parked on a timer until it would be granted a chunk: it costs the loop nothing meanwhile.
-        let rates: [Option<&Rate>; 2] = match (&d.limits, transfer.is_upload()) {
+        let rates: [Option<&Rate>; 2] = match (&*limits, transfer.is_upload()) {
             (Some(u), true) => [Some(&u.upload), Some(&self.shared.limits.upload)],
             (Some(u), false) => [Some(&u.download), Some(&self.shared.limits.download)],
             (None, _) => [None, None],
@@ -295,7 +426,7 @@ impl Worker {
         if share == 0 {
             let wait = rates.iter().flatten().map(|r| r.wait(self.scheduling.chunk, now.mono)).max();
             let at = now.mono + wait.unwrap_or(Duration::from_millis(1));
-            if let Some(old) = d.rate_wait.replace(at) {
+            if let Some(old) = rate_wait.replace(at) {
                 self.timers.remove(&(old, key));
             }
             self.timers.insert((at, key));
@@ -313,7 +444,7 @@ impl Worker {
         };
         let bytes = transfer.bytes();
         if bytes != before {
-            d.last_progress = now.mono;
+            *last_progress = now.mono;
         }
         // What was granted and not moved goes back.
         let unused = share.saturating_sub(usize::try_from(bytes - before).unwrap_or(usize::MAX));
@@ -321,15 +452,15 @@ impl Worker {
             rate.refund(unused);
         }
         // An upload that would take its user over quota_bytes stops here, and an upload in place is undone.
-        if transfer.is_upload() && d.limits.as_ref().is_some_and(|l| l.has_byte_quota() && !l.write(bytes - before)) {
+        if transfer.is_upload() && limits.as_ref().is_some_and(|l| l.has_byte_quota() && !l.write(bytes - before)) {
             if let Err(e) = transfer.roll_back() {
-                warn!("session {}: undoing an upload over quota: {e}", d.owner);
+                warn!("data channel {key} of connection {owner}: undoing an upload over quota: {e}");
             }
             let e = io::Error::other(crate::limits::OverQuota);
             return self.fail_transfer_local(key, e);
         }
         if let Some(summary) = stream.take_handshake_summary() {
-            let owner = d.owner;
+            let owner = *owner;
             debug!("session {}: data connection TLS {summary}", self.session_id(owner));
         }
         let outcome = match step {
@@ -344,20 +475,45 @@ impl Worker {
         self.end_transfer(key, outcome);
     }
 
+    /// A timer of a data channel: a rate-limited transfer may move again, or a transfer may have stalled.
+    pub(super) fn data_timer(&mut self, key: usize, now: Now) {
+        let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
+        if d.rate_wait.is_some_and(|at| at <= now.mono) {
+            // A rate-limited transfer may move again (its stall deadline, if also due, is looked at just below all
+            // the same).
+            d.rate_wait = None;
+            self.enqueue(key);
+        }
+        let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
+        if d.stall_deadline.is_none_or(|at| at > now.mono) {
+            return;
+        }
+        d.stall_deadline = None;
+        if d.transfer().is_none() {
+            return;
+        }
+        let due = d.last_progress + self.stall_timeout;
+        if due > now.mono {
+            // It moved since the timer was set: look again when it could next be stalled.
+            d.stall_deadline = Some(due);
+            self.timers.insert((due, key));
+        } else {
+            self.fail_transfer(key, io::Error::new(io::ErrorKind::TimedOut, "transfer stalled"));
+        }
+    }
+
     /// Ends a running transfer from the loop's side for a reason of the server's (451/452/552 to the client).
     fn fail_transfer_local(&mut self, key: usize, e: io::Error) {
-        let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
-        d.ending = None;
-        let bytes = d.transfer.as_ref().map_or(0, |t| t.bytes());
+        let Some(Conn::Data(d)) = self.conns.get(key) else { return };
+        let bytes = d.transfer().map_or(0, |t| t.bytes());
         self.close_ended(key, Outcome::TransferFailed { bytes, error: TransferError::Local(e) });
     }
 
     /// Aborts a running transfer from the loop's side (it stalled, or TLS could not start): the connection is cut,
     /// without close_notify, so the client cannot take what it got for a complete file.
     pub(super) fn fail_transfer(&mut self, key: usize, e: io::Error) {
-        let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
-        d.ending = None;
-        let bytes = d.transfer.as_ref().map_or(0, |t| t.bytes());
+        let Some(Conn::Data(d)) = self.conns.get(key) else { return };
+        let bytes = d.transfer().map_or(0, |t| t.bytes());
         self.close_ended(key, Outcome::TransferFailed { bytes, error: TransferError::Network(e) });
     }
 
@@ -365,9 +521,11 @@ impl Worker {
     /// every byte. A failed one is cut without it, so no client mistakes a partial file for a whole one.
     fn end_transfer(&mut self, key: usize, outcome: Outcome) {
         let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
-        let tls = d.stream.as_ref().is_some_and(Stream::is_tls);
+        let tls = matches!(&d.stage, Stage::Running(s, _) if s.is_tls());
         if tls && matches!(outcome, Outcome::TransferDone { .. }) {
-            d.ending = Some(outcome);
+            if let Stage::Running(stream, transfer) = std::mem::replace(&mut d.stage, Stage::Closed) {
+                d.stage = Stage::Ending(stream, transfer, outcome);
+            }
             return self.finish_ending(key);
         }
         self.close_ended(key, outcome)
@@ -377,58 +535,40 @@ impl Worker {
     /// closes and tells the session.
     fn finish_ending(&mut self, key: usize) {
         let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
-        let Some(outcome) = d.ending.take() else { return };
-        let upload = d.transfer.as_ref().is_some_and(|t| t.is_upload());
-        let sent = d.stream.as_mut().map_or(Ok(true), |s| Ok(s.complete_handshake()? && s.close_notify()?));
-        let outcome = match sent {
-            Ok(true) => outcome,
-            Ok(false) => {
-                // Back on the next readiness event (ready() queues a data connection with a transfer).
-                d.ending = Some(outcome);
-                return;
-            }
+        let Stage::Ending(stream, transfer, _) = &mut d.stage else { return };
+        let upload = transfer.is_upload();
+        let sent = stream.complete_handshake().and_then(|done| Ok(done && stream.close_notify()?));
+        if matches!(sent, Ok(false)) {
+            // Back on the next readiness event (data_ready queues an ending channel).
+            return;
+        }
+        let stage = std::mem::replace(&mut d.stage, Stage::Closed);
+        let Some(outcome) = discard(stage, self.poll.registry(), d.limits.as_deref()) else { return };
+        let outcome = match (sent, outcome) {
             // The end of a download may not have reached the client; an upload is complete all the same.
-            Err(e) => match outcome {
-                Outcome::TransferDone { bytes } if !upload => {
-                    Outcome::TransferFailed { bytes, error: TransferError::Network(e) }
-                }
-                other => other,
-            },
+            (Err(e), Outcome::TransferDone { bytes }) if !upload => {
+                Outcome::TransferFailed { bytes, error: TransferError::Network(e) }
+            }
+            (_, outcome) => outcome,
         };
         self.close_ended(key, outcome)
     }
 
-    /// Closes a data connection whose transfer ended, then tells the session how it ended.
+    /// Closes a data channel whose transfer ended (the client sees EOF no later than the 226), then tells the
+    /// session how it ended.
     fn close_ended(&mut self, key: usize, outcome: Outcome) {
-        let Some(Conn::Data(d)) = self.conns.get_mut(key) else { return };
+        let Some(Conn::Data(d)) = self.conns.get(key) else { return };
         let owner = d.owner;
-        // An upload's bytes stop counting as in flight (the session counts what was published as usage).
-        if let (Some(t), Some(l)) = (&d.transfer, &d.limits) {
-            if t.is_upload() && l.has_byte_quota() {
-                l.written(t.bytes());
-            }
-        }
-        // Close the socket before the session answers, so the client sees EOF no later than the 226.
-        if let Some(mut s) = d.stream.take() {
-            let _ = self.poll.registry().deregister(s.socket_mut());
-        }
-        d.transfer = None;
-        self.close(key);
-        if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
-            if c.data == Some(key) {
-                c.data = None;
-            }
-        }
+        self.close_channel(key);
         self.tell(owner, outcome);
     }
 
-    /// Drops a session's passive listener and data connection (and any transfer on it). A HASH job is not the
-    /// data channel's: it ends on its own or by [`crate::session::Action::StopHash`].
+    /// Drops a session's data channel (listener, connection, and any transfer on it). A HASH job is not the data
+    /// channel's: it ends on its own or by [`crate::session::Action::StopHash`].
     pub(super) fn close_data(&mut self, owner: usize) {
         let Some(Conn::Control(c)) = self.conns.get_mut(owner) else { return };
-        let keys = [c.passive.take(), c.data.take()];
-        for k in keys.into_iter().flatten() {
-            self.close(k);
+        if let Some(id) = c.data.take() {
+            self.close(id.0);
         }
     }
 }

@@ -28,10 +28,11 @@ pub(super) enum Purpose {
     Control {
         implicit: bool,
     },
-    /// A data connection to the passive listener at `listener`, owned by the session at `owner`.
+    /// A data connection to the listening channel `channel` of session number `session` at `owner`.
     Data {
         owner: usize,
-        listener: usize,
+        session: u64,
+        channel: super::data::DataId,
     },
 }
 
@@ -47,15 +48,13 @@ pub(super) struct Pending {
 impl Worker {
     /// Holds a new connection from the balancer until its PROXY header has been read.
     pub(super) fn await_proxy_header(&mut self, mut stream: TcpStream, peer: SocketAddr, purpose: Purpose, now: Now) {
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
+        let key = self.conns.next_key();
         if let Err(e) = self.poll.registry().register(&mut stream, Token(key), Interest::READABLE) {
             debug!("{peer}: register: {e}");
             return;
         }
         let deadline = now.mono + PROXY_HEADER_TIMEOUT;
-        entry.insert(Conn::Proxy(Box::new(Pending { stream: Some(stream), peer, purpose, deadline })));
-        self.mark_open(key);
+        self.conns.insert(Conn::Proxy(Box::new(Pending { stream: Some(stream), peer, purpose, deadline })));
         self.timers.insert((deadline, key));
         // The header may be in the socket already, and edge-triggered readiness would not say so again.
         self.read_proxy_header(key, now);
@@ -106,14 +105,14 @@ impl Worker {
         debug!("{peer}: PROXY header, client {client}");
         match purpose {
             Purpose::Control { implicit } => self.arrive_as(stream, client, implicit, now),
-            Purpose::Data { owner, listener } => {
+            Purpose::Data { owner, session, channel } => {
                 let Some(Conn::Control(c)) = self.conns.get(owner) else { return };
                 let expected = canonical(c.session.peer().ip());
                 if canonical(client.ip()) != expected {
                     warn!("session {owner}: refused proxied data connection from {client} (expected {expected})");
                     return;
                 }
-                self.adopt_data(owner, listener, stream, now);
+                self.adopt_data(owner, session, channel, stream);
             }
         }
     }
