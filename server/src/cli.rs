@@ -37,12 +37,13 @@ pub struct Args {
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=16 * 1024 * 1024))]
     pub chunk_size: u32,
 
-    /// Most chunks one transfer moves per loop turn, when few transfers share the turn's budget.
+    /// Most chunks one transfer moves per step, when few transfers share a round's budget.
     #[arg(long, default_value_t = DEFAULT_QUANTUM, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub quantum: u32,
 
-    /// Bytes all transfers together move per loop turn, shared equally among those with work (each moves at
-    /// least one chunk and at most --quantum chunks).
+    /// Bytes all transfers together move per round (one step for each transfer with work), shared equally among
+    /// them (each moves at least one chunk and at most --quantum chunks). A round of many transfers spans several
+    /// loop turns, with control commands handled between them.
     #[arg(long, default_value_t = DEFAULT_TURN_BUDGET, value_parser = clap::value_parser!(u32).range(1..))]
     pub turn_budget: u32,
 

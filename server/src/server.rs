@@ -3,8 +3,9 @@
 //! The loop owns all I/O and nothing else: sessions decide, the loop carries out their [`Action`]s and reports
 //! back [`Outcome`]s. The rules it keeps (DESIGN.md §3) are each a known failure elsewhere when broken: drain reads
 //! to `WouldBlock`; write at once and ask for `WRITABLE` only while bytes remain; move at most `quantum` chunks per
-//! transfer per turn and keep unfinished work in the `runnable` queue (polling with a zero timeout while it is
-//! non-empty, because edge-triggered readiness is not announced twice); remove closed connections only after the
+//! transfer per step and keep unfinished work in the `runnable` queue (polling with a zero timeout while it is
+//! non-empty, because edge-triggered readiness is not announced twice), at most [`STEPS_PER_TURN`] steps between
+//! two polls; remove closed connections only after the
 //! batch so no slab key is reused while stale events for it may be buffered; keep every deadline in one ordered
 //! set; stop reading from a session whose replies pile up; never panic on the network path.
 //!
@@ -51,9 +52,22 @@ const LISTENER: Token = Token(usize::MAX);
 const WAKE: Token = Token(usize::MAX - 1);
 /// The implicit-FTPS listener (`--implicit-tls-port`).
 const IMPLICIT_LISTENER: Token = Token(usize::MAX - 3);
+/// The poll of the control connections, nested in the worker's poll.
+const COMMANDS: Token = Token(usize::MAX - 4);
+/// Control connections' events taken per call on the commands poll.
+const COMMAND_EVENTS: usize = 256;
+/// Calls on the commands poll per turn at most: a turn handles at most 1,024 control connections' events, like a
+/// turn of the worker's own poll.
+const COMMAND_POLLS_PER_TURN: usize = 4;
 /// Timer key for resuming accepts after descriptor exhaustion (slab keys never get this high).
 const ACCEPT_TIMER: usize = usize::MAX;
 
+/// Steps of the runnable queue one turn takes at most. A round of the queue (one step for each connection with
+/// work) is spread over as many turns as it needs, and the loop polls between two of them: with a thousand
+/// transfers running, a bystander's NOOP waits for at most this many steps, not for a step of every transfer.
+/// Between two steps of a round only the commands poll is asked, so the data sockets' readiness (mostly for
+/// transfers queued already) is collected once per round, not once per slice of it.
+const STEPS_PER_TURN: usize = 128;
 /// Bytes read from a control connection per `read` call.
 const CONTROL_READ: usize = 4096;
 /// Reads per control connection per turn before it yields to others (a flooding client cannot hog the loop).
@@ -131,9 +145,9 @@ pub struct Config {
 pub struct Scheduling {
     /// The unit of fairness (`--chunk-size`): a share is a whole number of chunks, at least one.
     pub chunk: usize,
-    /// Most chunks one transfer moves per turn (`--quantum`).
+    /// Most chunks one transfer moves per step (`--quantum`).
     pub quantum: usize,
-    /// Bytes all transfers together move per turn (`--turn-budget`).
+    /// Bytes all transfers together move per round of the runnable queue, one step each (`--turn-budget`).
     pub turn_budget: usize,
 }
 
@@ -141,12 +155,12 @@ pub struct Scheduling {
 /// write the loopback reference in `bench/compare.sh` measures. The README's Performance table was measured at
 /// these defaults; other values were not compared.
 pub const DEFAULT_QUANTUM: u32 = 256;
-/// Default `--turn-budget`: 4 MiB per turn, so 16 transfers still move their full quantum each while a turn
-/// stays a few megabytes of copying (a bystander's NOOP waits at most one turn).
+/// Default `--turn-budget`: 4 MiB per round, so 16 transfers still move their full quantum each while a round
+/// stays a few megabytes of copying.
 pub const DEFAULT_TURN_BUDGET: u32 = 4 << 20;
 
 impl Scheduling {
-    /// Each runnable transfer's share of a turn when `runnable` transfers have work: the budget split equally,
+    /// Each runnable transfer's share of a round when `runnable` transfers have work: the budget split equally,
     /// rounded down to whole chunks, between one chunk and the quantum.
     pub fn share(&self, runnable: usize) -> usize {
         let chunk = self.chunk.max(1);
@@ -164,6 +178,30 @@ impl Scheduling {
 impl Default for Scheduling {
     fn default() -> Scheduling {
         Scheduling { chunk: 1024, quantum: DEFAULT_QUANTUM as usize, turn_budget: DEFAULT_TURN_BUDGET as usize }
+    }
+}
+
+/// A round of the runnable queue, taken in slices of at most [`STEPS_PER_TURN`] steps, one slice per turn.
+#[derive(Debug, Default)]
+struct Round {
+    /// Entries at the front of the queue that the round has still to step.
+    left: usize,
+}
+
+impl Round {
+    fn under_way(&self) -> bool {
+        self.left > 0
+    }
+
+    /// The steps of this turn's slice, with `queued` entries in the queue now: a new round, if none is under
+    /// way, takes every one of them.
+    fn slice(&mut self, queued: usize) -> usize {
+        if self.left == 0 {
+            self.left = queued;
+        }
+        let steps = self.left.min(STEPS_PER_TURN);
+        self.left -= steps;
+        steps
     }
 }
 
@@ -201,6 +239,11 @@ pub(crate) struct Worker {
     /// Load balancers (`--proxy-from`): their connections start with a PROXY header.
     proxy_from: Vec<crate::proxy::Cidr>,
     poll: Poll,
+    /// The control connections' own poll, registered in `poll` under [`COMMANDS`]: while a round of the runnable
+    /// queue is under way, the loop asks only it, and a command is answered within [`STEPS_PER_TURN`] steps.
+    commands: Poll,
+    /// The commands poll may have more events than the last turn took.
+    commands_left: bool,
     listener: Option<TcpListener>,
     /// The implicit-FTPS listener.
     implicit: Option<TcpListener>,
@@ -231,8 +274,10 @@ pub(crate) struct Worker {
     scheduling: Scheduling,
     /// The one buffer every transfer's step uses (see [`crate::transfer::scratch_len`]); allocated on first use.
     scratch: Vec<u8>,
-    /// Data transfers in the runnable queue, counted as the turn starts: they split the turn's budget.
+    /// Data transfers in the runnable queue, counted as a round starts: they split the round's budget.
     runnable_transfers: usize,
+    /// Where the current round of the runnable queue is.
+    round: Round,
     /// Outcomes for sessions (slab key, session number), handed over by [`Worker::deliver`].
     outcomes: VecDeque<(usize, u64, Outcome)>,
     /// Threads for the requests of a storage back-end (`--storage`); their answers come through the waker.
@@ -252,6 +297,9 @@ impl Worker {
         let access = workers::load_access(config)?.with_limits(shared.limits.clone());
         let poll = Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE)?);
+        let commands = Poll::new()?;
+        let commands_fd = std::os::fd::AsRawFd::as_raw_fd(&commands);
+        poll.registry().register(&mut mio::unix::SourceFd(&commands_fd), COMMANDS, Interest::READABLE)?;
         let verifier = Verifier::spawn(waker.clone())?;
         let storage = match &config.storage {
             None => None,
@@ -285,6 +333,8 @@ impl Worker {
             metrics,
             proxy_from: config.proxy_from.clone(),
             poll,
+            commands,
+            commands_left: false,
             listener: Some(listener),
             implicit,
             tls: config.tls.clone(),
@@ -308,6 +358,7 @@ impl Worker {
             scheduling: config.scheduling,
             scratch: Vec::new(),
             runnable_transfers: 0,
+            round: Round::default(),
             outcomes: VecDeque::new(),
             storage,
             stats: Rc::new(stats),
@@ -317,19 +368,25 @@ impl Worker {
     /// Serves until a shutdown signal has been handled and every session has ended.
     fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
+        let mut commands = Events::with_capacity(COMMAND_EVENTS);
         if self.shared.shutdown.load(Ordering::Acquire) {
             self.begin_shutdown(Now::from_system());
         }
         loop {
-            let timeout = self.poll_timeout(Instant::now());
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
+            if self.round.under_way() {
+                // Mid-round: the data sockets are asked again once the round is over; commands are, below.
+                events.clear();
+            } else {
+                let timeout = self.poll_timeout(Instant::now());
+                if let Err(e) = self.poll.poll(&mut events, timeout) {
+                    if e.kind() == io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return Err(e);
                 }
-                return Err(e);
             }
             let now = Now::from_system();
-            self.turn(&events, now);
+            self.turn(&events, &mut commands, now);
             if let Some(deadline) = self.shutdown_deadline {
                 if self.controls == 0 {
                     info!("worker {}: shutdown complete", self.id);
@@ -343,11 +400,14 @@ impl Worker {
         }
     }
 
-    /// One turn of the loop: the events of one poll, the runnable queue, the timers. Each turn is timed: every
-    /// client waits for the whole of it, so its length is the loop's health.
-    fn turn(&mut self, events: &Events, now: Now) {
+    /// One turn of the loop: the events of one poll, the control connections' events, a slice of the runnable
+    /// queue, the timers. Each turn is timed: every client waits for the whole of it, so its length is the loop's
+    /// health.
+    fn turn(&mut self, events: &Events, commands: &mut Events, now: Now) {
         for event in events.iter() {
             match event.token() {
+                // Drained below, every turn.
+                COMMANDS => {}
                 LISTENER => self.accept_all(false, now),
                 IMPLICIT_LISTENER => self.accept_all(true, now),
                 WAKE => {
@@ -362,6 +422,7 @@ impl Worker {
                 Token(k) => self.ready(k, now),
             }
         }
+        self.commands_ready(commands, now);
         self.deliver(now);
         self.run_runnable(now);
         self.deliver(now);
@@ -374,6 +435,32 @@ impl Worker {
             let n = events.iter().count();
             warn!("slow loop turn: {:.1} ms ({n} events, {} sessions)", took.as_secs_f64() * 1e3, self.controls);
         }
+    }
+
+    /// Takes the events the commands poll has. Edge-triggered readiness of the nested poll is announced to the
+    /// worker's poll when an event arrives; asking it every turn, and polling the worker's without waiting while
+    /// it may have more, keeps none waiting behind an announcement already taken.
+    fn commands_ready(&mut self, commands: &mut Events, now: Now) {
+        self.commands_left = false;
+        for _ in 0..COMMAND_POLLS_PER_TURN {
+            match self.commands.poll(commands, Some(Duration::ZERO)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    error!("worker {}: polling the control connections: {e}", self.id);
+                    return;
+                }
+            }
+            let mut n = 0;
+            for event in commands.iter() {
+                n += 1;
+                self.ready(event.token().0, now);
+            }
+            if n < COMMAND_EVENTS {
+                return;
+            }
+        }
+        self.commands_left = true;
     }
 
     /// `/sessions` asked: one line per session of this worker (number, worker, user, client, what it does).
@@ -441,7 +528,7 @@ impl Worker {
     }
 
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        if !self.runnable.is_empty() {
+        if !self.runnable.is_empty() || self.commands_left {
             return Some(Duration::ZERO);
         }
         let next = self.timers.first().map(|(at, _)| *at);
@@ -557,7 +644,7 @@ impl Worker {
             }
         }
         let key = self.conns.next_key();
-        if let Err(e) = self.poll.registry().register(stream.socket_mut(), Token(key), Interest::READABLE) {
+        if let Err(e) = self.commands.registry().register(stream.socket_mut(), Token(key), Interest::READABLE) {
             warn!("{peer}: register: {e}");
             return false;
         }
@@ -687,11 +774,15 @@ impl Worker {
         }
     }
 
-    /// Gives every connection that had work left one more turn, in order, each within its budget.
+    /// Steps the connections that had work left, in order, each within its share: the next [`STEPS_PER_TURN`] of
+    /// the current round. A round gives one step to every connection queued when it started; what a step queues
+    /// again waits for the next round.
     fn run_runnable(&mut self, now: Now) {
-        self.runnable_transfers =
-            self.runnable.iter().filter(|&&k| matches!(self.conns.get(k), Some(Conn::Data(_)))).count();
-        for _ in 0..self.runnable.len() {
+        if !self.round.under_way() {
+            self.runnable_transfers =
+                self.runnable.iter().filter(|&&k| matches!(self.conns.get(k), Some(Conn::Data(_)))).count();
+        }
+        for _ in 0..self.round.slice(self.runnable.len()) {
             let Some(key) = self.runnable.pop_front() else { break };
             if !self.conns.dequeue(key) {
                 continue;
@@ -750,7 +841,7 @@ impl Worker {
         let mut children = [None, None];
         match conn {
             Conn::Control(c) => {
-                let _ = registry.deregister(c.stream.socket_mut());
+                let _ = self.commands.registry().deregister(c.stream.socket_mut());
                 c.session.handle_disconnect();
                 c.cancel_verify();
                 // The session's last words to the hooks (its logout) still go out, and the temporaries of the
@@ -895,6 +986,25 @@ mod tests {
         let odd = Scheduling { chunk: 1000, quantum: 3, turn_budget: 7_500 };
         assert_eq!(odd.share(2), 3000);
         assert_eq!(odd.share(3), 2000);
+    }
+
+    // A round takes the entries queued when it starts, a slice per turn; what is queued meanwhile waits for the
+    // next round.
+    #[test]
+    fn rounds_are_taken_in_slices() {
+        let mut round = Round::default();
+        assert!(!round.under_way());
+        assert_eq!(round.slice(0), 0);
+        assert_eq!(round.slice(5), 5);
+        assert!(!round.under_way());
+        let n = 2 * STEPS_PER_TURN + 44;
+        assert_eq!(round.slice(n), STEPS_PER_TURN);
+        assert!(round.under_way());
+        // Re-queued and newly queued entries (the queue grew to n + 500) are not part of this round.
+        assert_eq!(round.slice(n + 500), STEPS_PER_TURN);
+        assert_eq!(round.slice(n + 500), 44);
+        assert!(!round.under_way());
+        assert_eq!(round.slice(7), 7);
     }
 
     // Finding 16: the default limit leaves room for every admitted session to be busy at once (control,

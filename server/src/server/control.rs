@@ -333,7 +333,7 @@ impl Worker {
         let Some(Conn::Control(c)) = self.conns.get_mut(key) else { return };
         let wanted = c.wanted_interest();
         if wanted != c.interest {
-            if let Err(e) = self.poll.registry().reregister(c.stream.socket_mut(), Token(key), wanted) {
+            if let Err(e) = self.commands.registry().reregister(c.stream.socket_mut(), Token(key), wanted) {
                 debug!("connection {key}: reregister: {e}");
                 self.close(key);
                 return;
