@@ -2,18 +2,21 @@
 """The records and the table of bench/compare.sh.
 
     report.py record RAW --rep N --server S --scenario X [--exit CODE] [--stdout FILE] [--stderr FILE]
-                         [--note TEXT] [--mem-before JSON] [--mem-during JSON]
+                         [--note TEXT] [--mem-before JSON] [--mem-during JSON] [--cpu-before S --cpu-after S]
         appends one JSON line to RAW: the run's identity, ftpload's exit status and report (its one JSON line),
-        the end of its stderr, and for idle runs the server's memory before and while holding the sessions
+        the end of its stderr, for idle runs the server's memory before and while holding the sessions, and the
+        CPU seconds the server's process tree used during the run (server_cpu_s)
     report.py last RAW
         prints the headline figures of the last record, for the progress log
-    report.py table RAW --servers "S1 S2 ..." --reps N
+    report.py table RAW --servers "S1 S2 ..." --reps N [--setup FILE]
         prints the markdown table: per scenario and metric the median over the repetitions for each server, and
-        ours divided by the best peer, followed by notes on everything that did not go cleanly
+        ours divided by the best peer, followed by the setup (FILE, markdown lines) and notes on everything that did
+        not go cleanly
 
 Servers whose name starts with "ours" are ours; the others are peers. Memory per session is (Pss while holding
 minus Pss before) divided by the established connections the server had when it was measured (the sessions plus
-ftpload's probe).
+ftpload's probe). Server CPU per GiB is server_cpu_s divided by the bytes ftpload moved (its report's `bytes`, in
+GiB): sent by the server for downloads, received for uploads.
 """
 
 import argparse
@@ -58,17 +61,47 @@ def transfer_metrics(scenario, rate_label, rate_key, fairness=False):
         metric(scenario, "fairness (Jain, 1 = equal)", "higher")(lambda r: get(r, "report", "fairness"))
 
 
+def cpu_metric(scenario, direction):
+    metric(scenario, f"server CPU s per GiB {direction}", "lower")(cpu_per_gib)
+
+
+def cpu_per_gib(r):
+    cpu, moved = r.get("server_cpu_s"), get(r, "report", "bytes")
+    if cpu is None or not moved:
+        return None
+    return cpu / (moved / (1 << 30))
+
+
+def bystander_metric(scenario, clients):
+    who = f"{clients:,}" if clients else "the clients"
+    metric(scenario, f"bystander NOOP p99 while {who} download, ms", "lower")(
+        lambda r: get(r, "report", "noop_latency_ms", "p99")
+    )
+
+
 def errors_metric(scenario):
     metric(scenario, "errors (sum over repetitions)", "sum")(lambda r: get(r, "report", "errors", "total"))
 
 
-def define_metrics(idle_sizes):
+def define_metrics(idle_sizes, clients):
+    """clients: the connections each scenario asked for, for the labels."""
     for n in idle_sizes:
         idle_metrics(f"idle-{n}")
         errors_metric(f"idle-{n}")
     transfer_metrics("get", "throughput, MiB/s", "mib_per_s", fairness=True)
+    bystander_metric("get", clients.get("get"))
+    cpu_metric("get", "sent")
     errors_metric("get")
+    metric("get-1000", "throughput, MiB/s", "higher")(lambda r: get(r, "report", "mib_per_s"))
+    metric("get-1000", "fairness (Jain, 1 = equal)", "higher")(lambda r: get(r, "report", "fairness"))
+    bystander_metric("get-1000", clients.get("get-1000"))
+    cpu_metric("get-1000", "sent")
+    errors_metric("get-1000")
+    transfer_metrics("get-tls", "FTPS throughput, MiB/s", "mib_per_s", fairness=True)
+    cpu_metric("get-tls", "sent")
+    errors_metric("get-tls")
     transfer_metrics("put", "throughput, MiB/s", "mib_per_s", fairness=True)
+    cpu_metric("put", "received")
     errors_metric("put")
     transfer_metrics("small", "transfers/s", "transfers_per_s")
     errors_metric("small")
@@ -116,7 +149,10 @@ def record(args):
         "mem_during": during,
         "kib_per_session": None,
         "time_wait_at_start": args.time_wait,
+        "server_cpu_s": None,
     }
+    if args.cpu_before is not None and args.cpu_after is not None:
+        line["server_cpu_s"] = round(args.cpu_after - args.cpu_before, 2)
     if before and during and during.get("conns"):
         line["kib_per_session"] = round((during["pss_kib"] - before["pss_kib"]) / during["conns"], 1)
         line["rss_kib_per_session"] = round((during["rss_kib"] - before["rss_kib"]) / during["conns"], 1)
@@ -161,6 +197,10 @@ def last(args):
             parts.append(f"p99 {rep['latency_ms']['p99']:.1f} ms")
         if rep.get("ramp"):
             parts.append(f"held {rep['ramp']['sessions_held']} ({rep['ramp']['stop_reason']})")
+        if get(rep, "noop_latency_ms", "p99") is not None:
+            parts.append(f"bystander NOOP p99 {rep['noop_latency_ms']['p99']:.2f} ms")
+        if cpu_per_gib(r) is not None:
+            parts.append(f"server CPU {r['server_cpu_s']:.2f} s, {cpu_per_gib(r):.2f} s/GiB")
     parts.append(f"errors {get(rep, 'errors', 'total')}")
     if r.get("note"):
         parts.append(r["note"])
@@ -243,6 +283,19 @@ def ratio_text(ours, peers, better):
     return f"{ratio:.2f}× ({'better' if good else 'worse'})"
 
 
+def tls_ratio_row(by_cell, servers, ours, reps):
+    """Each server's FTPS throughput divided by its plain one (medians of get-tls and get)."""
+    def rate(r):
+        return get(r, "report", "mib_per_s")
+
+    texts = []
+    for s in servers:
+        tls, _ = cell(by_cell.get((s, "get-tls"), []), rate, "higher", reps)
+        plain, _ = cell(by_cell.get((s, "get"), []), rate, "higher", reps)
+        texts.append(f"{tls / plain:.2f}×" if tls is not None and plain else "—")
+    return "| " + " | ".join(["get-tls", "FTPS ÷ plain get throughput", ""] + texts + ["" for _ in ours]) + " |"
+
+
 def notes_for(records):
     """One line per server and scenario that did not go cleanly."""
     lines = []
@@ -295,7 +348,12 @@ def table(args):
     idle_sizes = sorted(
         {int(r["scenario"].split("-", 1)[1]) for r in records if r["scenario"].startswith("idle-")}
     )
-    define_metrics(idle_sizes)
+    clients = {}
+    for r in records:
+        requested = get(r, "report", "sessions_requested")
+        if requested and r["scenario"] not in clients:
+            clients[r["scenario"]] = requested
+    define_metrics(idle_sizes, clients)
     by_cell = {}
     for r in records:
         by_cell.setdefault((r["server"], r["scenario"]), []).append(r)
@@ -320,6 +378,8 @@ def table(args):
         ratios = [ratio_text(values[o], [values[p] for p in peers], better) for o in ours]
         shown = {"higher": "higher", "lower": "lower", "sum": "lower"}.get(better, "")
         out.append("| " + " | ".join([scenario, label, shown] + texts + ratios) + " |")
+        if scenario == "get-tls" and label.startswith("FTPS throughput"):
+            out.append(tls_ratio_row(by_cell, servers, ours, reps))
 
     loop = [r for r in records if r["server"] == "loopback"]
     if loop:
@@ -335,6 +395,14 @@ def table(args):
                 _, text = cell(runs, lambda r: get(r, "report", "mib_per_s"), "higher", reps)
                 row.append(text)
             out.append("| " + " | ".join(row) + " |")
+
+    if args.setup:
+        setup = read_text(args.setup).strip()
+        if setup:
+            out.append("")
+            out.append("Setup:")
+            out.append("")
+            out.append(setup)
 
     notes = notes_for(records)
     if notes:
@@ -360,12 +428,15 @@ def main(argv):
     rec.add_argument("--mem-before")
     rec.add_argument("--mem-during")
     rec.add_argument("--time-wait", type=int)
+    rec.add_argument("--cpu-before", type=float)
+    rec.add_argument("--cpu-after", type=float)
     lst = sub.add_parser("last")
     lst.add_argument("raw")
     tab = sub.add_parser("table")
     tab.add_argument("raw")
     tab.add_argument("--servers", required=True)
     tab.add_argument("--reps", type=int, required=True)
+    tab.add_argument("--setup")
     args = parser.parse_args(argv[1:])
     {"record": record, "last": last, "table": table}[args.command](args)
     return 0
