@@ -120,6 +120,9 @@ CHILDREN=()
 PURE_FTPD=""
 FTP_HOME=""
 declare -A UNAVAILABLE=()
+# Each instance's listen backlog as the kernel holds it (ss: Send-Q of the listening socket), for the notes: a short
+# one loses connections when get-1000's clients all connect at once.
+declare -A BACKLOG=()
 
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -404,7 +407,8 @@ start_server() {
         stop_server
         return 1
     fi
-    log "started $name: pid $SRV_PID, port $SRV_PORT"
+    BACKLOG[$name]=$(ss -ltnH "sport = :$SRV_PORT" 2>/dev/null | awk '{print $3; exit}')
+    log "started $name: pid $SRV_PID, port $SRV_PORT, listen backlog ${BACKLOG[$name]:-unknown}"
 }
 
 # The last lines the server wrote, on one line.
@@ -623,6 +627,14 @@ done
 {
     echo "- Open-file limit of ftpload and of every server: $FDS; $(nproc) cores."
     echo "- Connection limits: $LIMITS."
+    backlogs=""
+    for name in $(printf '%s\n' "${!BACKLOG[@]}" | sort); do
+        backlogs+="${backlogs:+, }$name ${BACKLOG[$name]:-unknown}"
+    done
+    echo "- Listen backlogs (the kernel's, capped by net.core.somaxconn $(cat /proc/sys/net/core/somaxconn)): $backlogs."
+    echo "  A backlog below get-1000's ${GET1000_ARGS[1]} clients (vsftpd's is compiled in, 32) lets the accept queue"
+    echo "  overflow when they all connect at once; connections the kernel completes with SYN cookies meanwhile are"
+    echo "  dropped, and ftpload sees them as greeting timeouts."
     echo "- get-tls (explicit FTPS: AUTH TLS, PROT P; an RSA 2048 self-signed certificate, not verified by ftpload)"
     echo "  runs against ${TLS_SERVERS[*]} only: pure-ftpd's package is unpacked rather than installed and has no"
     echo "  certificate set up."

@@ -95,6 +95,9 @@ def define_metrics(idle_sizes, clients):
     metric("get-1000", "throughput, MiB/s", "higher")(lambda r: get(r, "report", "mib_per_s"))
     metric("get-1000", "fairness (Jain, 1 = equal)", "higher")(lambda r: get(r, "report", "fairness"))
     bystander_metric("get-1000", clients.get("get-1000"))
+    metric("get-1000", "login p99 (connect to logged in), ms", "lower")(
+        lambda r: get(r, "report", "login_latency_ms", "p99")
+    )
     cpu_metric("get-1000", "sent")
     errors_metric("get-1000")
     transfer_metrics("get-tls", "FTPS throughput, MiB/s", "mib_per_s", fairness=True)
