@@ -5,8 +5,8 @@
 //! from its own source address, and keeps them: a held session is just a blocking socket that nobody reads. Opening
 //! is capped at the longer of `--duration` and a minute. Once every thread is done opening, the hold of
 //! `--duration` starts, during which the probe session (the preflight's; see [`crate::probe`]) sends NOOP every
-//! `--probe-interval` and records the round trips. At the end every held session is asked NOOP, pipelined: all are sent first, then the
-//! replies are read against one deadline, and the sessions that answer 200 count as alive.
+//! `--probe-interval` and records the round trips. At the end every held session is asked NOOP, pipelined: all are
+//! sent first, then the replies are read against one deadline, and the sessions that answer 200 count as alive.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};

@@ -54,7 +54,8 @@ pub struct Run {
     pub transfers: AtomicU64,
     pub bytes: AtomicU64,
     pub errors: AtomicU64,
-    /// Transfers under way now (from the server's 1xx to the end of the data), for the bystander probe.
+    /// Transfers under way now (from the server's 1xx to the transfer's final reply or failure), for the bystander
+    /// probe.
     pub in_flight: AtomicU64,
     pub recorder: Recorder,
     pub sizes: Sizes,
