@@ -47,9 +47,10 @@ for tool in curl strace perf; do
 done
 
 # Longest the server may take to print its ready line; longest one download may take (a GiB over loopback takes
-# seconds, under strace tens of seconds); longest a tool may take to finish after it is told to stop.
+# seconds; under strace, a server writing 1 KiB per send() took three minutes); longest a tool may take to finish
+# after it is told to stop.
 START_LIMIT=20
-DOWNLOAD_LIMIT=300
+DOWNLOAD_LIMIT=600
 TOOL_LIMIT=120
 # Time a tracer gets to attach before the download starts.
 ATTACH_WAIT=1
