@@ -24,6 +24,10 @@ import json
 import statistics
 import sys
 
+# Least server CPU, in seconds, that a per-GiB figure is worth much at: /proc counts in clock ticks (1/100 s).
+CPU_RESOLUTION_S = 0.1
+# The scenarios with a server CPU row.
+CPU_SCENARIOS = set()
 # (scenario, label, better, extractor). better: "higher", "lower" or None (information only).
 METRICS = []
 
@@ -62,6 +66,7 @@ def transfer_metrics(scenario, rate_label, rate_key, fairness=False):
 
 
 def cpu_metric(scenario, direction):
+    CPU_SCENARIOS.add(scenario)
     metric(scenario, f"server CPU s per GiB {direction}", "lower")(cpu_per_gib)
 
 
@@ -408,6 +413,18 @@ def table(args):
             out.append(setup)
 
     notes = notes_for(records)
+    coarse = sorted(
+        {
+            f"{r['server']} {r['scenario']}"
+            for r in records
+            if r["scenario"] in CPU_SCENARIOS and (r.get("server_cpu_s") or 0) < CPU_RESOLUTION_S and cpu_per_gib(r) is not None
+        }
+    )
+    if coarse:
+        notes.append(
+            f"- Server CPU under {CPU_RESOLUTION_S} s in a run (/proc counts 1/100 s ticks), so its per-GiB figure is "
+            f"coarse: {', '.join(coarse)}"
+        )
     if notes:
         out.append("")
         out.append("Notes:")
