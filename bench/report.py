@@ -417,7 +417,9 @@ def table(args):
         {
             f"{r['server']} {r['scenario']}"
             for r in records
-            if r["scenario"] in CPU_SCENARIOS and (r.get("server_cpu_s") or 0) < CPU_RESOLUTION_S and cpu_per_gib(r) is not None
+            if r["scenario"] in CPU_SCENARIOS
+            and cpu_per_gib(r) is not None
+            and r["server_cpu_s"] < CPU_RESOLUTION_S
         }
     )
     if coarse:
