@@ -631,7 +631,8 @@ done
     for name in $(printf '%s\n' "${!BACKLOG[@]}" | sort); do
         backlogs+="${backlogs:+, }$name ${BACKLOG[$name]:-unknown}"
     done
-    echo "- Listen backlogs (the kernel's, capped by net.core.somaxconn $(cat /proc/sys/net/core/somaxconn)): $backlogs."
+    echo "- Listen backlogs (the kernel's, capped by net.core.somaxconn $(cat /proc/sys/net/core/somaxconn)):"
+    echo "  $backlogs."
     echo "  A backlog below get-1000's ${GET1000_ARGS[1]} clients (vsftpd's is compiled in, 32) lets the accept queue"
     echo "  overflow when they all connect at once; connections the kernel completes with SYN cookies meanwhile are"
     echo "  dropped, and ftpload sees them as greeting timeouts."

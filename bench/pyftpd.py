@@ -4,8 +4,8 @@ who may read and write everything, with the connection limits raised for the idl
 ready. With CERT and KEY (PEM files) it also offers explicit FTPS (AUTH TLS, PROT P; pyftpdlib's TLS_FTPHandler,
 which needs pyOpenSSL), not required.
 
-RETR goes through sendfile() (pyftpdlib's default on Linux; not over TLS). Logging is reduced to warnings, as a production
-deployment would, so that the per-command log lines do not dominate the figures.
+RETR goes through sendfile() (pyftpdlib's default on Linux; not over TLS). Logging is reduced to warnings, as a
+production deployment would, so that the per-command log lines do not dominate the figures.
 """
 
 import logging
