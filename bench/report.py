@@ -26,6 +26,8 @@ import sys
 
 # Least server CPU, in seconds, that a per-GiB figure is worth much at: /proc counts in clock ticks (1/100 s).
 CPU_RESOLUTION_S = 0.1
+# Fewest bystander NOOP round trips whose p99 is more than their maximum.
+MIN_NOOPS = 100
 # The scenarios with a server CPU row.
 CPU_SCENARIOS = set()
 # (scenario, label, better, extractor). better: "higher", "lower" or None (information only).
@@ -422,6 +424,18 @@ def table(args):
             and r["server_cpu_s"] < CPU_RESOLUTION_S
         }
     )
+    few = sorted(
+        {
+            f"{r['server']} {r['scenario']} ({get(r, 'report', 'noop_latency_ms', 'count')})"
+            for r in records
+            if not r["scenario"].startswith("idle-")
+            and (get(r, "report", "noop_latency_ms", "count") or MIN_NOOPS) < MIN_NOOPS
+        }
+    )
+    if few:
+        notes.append(
+            f"- Bystander NOOP p99 from fewer than {MIN_NOOPS} round trips (in effect their maximum): {', '.join(few)}"
+        )
     if coarse:
         notes.append(
             f"- Server CPU under {CPU_RESOLUTION_S} s in a run (/proc counts 1/100 s ticks), so its per-GiB figure is "
