@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Compares ftpserver with vsftpd, pure-ftpd and pyftpdlib on this machine, driving every server with ftpload.
 #
-#   bench/compare.sh            the full run: three repetitions of every scenario (about 35 minutes on 2 cores, estimated:
-#                               27 before get-1000 and get-tls were added)
+#   bench/compare.sh            the full run: three repetitions of every scenario (about 35 minutes on 2 cores,
+#                               estimated: 27 before get-1000 and get-tls were added)
 #   bench/compare.sh --quick    every scenario at a small scale, once (about 2 minutes): checks the script
 #   bench/compare.sh --reps N   the full scale with N repetitions instead of three
 #
