@@ -37,20 +37,25 @@ ESTABLISHED = "01"
 TIME_WAIT = "06"
 
 
+def stat_fields(pid):
+    """The fields of /proc/PID/stat after the command name, from field 3 (state) on; None if PID is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    # The command name is in parentheses and may itself contain spaces or parentheses.
+    return stat[stat.rfind(")") + 2:].split()
+
+
 def children_map():
     """Parent PID -> child PIDs, for every process visible in /proc."""
     kids = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read().decode("ascii", "replace")
-        except OSError:
-            continue
-        # The command name is in parentheses and may itself contain spaces or parentheses.
-        fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) > 1:
+        fields = stat_fields(name)
+        if fields and len(fields) > 1:
             kids.setdefault(int(fields[1]), []).append(int(name))
     return kids
 
@@ -89,14 +94,9 @@ def cpu(root):
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in tree(root):
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                stat = f.read().decode("ascii", "replace")
-        except OSError:
-            continue
-        # Fields after the command name start at field 3 (state): utime, stime, cutime, cstime are fields 14-17.
-        fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) > 14:
+        fields = stat_fields(pid)
+        # utime, stime, cutime, cstime are fields 14-17; the list starts at field 3.
+        if fields and len(fields) > 14:
             total += sum(int(v) for v in fields[11:15])
     return total / ticks
 
