@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Compares ftpserver with vsftpd, pure-ftpd and pyftpdlib on this machine, driving every server with ftpload.
 #
-#   bench/compare.sh            the full run: three repetitions of every scenario (about 27 minutes on 2 cores)
+#   bench/compare.sh            the full run: three repetitions of every scenario (about 35 minutes on 2 cores,
+#                               estimated: 27 before get-1000 and get-tls were added)
 #   bench/compare.sh --quick    every scenario at a small scale, once (about 2 minutes): checks the script
 #   bench/compare.sh --reps N   the full scale with N repetitions instead of three
 #
 # Servers (each on 127.0.0.1, a free port, anonymous read and write, rooted in a prepared directory holding
-# big.bin and small.bin): ours at its default flags, vsftpd, pure-ftpd and
-# pyftpdlib. Scenarios: idle sessions (memory per session from /proc, NOOP latency meanwhile), get, put, small, ramp,
-# and the loopback reference (TCP between threads, no FTP). Repetitions are interleaved: repetition 1 runs every
-# server, then repetition 2, and so on, so slow drift of the machine spreads over all servers alike.
+# big.bin, mid.bin and small.bin): ours at its default flags, vsftpd, pure-ftpd and pyftpdlib. Scenarios: idle
+# sessions (memory per session from /proc, NOOP latency meanwhile), get (with a bystander session's NOOP latency),
+# get-1000 (1,000 clients downloading mid.bin once each, with the bystander), put, small, ramp, get-tls (get over
+# explicit FTPS: ours, vsftpd and pyftpdlib, with a self-signed certificate made by openssl), and the loopback
+# reference (TCP between threads, no FTP). Around every scenario the CPU time of the server's process tree is read
+# from /proc, so the transfers report server CPU seconds per GiB moved. Repetitions are interleaved: repetition 1
+# runs every server, then repetition 2, and so on, so slow drift of the machine spreads over all servers alike.
 #
 # Needs root (it installs the peers with apt-get and pip when missing, and runs pure-ftpd in a private mount and PID
 # namespace with the data directory bound onto the home of the `ftp` user) and a Debian-like system. Network traffic
@@ -58,7 +62,9 @@ if [[ "$QUICK" == 1 ]]; then
     IDLE_SIZES=(200)
     IDLE_HOLD=4
     BIG_MIB=8
-    GET_ARGS=(-c 4 -n 1)
+    MID_MIB=2
+    GET_ARGS=(-c 4 -n 1 --probe-interval 10)
+    GET1000_ARGS=(-c 50 -n 1 --probe-interval 10)
     PUT_ARGS=(-c 4 -n 1 --size 4M)
     SMALL_ARGS=(-c 4 -n 50)
     RAMP_ARGS=(--rate 1M --step-interval 50 --window 500 --max-sessions 20 --duration 4)
@@ -68,13 +74,21 @@ else
     IDLE_SIZES=(1000 10000)
     IDLE_HOLD=8
     BIG_MIB=64
-    GET_ARGS=(-c 64 -n 2)
+    MID_MIB=8
+    GET_ARGS=(-c 64 -n 2 --probe-interval 10)
+    GET1000_ARGS=(-c 1000 -n 1 --probe-interval 10)
     PUT_ARGS=(-c 16 -n 2 --size 16M)
     SMALL_ARGS=(-c 64 -n 200)
     RAMP_ARGS=(--rate 1M --step-interval 15 --window 1000 --max-sessions 2000 --duration 45)
     LOOPBACK_SECS=5
 fi
 [[ -n "$REPS_ASKED" ]] && REPS=$REPS_ASKED
+# The servers get-tls runs against: those serving explicit FTPS with the run's certificate.
+TLS_SERVERS=(ours vsftpd pyftpdlib)
+# The connection limits every server is started with, for the table's notes: all well above the 1,000 clients of
+# get-1000 and the 10,000 sessions of idle, so no server refuses for want of configuration.
+LIMITS="ours --max-connections 20000; vsftpd max_clients=0, max_per_ip=0 (no limit); pure-ftpd -c 20000 -C 20000; \
+pyftpdlib max_cons 20000, max_cons_per_ip 0 (no limit)"
 # Longest a transfer scenario may run (ftpload stops by itself here) and the outer limit on any ftpload run.
 RUN_CAP=120
 OUTER_LIMIT=300
@@ -107,6 +121,9 @@ CHILDREN=()
 PURE_FTPD=""
 FTP_HOME=""
 declare -A UNAVAILABLE=()
+# Each instance's listen backlog as the kernel holds it (ss: Send-Q of the listening socket), for the notes: a short
+# one loses connections when get-1000's clients all connect at once.
+declare -A BACKLOG=()
 
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -201,15 +218,16 @@ install_peers() {
 # The data every server serves: one directory per server (the files hard-linked), since each needs other owners and
 # modes. vsftpd refuses a writable anonymous root, so its root is read-only and its uploads go to a second instance.
 prepare_data() {
-    log "preparing the data: big.bin ($BIG_MIB MiB), small.bin (4 KiB)"
+    log "preparing the data: big.bin ($BIG_MIB MiB), mid.bin ($MID_MIB MiB), small.bin (4 KiB)"
     mkdir -p "$WORK/data"
     head -c "$((BIG_MIB << 20))" /dev/urandom >"$WORK/data/big.bin"
+    head -c "$((MID_MIB << 20))" /dev/urandom >"$WORK/data/mid.bin"
     head -c 4096 /dev/urandom >"$WORK/data/small.bin"
-    chmod 644 "$WORK/data/big.bin" "$WORK/data/small.bin"
+    chmod 644 "$WORK/data/big.bin" "$WORK/data/mid.bin" "$WORK/data/small.bin"
     local name
     for name in ours vsftpd vsftpd-put pure-ftpd pyftpdlib; do
         mkdir -p "$WORK/roots/$name"
-        ln "$WORK/data/big.bin" "$WORK/data/small.bin" "$WORK/roots/$name/"
+        ln "$WORK/data/big.bin" "$WORK/data/mid.bin" "$WORK/data/small.bin" "$WORK/roots/$name/"
         chmod 777 "$WORK/roots/$name"
     done
     chmod 555 "$WORK/roots/vsftpd"
@@ -217,6 +235,17 @@ prepare_data() {
     chmod 755 "$WORK/roots/vsftpd-put"
     mkdir -p "$WORK/empty"
     chmod 555 "$WORK/empty"
+}
+
+# A self-signed certificate for 127.0.0.1 (RSA 2048), for the FTPS servers of get-tls; readable by the ftp user,
+# whom vsftpd's session processes run as.
+make_cert() {
+    log "making a self-signed certificate for get-tls"
+    mkdir -p "$WORK/tls"
+    timeout 60 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+        -addext subjectAltName=IP:127.0.0.1 -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" 2>/dev/null
+    chmod 755 "$WORK/tls"
+    chmod 644 "$WORK/tls/cert.pem" "$WORK/tls/key.pem"
 }
 
 free_port() {
@@ -246,7 +275,7 @@ wait_accepting() {
 }
 
 vsftpd_config() {
-    local port=$1 root=$2 unprivileged=$3
+    local port=$1 root=$2 unprivileged=$3 tls=${4:-0}
     cat <<EOF
 listen=YES
 listen_ipv6=NO
@@ -282,6 +311,19 @@ EOF
         # sessions write to their root directory, which is where ftpload's uploads go.
         echo "run_as_launching_user=YES"
     fi
+    if [[ "$tls" == 1 ]]; then
+        # Explicit FTPS for anonymous sessions too; data connections need not resume the control's TLS session
+        # (ftpload's client does not promise to).
+        cat <<EOF
+ssl_enable=YES
+allow_anon_ssl=YES
+force_anon_logins_ssl=YES
+force_anon_data_ssl=YES
+require_ssl_reuse=NO
+rsa_cert_file=$WORK/tls/cert.pem
+rsa_private_key_file=$WORK/tls/key.pem
+EOF
+    fi
 }
 
 # Starts instance NAME; sets SRV_*. Returns 1 (with the reason in SRV_FAIL) if it does not come up.
@@ -292,9 +334,10 @@ start_server() {
     mkdir -p "$RESULTS/logs"
     echo "---- start $(date -u +%H:%M:%S)" >>"$SRV_LOG"
     case "$name" in
-        ours)
+        ours | ours-tls)
             # Default flags: defaults are what users run. OURS_FLAGS adds any for an experiment.
             local chunk=(${OURS_FLAGS:-})
+            [[ "$name" == ours-tls ]] && chunk+=(--tls-cert "$WORK/tls/cert.pem" --tls-key "$WORK/tls/key.pem")
             # The ready line is looked for only in what this start writes: the log holds the earlier starts too.
             local i line from
             from=$(($(stat -c %s "$SRV_LOG") + 1))
@@ -314,11 +357,12 @@ start_server() {
                 sleep 0.1
             done
             ;;
-        vsftpd | vsftpd-put)
+        vsftpd | vsftpd-put | vsftpd-tls)
             port=$(free_port)
-            local conf="$WORK/$name.conf" unprivileged=0 root="$WORK/roots/vsftpd"
+            local conf="$WORK/$name.conf" unprivileged=0 root="$WORK/roots/vsftpd" tls=0
             [[ "$name" == vsftpd-put ]] && unprivileged=1 root="$WORK/roots/vsftpd-put"
-            vsftpd_config "$port" "$root" "$unprivileged" >"$conf"
+            [[ "$name" == vsftpd-tls ]] && tls=1
+            vsftpd_config "$port" "$root" "$unprivileged" "$tls" >"$conf"
             # vsftpd writes its fatal errors ("500 OOPS: ...") to descriptor 0, as if it were a control connection.
             : >"$WORK/$name.oops"
             if [[ "$unprivileged" == 1 ]]; then
@@ -351,9 +395,11 @@ start_server() {
             done
             [[ -n "$SRV_PID" ]] || SRV_PID=$SRV_TREE
             ;;
-        pyftpdlib)
+        pyftpdlib | pyftpdlib-tls)
             port=$(free_port)
-            python3 "$HERE/pyftpd.py" "$port" "$WORK/roots/pyftpdlib" </dev/null >>"$SRV_LOG" 2>&1 &
+            local tls_files=()
+            [[ "$name" == pyftpdlib-tls ]] && tls_files=("$WORK/tls/cert.pem" "$WORK/tls/key.pem")
+            python3 "$HERE/pyftpd.py" "$port" "$WORK/roots/pyftpdlib" "${tls_files[@]}" </dev/null >>"$SRV_LOG" 2>&1 &
             SRV_PID=$! SRV_TREE=$SRV_PID SRV_PORT=$port
             ;;
     esac
@@ -362,7 +408,8 @@ start_server() {
         stop_server
         return 1
     fi
-    log "started $name: pid $SRV_PID, port $SRV_PORT"
+    BACKLOG[$name]=$(ss -ltnH "sport = :$SRV_PORT" 2>/dev/null | awk '{print $3; exit}')
+    log "started $name: pid $SRV_PID, port $SRV_PORT, listen backlog ${BACKLOG[$name]:-unknown}"
 }
 
 # The last lines the server wrote, on one line.
@@ -433,6 +480,7 @@ run_scenario() {
     local rep=$1 server=$2 scen=$3
     local instance=$server
     [[ "$server" == vsftpd && "$scen" == put ]] && instance=vsftpd-put
+    [[ "$scen" == get-tls ]] && instance=$server-tls
     local base="$WORK/run"
     rm -f "$base".*
     if [[ -n "${UNAVAILABLE[$server]:-}" ]]; then
@@ -454,6 +502,8 @@ run_scenario() {
         extra+=(--time-wait "$tw")
     fi
     log "rep $rep/$REPS  $server  $scen${tw:+ (TIME_WAIT sockets: $tw)}"
+    local cpu_before
+    cpu_before=$(python3 "$HERE/procstat.py" cpu "$SRV_TREE")
     case "$scen" in
         idle-*)
             local n=${scen#idle-} before watch lpid wpid
@@ -474,6 +524,14 @@ run_scenario() {
             extra+=(--mem-before "$before" --mem-during "$watch")
             ;;
         get) load "$base" "$SRV_PORT" get --file big.bin "${GET_ARGS[@]}" --duration "$RUN_CAP" || status=$? ;;
+        get-1000)
+            load "$base" "$SRV_PORT" get --file mid.bin "${GET1000_ARGS[@]}" --duration "$RUN_CAP" || status=$?
+            ;;
+        get-tls)
+            # The certificate is self-signed and made for this run: not verified.
+            load "$base" "$SRV_PORT" get --file big.bin "${GET_ARGS[@]}" --duration "$RUN_CAP" --tls --insecure ||
+                status=$?
+            ;;
         put)
             # --keep: pure-ftpd does not let anonymous users delete, so no server is asked to.
             load "$base" "$SRV_PORT" put "${PUT_ARGS[@]}" --keep --duration "$RUN_CAP" || status=$?
@@ -482,6 +540,7 @@ run_scenario() {
         small) load "$base" "$SRV_PORT" small --file small.bin "${SMALL_ARGS[@]}" --duration "$RUN_CAP" || status=$? ;;
         ramp) load "$base" "$SRV_PORT" ramp --file big.bin "${RAMP_ARGS[@]}" || status=$? ;;
     esac
+    extra+=(--cpu-before "$cpu_before" --cpu-after "$(python3 "$HERE/procstat.py" cpu "$SRV_TREE")")
     local note=""
     if ! running "$SRV_TREE"; then
         note="server exited during the run: $(server_words)"
@@ -524,6 +583,11 @@ if [[ "$FDS" != unlimited && "$FDS" -lt $((IDLE_SIZES[-1] + 200)) ]]; then
     echo "compare.sh: the open-file limit is $FDS; ${IDLE_SIZES[-1]} idle sessions need more (raise ulimit -Hn)" >&2
     exit 2
 fi
+# get-1000: ftpload holds a control and a data connection per client, the server as many again.
+if [[ "$FDS" != unlimited && "$FDS" -lt $((GET1000_ARGS[1] * 2 + 200)) ]]; then
+    echo "compare.sh: the open-file limit is $FDS; get-1000 needs $((GET1000_ARGS[1] * 2 + 200))" >&2
+    exit 2
+fi
 
 mkdir -p "$RESULTS"
 RAW="$RESULTS/raw.jsonl"
@@ -535,21 +599,25 @@ log "results in $RESULTS (open-file limit $FDS, $(nproc) cores)"
 build
 install_peers
 prepare_data
+make_cert
 
 # idle first, while the server is fresh. small waits for TIME_WAIT to settle: its thousands of short data connections
-# leave the most ports lingering, and the scenarios after it use few new ones. put last: vsftpd needs another
-# instance for it.
+# leave the most ports lingering, and the scenarios after it use few new ones. put and get-tls last: they need other
+# instances (vsftpd's uploads; the FTPS servers).
 SCENARIOS=()
 for n in "${IDLE_SIZES[@]}"; do
     SCENARIOS+=("idle-$n")
 done
-SCENARIOS+=(small get ramp put)
+SCENARIOS+=(small get get-1000 ramp put get-tls)
 
 STARTED=$SECONDS
 for ((rep = 1; rep <= REPS; rep++)); do
     run_loopback "$rep"
     for server in "${SERVERS[@]}"; do
         for scen in "${SCENARIOS[@]}"; do
+            if [[ "$scen" == get-tls && " ${TLS_SERVERS[*]} " != *" $server "* ]]; then
+                continue
+            fi
             run_scenario "$rep" "$server" "$scen"
         done
         stop_server
@@ -557,7 +625,28 @@ for ((rep = 1; rep <= REPS; rep++)); do
     log "repetition $rep done after $(((SECONDS - STARTED) / 60)) min $(((SECONDS - STARTED) % 60)) s"
 done
 
-python3 "$HERE/report.py" table "$RAW" --servers "${SERVERS[*]}" --reps "$REPS" >"$RESULTS/table.md"
+{
+    echo "- Open-file limit of ftpload and of every server: $FDS; $(nproc) cores."
+    echo "- Connection limits: $LIMITS."
+    backlogs=""
+    for name in $(printf '%s\n' "${!BACKLOG[@]}" | sort); do
+        backlogs+="${backlogs:+, }$name ${BACKLOG[$name]:-unknown}"
+    done
+    echo "- Listen backlogs (the kernel's, capped by net.core.somaxconn $(cat /proc/sys/net/core/somaxconn)):"
+    echo "  $backlogs."
+    echo "  A backlog below get-1000's ${GET1000_ARGS[1]} clients (vsftpd's is compiled in, 32) lets the accept queue"
+    echo "  overflow when they all connect at once; connections the kernel completes with SYN cookies meanwhile are"
+    echo "  dropped, and ftpload sees them as greeting timeouts."
+    echo "- get-tls (explicit FTPS: AUTH TLS, PROT P; an RSA 2048 self-signed certificate, not verified by ftpload)"
+    echo "  runs against ${TLS_SERVERS[*]} only: pure-ftpd's package is unpacked rather than installed and has no"
+    echo "  certificate set up."
+    echo "- Server CPU: user + system seconds of the server's process tree (/proc/PID/stat utime, stime, cutime,"
+    echo "  cstime summed over the tree), read before and after each run. Session processes of vsftpd and"
+    echo "  pure-ftpd that end during a run are counted through the cutime/cstime of the parent that reaps them;"
+    echo "  processes reaped outside the tree would be missed. Per GiB: the bytes of ftpload's report."
+} >"$WORK/setup.md"
+python3 "$HERE/report.py" table "$RAW" --servers "${SERVERS[*]}" --reps "$REPS" --setup "$WORK/setup.md" \
+    >"$RESULTS/table.md"
 echo
 cat "$RESULTS/table.md"
 log "raw results: $RAW; table: $RESULTS/table.md"

@@ -3,6 +3,8 @@
 
     procstat.py tree PID                 the PIDs of PID and all its descendants, one per line
     procstat.py mem PID                  one JSON line: pss_kib, rss_kib, procs of PID and its descendants
+    procstat.py cpu PID                  CPU seconds (user + system) of PID and its descendants, including those of
+                                         their children that have ended and been reaped by them
     procstat.py conns PORT               established TCP connections whose local port is PORT
     procstat.py settle MAX TIMEOUT       waits until fewer than MAX TCP sockets are in TIME_WAIT, at most TIMEOUT
                                          seconds; prints how many there are then
@@ -14,6 +16,12 @@
 Memory is the sum over the tree of Pss from /proc/PID/smaps_rollup (shared pages split among the processes that
 map them, so forked servers are not counted many times over), with Rss beside it. Processes that vanish while
 being read are skipped.
+
+CPU is the sum over the tree of utime + stime + cutime + cstime (/proc/PID/stat fields 14-17, in clock ticks). A
+forking server's session processes that end during a run vanish from /proc, but their time is added to the cutime
+and cstime of the parent that waits for them, which is in the tree: so the difference of two readings is all the
+CPU the tree used between them, threads and ended children included. Missed: children reaped by a process outside
+the tree (a daemon that double-forks away from its parent, or one that ignores SIGCHLD so the kernel reaps them).
 """
 
 import json
@@ -29,20 +37,25 @@ ESTABLISHED = "01"
 TIME_WAIT = "06"
 
 
+def stat_fields(pid):
+    """The fields of /proc/PID/stat after the command name, from field 3 (state) on; None if PID is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    # The command name is in parentheses and may itself contain spaces or parentheses.
+    return stat[stat.rfind(")") + 2:].split()
+
+
 def children_map():
     """Parent PID -> child PIDs, for every process visible in /proc."""
     kids = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read().decode("ascii", "replace")
-        except OSError:
-            continue
-        # The command name is in parentheses and may itself contain spaces or parentheses.
-        fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) > 1:
+        fields = stat_fields(name)
+        if fields and len(fields) > 1:
             kids.setdefault(int(fields[1]), []).append(int(name))
     return kids
 
@@ -75,6 +88,17 @@ def mem(root):
             pss += values.get("Pss:", 0)
             rss += values.get("Rss:", 0)
     return {"pss_kib": pss, "rss_kib": rss, "procs": procs}
+
+
+def cpu(root):
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in tree(root):
+        fields = stat_fields(pid)
+        # utime, stime, cutime, cstime are fields 14-17; the list starts at field 3.
+        if fields and len(fields) > 14:
+            total += sum(int(v) for v in fields[11:15])
+    return total / ticks
 
 
 def conns(port):
@@ -159,6 +183,8 @@ def main(argv):
         print("\n".join(str(p) for p in tree(int(argv[2]))))
     elif len(argv) >= 3 and argv[1] == "mem":
         print(json.dumps(mem(int(argv[2]))))
+    elif len(argv) >= 3 and argv[1] == "cpu":
+        print(f"{cpu(int(argv[2])):.2f}")
     elif len(argv) >= 3 and argv[1] == "conns":
         print(conns(int(argv[2])))
     elif len(argv) >= 4 and argv[1] == "settle":

@@ -2,18 +2,21 @@
 """The records and the table of bench/compare.sh.
 
     report.py record RAW --rep N --server S --scenario X [--exit CODE] [--stdout FILE] [--stderr FILE]
-                         [--note TEXT] [--mem-before JSON] [--mem-during JSON]
+                         [--note TEXT] [--mem-before JSON] [--mem-during JSON] [--cpu-before S --cpu-after S]
         appends one JSON line to RAW: the run's identity, ftpload's exit status and report (its one JSON line),
-        the end of its stderr, and for idle runs the server's memory before and while holding the sessions
+        the end of its stderr, for idle runs the server's memory before and while holding the sessions, and the
+        CPU seconds the server's process tree used during the run (server_cpu_s)
     report.py last RAW
         prints the headline figures of the last record, for the progress log
-    report.py table RAW --servers "S1 S2 ..." --reps N
+    report.py table RAW --servers "S1 S2 ..." --reps N [--setup FILE]
         prints the markdown table: per scenario and metric the median over the repetitions for each server, and
-        ours divided by the best peer, followed by notes on everything that did not go cleanly
+        ours divided by the best peer, followed by the setup (FILE, markdown lines) and notes on everything that did
+        not go cleanly
 
 Servers whose name starts with "ours" are ours; the others are peers. Memory per session is (Pss while holding
 minus Pss before) divided by the established connections the server had when it was measured (the sessions plus
-ftpload's probe).
+ftpload's probe). Server CPU per GiB is server_cpu_s divided by the bytes ftpload moved (its report's `bytes`, in
+GiB): sent by the server for downloads, received for uploads.
 """
 
 import argparse
@@ -21,6 +24,12 @@ import json
 import statistics
 import sys
 
+# Least server CPU, in seconds, that a per-GiB figure is worth much at: /proc counts in clock ticks (1/100 s).
+CPU_RESOLUTION_S = 0.1
+# Fewest bystander NOOP round trips whose p99 is more than their maximum.
+MIN_NOOPS = 100
+# The scenarios with a server CPU row.
+CPU_SCENARIOS = set()
 # (scenario, label, better, extractor). better: "higher", "lower" or None (information only).
 METRICS = []
 
@@ -58,17 +67,51 @@ def transfer_metrics(scenario, rate_label, rate_key, fairness=False):
         metric(scenario, "fairness (Jain, 1 = equal)", "higher")(lambda r: get(r, "report", "fairness"))
 
 
+def cpu_metric(scenario, direction):
+    CPU_SCENARIOS.add(scenario)
+    metric(scenario, f"server CPU s per GiB {direction}", "lower")(cpu_per_gib)
+
+
+def cpu_per_gib(r):
+    cpu, moved = r.get("server_cpu_s"), get(r, "report", "bytes")
+    if cpu is None or not moved:
+        return None
+    return cpu / (moved / (1 << 30))
+
+
+def bystander_metric(scenario, clients):
+    who = f"{clients:,}" if clients else "the clients"
+    metric(scenario, f"bystander NOOP p99 while {who} download, ms", "lower")(
+        lambda r: get(r, "report", "noop_latency_ms", "p99")
+    )
+
+
 def errors_metric(scenario):
     metric(scenario, "errors (sum over repetitions)", "sum")(lambda r: get(r, "report", "errors", "total"))
 
 
-def define_metrics(idle_sizes):
+def define_metrics(idle_sizes, clients):
+    """clients: the connections each scenario asked for, for the labels."""
     for n in idle_sizes:
         idle_metrics(f"idle-{n}")
         errors_metric(f"idle-{n}")
     transfer_metrics("get", "throughput, MiB/s", "mib_per_s", fairness=True)
+    bystander_metric("get", clients.get("get"))
+    cpu_metric("get", "sent")
     errors_metric("get")
+    metric("get-1000", "throughput, MiB/s", "higher")(lambda r: get(r, "report", "mib_per_s"))
+    metric("get-1000", "fairness (Jain, 1 = equal)", "higher")(lambda r: get(r, "report", "fairness"))
+    bystander_metric("get-1000", clients.get("get-1000"))
+    metric("get-1000", "login p99 (connect to logged in), ms", "lower")(
+        lambda r: get(r, "report", "login_latency_ms", "p99")
+    )
+    cpu_metric("get-1000", "sent")
+    errors_metric("get-1000")
+    transfer_metrics("get-tls", "FTPS throughput, MiB/s", "mib_per_s", fairness=True)
+    cpu_metric("get-tls", "sent")
+    errors_metric("get-tls")
     transfer_metrics("put", "throughput, MiB/s", "mib_per_s", fairness=True)
+    cpu_metric("put", "received")
     errors_metric("put")
     transfer_metrics("small", "transfers/s", "transfers_per_s")
     errors_metric("small")
@@ -116,7 +159,10 @@ def record(args):
         "mem_during": during,
         "kib_per_session": None,
         "time_wait_at_start": args.time_wait,
+        "server_cpu_s": None,
     }
+    if args.cpu_before is not None and args.cpu_after is not None:
+        line["server_cpu_s"] = round(args.cpu_after - args.cpu_before, 2)
     if before and during and during.get("conns"):
         line["kib_per_session"] = round((during["pss_kib"] - before["pss_kib"]) / during["conns"], 1)
         line["rss_kib_per_session"] = round((during["rss_kib"] - before["rss_kib"]) / during["conns"], 1)
@@ -161,6 +207,10 @@ def last(args):
             parts.append(f"p99 {rep['latency_ms']['p99']:.1f} ms")
         if rep.get("ramp"):
             parts.append(f"held {rep['ramp']['sessions_held']} ({rep['ramp']['stop_reason']})")
+        if get(rep, "noop_latency_ms", "p99") is not None:
+            parts.append(f"bystander NOOP p99 {rep['noop_latency_ms']['p99']:.2f} ms")
+        if cpu_per_gib(r) is not None:
+            parts.append(f"server CPU {r['server_cpu_s']:.2f} s, {cpu_per_gib(r):.2f} s/GiB")
     parts.append(f"errors {get(rep, 'errors', 'total')}")
     if r.get("note"):
         parts.append(r["note"])
@@ -243,6 +293,19 @@ def ratio_text(ours, peers, better):
     return f"{ratio:.2f}× ({'better' if good else 'worse'})"
 
 
+def tls_ratio_row(by_cell, servers, ours, reps):
+    """Each server's FTPS throughput divided by its plain one (medians of get-tls and get)."""
+    def rate(r):
+        return get(r, "report", "mib_per_s")
+
+    texts = []
+    for s in servers:
+        tls, _ = cell(by_cell.get((s, "get-tls"), []), rate, "higher", reps)
+        plain, _ = cell(by_cell.get((s, "get"), []), rate, "higher", reps)
+        texts.append(f"{tls / plain:.2f}×" if tls is not None and plain else "—")
+    return "| " + " | ".join(["get-tls", "FTPS ÷ plain get throughput", ""] + texts + ["" for _ in ours]) + " |"
+
+
 def notes_for(records):
     """One line per server and scenario that did not go cleanly."""
     lines = []
@@ -295,7 +358,12 @@ def table(args):
     idle_sizes = sorted(
         {int(r["scenario"].split("-", 1)[1]) for r in records if r["scenario"].startswith("idle-")}
     )
-    define_metrics(idle_sizes)
+    clients = {}
+    for r in records:
+        requested = get(r, "report", "sessions_requested")
+        if requested and r["scenario"] not in clients:
+            clients[r["scenario"]] = requested
+    define_metrics(idle_sizes, clients)
     by_cell = {}
     for r in records:
         by_cell.setdefault((r["server"], r["scenario"]), []).append(r)
@@ -320,6 +388,8 @@ def table(args):
         ratios = [ratio_text(values[o], [values[p] for p in peers], better) for o in ours]
         shown = {"higher": "higher", "lower": "lower", "sum": "lower"}.get(better, "")
         out.append("| " + " | ".join([scenario, label, shown] + texts + ratios) + " |")
+        if scenario == "get-tls" and label.startswith("FTPS throughput"):
+            out.append(tls_ratio_row(by_cell, servers, ours, reps))
 
     loop = [r for r in records if r["server"] == "loopback"]
     if loop:
@@ -336,7 +406,41 @@ def table(args):
                 row.append(text)
             out.append("| " + " | ".join(row) + " |")
 
+    if args.setup:
+        setup = read_text(args.setup).strip()
+        if setup:
+            out.append("")
+            out.append("Setup:")
+            out.append("")
+            out.append(setup)
+
     notes = notes_for(records)
+    coarse = sorted(
+        {
+            f"{r['server']} {r['scenario']}"
+            for r in records
+            if r["scenario"] in CPU_SCENARIOS
+            and cpu_per_gib(r) is not None
+            and r["server_cpu_s"] < CPU_RESOLUTION_S
+        }
+    )
+    few = sorted(
+        {
+            f"{r['server']} {r['scenario']} ({get(r, 'report', 'noop_latency_ms', 'count')})"
+            for r in records
+            if not r["scenario"].startswith("idle-")
+            and (get(r, "report", "noop_latency_ms", "count") or MIN_NOOPS) < MIN_NOOPS
+        }
+    )
+    if few:
+        notes.append(
+            f"- Bystander NOOP p99 from fewer than {MIN_NOOPS} round trips (in effect their maximum): {', '.join(few)}"
+        )
+    if coarse:
+        notes.append(
+            f"- Server CPU under {CPU_RESOLUTION_S} s in a run (/proc counts 1/100 s ticks), so its per-GiB figure is "
+            f"coarse: {', '.join(coarse)}"
+        )
     if notes:
         out.append("")
         out.append("Notes:")
@@ -360,12 +464,15 @@ def main(argv):
     rec.add_argument("--mem-before")
     rec.add_argument("--mem-during")
     rec.add_argument("--time-wait", type=int)
+    rec.add_argument("--cpu-before", type=float)
+    rec.add_argument("--cpu-after", type=float)
     lst = sub.add_parser("last")
     lst.add_argument("raw")
     tab = sub.add_parser("table")
     tab.add_argument("raw")
     tab.add_argument("--servers", required=True)
     tab.add_argument("--reps", type=int, required=True)
+    tab.add_argument("--setup")
     args = parser.parse_args(argv[1:])
     {"record": record, "last": last, "table": table}[args.command](args)
     return 0

@@ -27,6 +27,8 @@ const MAX_CONNECTIONS: u64 = 10_000;
 const DEFAULT_PUT_SIZE: u64 = 1 << 20;
 /// Per-session rate of `ramp` when `--rate` is not given.
 const DEFAULT_RAMP_RATE: u64 = 64 << 10;
+/// Milliseconds between two NOOPs of idle's probe session when `--probe-interval` is not given.
+const DEFAULT_PROBE_INTERVAL: u64 = 10;
 /// Most sockets of `loopback` (two threads each).
 const MAX_LOOPBACK_SOCKETS: u64 = 1024;
 /// Bytes per write() call of `loopback` when `--chunk` is not given: the server's default chunk.
@@ -37,7 +39,8 @@ const MAX_LOOPBACK_CHUNK: u64 = 16 << 20;
 const SCENARIO_HELP: &str = "\
 Scenarios:
   idle    open and log in --sessions N and hold them for --duration; a probe session measures NOOP latency
-  get     --connections C sessions each download --file repeatedly (--count each, or for --duration)
+  get     --connections C sessions each download --file repeatedly (--count each, or for --duration); with
+          --probe-interval (get, put, small, mixed) a bystander session measures NOOP latency while they transfer
   put     C sessions each upload --size bytes of generated data to unique names (deleted unless --keep)
   small   C sessions each download a small --file --count times: transfers/s and per-transfer latency
   mixed   C sessions cycling through downloads (--file), uploads (--size), small downloads (--small-file) and
@@ -124,7 +127,9 @@ pub struct Args {
     #[arg(long, value_name = "auto|on|off")]
     pub spread: Option<Spread>,
 
-    /// idle: milliseconds between two NOOPs of the probe session [default: 10].
+    /// idle: milliseconds between two NOOPs of the probe session [default: 10]. get, put, small, mixed: add a
+    /// bystander session that sends NOOP this often and reports its round trips while transfers run [default: no
+    /// probe].
     #[arg(long, value_name = "MS")]
     pub probe_interval: Option<u64>,
 
@@ -300,7 +305,9 @@ pub struct Plan {
     pub ramp: Option<RampPlan>,
     pub loopback: Option<LoopbackPlan>,
     pub spread: bool,
-    pub probe_interval: Duration,
+    /// Time between two NOOPs of the probe session: always for idle, with `--probe-interval` for the
+    /// per-connection scenarios, never for ramp and loopback.
+    pub probe_interval: Option<Duration>,
     pub keep: bool,
     pub prefix: String,
     pub json: bool,
@@ -438,7 +445,11 @@ impl Plan {
             ramp,
             loopback,
             spread: spread && scenario == Scenario::Idle,
-            probe_interval: Duration::from_millis(args.probe_interval.unwrap_or(10)),
+            probe_interval: match scenario {
+                Scenario::Idle => Some(args.probe_interval.unwrap_or(DEFAULT_PROBE_INTERVAL)),
+                _ => args.probe_interval,
+            }
+            .map(Duration::from_millis),
             keep: args.keep,
             prefix,
             json: args.json,
@@ -463,7 +474,7 @@ fn check_applies(args: &Args, scenario: Scenario) -> Result<(), String> {
         ("--window", args.window.is_some(), &[Ramp]),
         ("--threads", args.threads.is_some(), &[Idle]),
         ("--spread", args.spread.is_some(), &[Idle]),
-        ("--probe-interval", args.probe_interval.is_some(), &[Idle]),
+        ("--probe-interval", args.probe_interval.is_some(), &[Idle, Get, Put, Small, Mixed]),
         ("--keep", args.keep, &[Put, Mixed]),
         ("--prefix", args.prefix.is_some(), &[Put, Mixed]),
         ("--sockets", args.sockets.is_some(), &[Loopback]),
@@ -645,6 +656,16 @@ mod tests {
         assert!(!plan(&["21", "idle", "--sessions", "5000", "--spread", "off"]).expect("plan").spread);
         assert!(plan(&["::1", "21", "idle", "--spread", "on"]).is_err());
         assert!(!plan(&["::1", "21", "idle", "--sessions", "5000"]).expect("plan").spread);
+    }
+
+    #[test]
+    fn probe_only_where_asked() {
+        assert_eq!(plan(&["21", "idle"]).expect("plan").probe_interval, Some(Duration::from_millis(10)));
+        assert_eq!(plan(&["21", "get", "--file", "f"]).expect("plan").probe_interval, None);
+        let p = plan(&["21", "get", "--file", "f", "--probe-interval", "5"]).expect("plan");
+        assert_eq!(p.probe_interval, Some(Duration::from_millis(5)));
+        assert!(plan(&["21", "put", "--probe-interval", "5"]).is_ok());
+        assert!(plan(&["21", "ramp", "--file", "f", "--probe-interval", "5"]).is_err());
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! A pool of `--threads` threads opens the sessions (thread t opens sessions t, t + threads, ...), optionally each
 //! from its own source address, and keeps them: a held session is just a blocking socket that nobody reads. Opening
 //! is capped at the longer of `--duration` and a minute. Once every thread is done opening, the hold of
-//! `--duration` starts, during which the probe session (the preflight's) sends NOOP every `--probe-interval` and
-//! records the round trips. At the end every held session is asked NOOP, pipelined: all are sent first, then the
-//! replies are read against one deadline, and the sessions that answer 200 count as alive.
+//! `--duration` starts, during which the probe session (the preflight's; see [`crate::probe`]) sends NOOP every
+//! `--probe-interval` and records the round trips. At the end every held session is asked NOOP, pipelined: all are
+//! sent first, then the replies are read against one deadline, and the sessions that answer 200 count as alive.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use ftp_client::{FtpClient, FtpError};
 
 use crate::control::{io_error, open_session, spread_source};
+use crate::probe::probe_loop;
 use crate::progress::Progress;
 use crate::run::{Outcome, Run, TICK};
 use crate::stats::{Metric, Tally};
@@ -120,7 +121,15 @@ pub fn run_idle(run: Arc<Run>, probe: FtpClient, progress: &mut Progress) -> Out
     }
     let probing = {
         let (shared, phases, tx) = (Arc::clone(&run), Arc::clone(&phases), tx.clone());
-        thread::Builder::new().name("probe".into()).spawn(move || probe_loop(&shared, &phases, probe, &tx)).is_ok()
+        let interval = plan.probe_interval.unwrap_or_default();
+        thread::Builder::new()
+            .name("probe".into())
+            .spawn(move || {
+                let holding = || phases.holding.load(Ordering::Relaxed);
+                let tally = probe_loop(&shared, probe, interval, holding, || phases.is_over());
+                let _ = tx.send(Msg::Done(tally));
+            })
+            .is_ok()
     };
     drop(tx);
     let mut pending = threads + usize::from(probing);
@@ -231,35 +240,6 @@ fn hold_share(run: &Run, phases: &Phases, first: usize, tx: &Sender<Msg>, last_r
                 run.count_error();
             }
         }
-    }
-    let _ = tx.send(Msg::Done(tally));
-}
-
-/// The probe: NOOP round trips until the hold is over, recorded while it lasts.
-fn probe_loop(run: &Run, phases: &Phases, mut probe: FtpClient, tx: &Sender<Msg>) {
-    let mut tally = Tally::default();
-    while !phases.is_over() {
-        let begin = Instant::now();
-        match probe.noop() {
-            Ok(()) => {
-                if phases.holding.load(Ordering::Relaxed) {
-                    run.recorder.record(0, Metric::Noop, begin.elapsed());
-                }
-            }
-            Err(e) => {
-                tally.errors.add(&e);
-                run.count_error();
-                if probe.is_closed() {
-                    break;
-                }
-            }
-        }
-        if !run.plan.probe_interval.is_zero() {
-            thread::sleep(run.plan.probe_interval);
-        }
-    }
-    if !probe.is_closed() {
-        let _ = probe.quit();
     }
     let _ = tx.send(Msg::Done(tally));
 }

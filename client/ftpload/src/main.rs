@@ -7,13 +7,14 @@
 //! error, a refused target, a server that cannot be reached or logged in to). Sessions are threads over blocking
 //! sockets; the modules: [`args`] (the command line), [`run`] (shared state, preflight, the per-connection
 //! scenarios), [`worker`] (one session's transfers), [`idle`], [`ramp`], [`control`] (bare control connections for
-//! idle), [`loopback`], [`throttle`] (rate limiting), [`stats`] (histograms, tallies, fairness), [`progress`] (the
-//! live line) and [`report`].
+//! idle), [`probe`] (the bystander session's NOOPs), [`loopback`], [`throttle`] (rate limiting), [`stats`]
+//! (histograms, tallies, fairness), [`progress`] (the live line) and [`report`].
 
 mod args;
 mod control;
 mod idle;
 mod loopback;
+mod probe;
 mod progress;
 mod ramp;
 mod report;
@@ -90,8 +91,7 @@ fn main() -> ExitCode {
             ramp::run_ramp(run, &mut progress)
         }
         Scenario::Get | Scenario::Put | Scenario::Small | Scenario::Mixed => {
-            let _ = client.quit();
-            run::run_sessions(run, &mut progress)
+            run::run_sessions(run, client, &mut progress)
         }
         // Answered above, before the preflight: it needs no server.
         Scenario::Loopback => return fail("the loopback scenario runs without a server"),

@@ -33,7 +33,8 @@ pub struct Report {
     /// Per transfer, all operations together.
     pub latency_ms: Option<LatencySummary>,
     pub login_latency_ms: Option<LatencySummary>,
-    /// idle: the probe session's NOOP round trips while the sessions were held.
+    /// The probe session's NOOP round trips: idle, while the sessions were held; the others with
+    /// `--probe-interval`, while at least one transfer was running.
     pub noop_latency_ms: Option<LatencySummary>,
     pub operations: BTreeMap<&'static str, OpReport>,
     /// Jain's index over the sessions' throughputs (1 = all equal), when sessions moved data.
@@ -73,6 +74,8 @@ pub struct Settings {
     pub rate: Option<u64>,
     pub threads: Option<usize>,
     pub spread: bool,
+    /// Milliseconds between two NOOPs of the probe session, when there was one.
+    pub probe_interval_ms: Option<u64>,
     pub fd_limit: Option<u64>,
 }
 
@@ -134,6 +137,7 @@ impl Report {
                 rate: plan.rate,
                 threads: idle.then_some(plan.threads),
                 spread: plan.spread,
+                probe_interval_ms: plan.probe_interval.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 fd_limit,
             },
         }
@@ -189,7 +193,8 @@ impl Report {
             }
         }
         if let Some(l) = &self.noop_latency_ms {
-            line("noop", latency_text(l, "probe round trips while holding"));
+            let when = if self.scenario == Scenario::Idle.name() { "holding" } else { "transfers ran" };
+            line("noop", latency_text(l, &format!("probe round trips while {when}")));
         }
         if let Some(l) = &self.login_latency_ms {
             line("login", latency_text(l, "connect to logged in"));

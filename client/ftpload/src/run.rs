@@ -4,7 +4,8 @@
 //! [`Run`] holds the plan, the clock (start and deadline), the stop flag, live counters for the progress line and
 //! the latency recorder. Before any load, [`preflight`] connects and logs in once and asks SIZE of the files to
 //! download, so an unreachable server or a missing file is one clear error instead of thousands. Sessions report
-//! their [`Tally`] over a channel when they end; the main thread merges them while drawing progress.
+//! their [`Tally`] over a channel when they end; the main thread merges them while drawing progress. A bystander
+//! probe ([`crate::probe`]) may run beside them.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use ftp_client::{FtpClient, FtpError};
 
 use crate::args::{Op, Plan, Scenario};
+use crate::probe::Bystander;
 use crate::progress::Progress;
 use crate::stats::{Latencies, Recorder, Tally};
 use crate::worker;
@@ -52,6 +54,9 @@ pub struct Run {
     pub transfers: AtomicU64,
     pub bytes: AtomicU64,
     pub errors: AtomicU64,
+    /// Transfers under way now (from the server's 1xx to the transfer's final reply or failure), for the bystander
+    /// probe.
+    pub in_flight: AtomicU64,
     pub recorder: Recorder,
     pub sizes: Sizes,
     pub slots: Vec<Slot>,
@@ -76,6 +81,7 @@ impl Run {
             transfers: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
             recorder: Recorder::default(),
             sizes,
             slots,
@@ -86,6 +92,11 @@ impl Run {
     /// True once the run is over: stopped, or past its deadline.
     pub fn should_stop(&self) -> bool {
         self.stop.load(Ordering::Relaxed) || Instant::now() >= self.deadline
+    }
+
+    /// True while at least one transfer is under way.
+    pub fn transferring(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) > 0
     }
 
     pub fn count_error(&self) {
@@ -138,8 +149,16 @@ pub fn connect(plan: &Plan) -> Result<FtpClient, FtpError> {
     Ok(client)
 }
 
-/// get, put, small, mixed: one thread per connection, all started at once.
-pub fn run_sessions(run: Arc<Run>, progress: &mut Progress) -> Outcome {
+/// get, put, small, mixed: one thread per connection, all started at once; with a probe interval, `client` (the
+/// preflight's session) becomes the bystander probe, otherwise it is closed.
+pub fn run_sessions(run: Arc<Run>, client: FtpClient, progress: &mut Progress) -> Outcome {
+    let bystander = match run.plan.probe_interval {
+        Some(interval) => Some(Bystander::start(&run, client, interval)),
+        None => {
+            let _ = client.quit();
+            None
+        }
+    };
     let (tx, rx) = mpsc::channel();
     let mut tally = Tally::default();
     let mut spawned = 0;
@@ -159,6 +178,9 @@ pub fn run_sessions(run: Arc<Run>, progress: &mut Progress) -> Outcome {
         Ending::Deadline => "duration",
         Ending::Abandoned => "unfinished",
     };
+    if let Some(bystander) = bystander {
+        tally.merge(&bystander.finish(run.plan.timeout + TICK));
+    }
     Outcome {
         latencies: run.recorder.merged(),
         elapsed: run.origin.elapsed(),

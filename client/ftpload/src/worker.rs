@@ -206,6 +206,7 @@ impl Worker<'_> {
     /// Runs a transfer from the server (RETR, LIST), discarding the data.
     fn download(&mut self, line: &str, tally: &mut Tally) -> Result<Moved, FtpError> {
         let mut data = self.start(line)?;
+        let _running = InFlight::new(self.run);
         let mut total = 0u64;
         loop {
             let Some(want) = self.grant(BUFFER) else { return Ok(Moved::Aborted) };
@@ -231,6 +232,7 @@ impl Worker<'_> {
     fn upload(&mut self, name: &str, size: u64, tally: &mut Tally) -> Result<Moved, FtpError> {
         let line = format!("STOR {name}");
         let mut data = self.start(&line)?;
+        let _running = InFlight::new(self.run);
         let pattern = &self.run.pattern;
         let mut sent = 0u64;
         while sent < size {
@@ -282,6 +284,23 @@ impl Worker<'_> {
                 Err(wait) => thread::sleep(wait.min(MAX_NAP)),
             }
         }
+    }
+}
+
+/// One transfer under way, counted in [`Run::in_flight`] from the server's 1xx until it is dropped, however the
+/// transfer ends.
+struct InFlight<'a>(&'a Run);
+
+impl<'a> InFlight<'a> {
+    fn new(run: &'a Run) -> InFlight<'a> {
+        run.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(run)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

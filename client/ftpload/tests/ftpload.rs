@@ -169,6 +169,30 @@ fn get_downloads_exact_counts() {
     assert_fair(&v);
 }
 
+// The bystander probe of get and put: its NOOP round trips are in the report when --probe-interval asks for it,
+// and only then; the probe's session is not one of the transfer sessions.
+#[test]
+fn probe_during_transfers_only_when_asked() {
+    let server = Server::start();
+    let v =
+        report(&server, &["get", "--file", "big.bin", "-c", "2", "-n", "20", "--rate", "8M", "--probe-interval", "5"]);
+    assert_eq!(u(&v["transfers"]), 40);
+    assert_eq!(u(&v["sessions_established"]), 2);
+    let noop = &v["noop_latency_ms"];
+    assert!(u(&noop["count"]) > 0, "{v}");
+    let p = |k: &str| noop[k].as_f64().unwrap_or_else(|| panic!("no {k}: {noop}"));
+    assert!(p("p50") > 0.0 && p("p50") <= p("p99") && p("p99") <= p("max"), "{noop}");
+    assert_eq!(u(&v["settings"]["probe_interval_ms"]), 5);
+
+    let v = report(&server, &["put", "--size", "2M", "-c", "2", "-n", "4", "--rate", "8M", "--probe-interval", "5"]);
+    assert_eq!(u(&v["transfers"]), 8);
+    assert!(u(&v["noop_latency_ms"]["count"]) > 0, "{v}");
+
+    let v = report(&server, &["get", "--file", "big.bin", "-c", "2", "-n", "2"]);
+    assert!(v["noop_latency_ms"].is_null(), "{v}");
+    assert!(v["settings"]["probe_interval_ms"].is_null(), "{v}");
+}
+
 #[test]
 fn put_uploads_exact_counts_and_cleans_up() {
     let server = Server::start();
