@@ -648,6 +648,10 @@ done
     echo "  cstime summed over the tree), read before and after each run. Session processes of vsftpd and"
     echo "  pure-ftpd that end during a run are counted through the cutime/cstime of the parent that reaps them;"
     echo "  processes reaped outside the tree would be missed. Per GiB: the bytes of ftpload's report."
+    echo "- Server + ftpload CPU: the above plus ftpload's own user + system seconds (its report's load_cpu_s). On"
+    echo "  loopback the kernel's work for a transfer is charged to whichever side sets it off: a server blocked in"
+    echo "  one large sendfile has its segments pushed out by the client's acknowledgements, in the client's time."
+    echo "  The sum is what the machine spent on the transfer, and compares servers fairly."
 } >"$WORK/setup.md"
 python3 "$HERE/report.py" table "$RAW" --servers "${SERVERS[*]}" --reps "$REPS" --setup "$WORK/setup.md" \
     >"$RESULTS/table.md"

@@ -41,6 +41,10 @@ pub struct Report {
     pub fairness: Option<f64>,
     pub errors: ErrorReport,
     pub ramp: Option<RampResult>,
+    /// CPU seconds (user + system, every thread) ftpload itself used, from start to report. On loopback the
+    /// kernel's work for a TCP transfer is charged to whichever side sets it off, so a server's own CPU time says
+    /// little without the load tool's beside it.
+    pub load_cpu_s: Option<f64>,
     pub settings: Settings,
 }
 
@@ -77,6 +81,22 @@ pub struct Settings {
     /// Milliseconds between two NOOPs of the probe session, when there was one.
     pub probe_interval_ms: Option<u64>,
     pub fd_limit: Option<u64>,
+}
+
+/// This process's user + system CPU seconds so far, all threads (fields 14 and 15 of `/proc/self/stat`).
+fn own_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_seconds(&stat, rustix::param::clock_ticks_per_second())
+}
+
+/// User + system seconds from the text of a `/proc/PID/stat`: the fields after the command name, which is in
+/// parentheses and may itself hold spaces and parentheses.
+fn cpu_seconds(stat: &str, ticks_per_second: u64) -> Option<f64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    (ticks_per_second > 0).then(|| (user + system) as f64 / ticks_per_second as f64)
 }
 
 impl Report {
@@ -126,6 +146,7 @@ impl Report {
                 first: errors.first.clone(),
             },
             ramp: outcome.ramp.clone(),
+            load_cpu_s: own_cpu_seconds(),
             settings: Settings {
                 count: plan.count,
                 duration_s: plan.duration.as_secs_f64(),
@@ -202,6 +223,9 @@ impl Report {
         if let Some(f) = self.fairness {
             line("fairness", format!("{f:.4} (Jain's index over per-session throughput; 1 = equal shares)"));
         }
+        if let Some(cpu) = self.load_cpu_s {
+            line("load CPU", format!("{cpu:.2} s (ftpload's own user + system time)"));
+        }
         if let Some(r) = &self.ramp {
             line(
                 "ramp",
@@ -231,4 +255,20 @@ impl Report {
 
 fn latency_text(l: &LatencySummary, what: &str) -> String {
     format!("p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} {what})", l.p50, l.p90, l.p99, l.max, l.count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // utime and stime are fields 14 and 15, counted after a command name that may hold ") (" itself.
+    #[test]
+    fn cpu_seconds_are_read_after_the_command_name() {
+        let stat = "4242 (ftp load) (x) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 12345 0 0";
+        assert_eq!(cpu_seconds(stat, 100), Some(3.25));
+        assert_eq!(cpu_seconds(stat, 0), None);
+        assert_eq!(cpu_seconds("4242 (truncated", 100), None);
+        assert_eq!(cpu_seconds("4242 (x) S 1 2", 100), None);
+        assert!(own_cpu_seconds().is_some_and(|s| s >= 0.0));
+    }
 }
