@@ -398,7 +398,7 @@ impl Worker {
         d.stall_deadline = Some(deadline);
         self.timers.insert((deadline, k));
         if let Err(e) = started.and(piped) {
-            return self.fail_transfer(k, e);
+            return self.fail_transfer(k, TransferError::Network(e));
         }
         // The socket may already be ready, and edge-triggered readiness will not say so again.
         self.enqueue(k);
@@ -457,7 +457,7 @@ impl Worker {
                 warn!("data channel {key} of connection {owner}: undoing an upload over quota: {e}");
             }
             let e = io::Error::other(crate::limits::OverQuota);
-            return self.fail_transfer_local(key, e);
+            return self.fail_transfer(key, TransferError::Local(e));
         }
         if let Some(summary) = stream.take_handshake_summary() {
             let owner = *owner;
@@ -498,23 +498,18 @@ impl Worker {
             d.stall_deadline = Some(due);
             self.timers.insert((due, key));
         } else {
-            self.fail_transfer(key, io::Error::new(io::ErrorKind::TimedOut, "transfer stalled"));
+            let e = io::Error::new(io::ErrorKind::TimedOut, "transfer stalled");
+            self.fail_transfer(key, TransferError::Network(e));
         }
     }
 
-    /// Ends a running transfer from the loop's side for a reason of the server's (451/452/552 to the client).
-    fn fail_transfer_local(&mut self, key: usize, e: io::Error) {
-        let Some(Conn::Data(d)) = self.conns.get(key) else { return };
-        let bytes = d.transfer().map_or(0, |t| t.bytes());
-        self.close_ended(key, Outcome::TransferFailed { bytes, error: TransferError::Local(e) });
-    }
-
-    /// Aborts a running transfer from the loop's side (it stalled, or TLS could not start): the connection is cut,
+    /// Ends a running transfer from the loop's side: for a reason of the server's (`TransferError::Local`: 451,
+    /// 452 or 552 to the client), or because it stalled or TLS could not start (`Network`). The connection is cut
     /// without close_notify, so the client cannot take what it got for a complete file.
-    pub(super) fn fail_transfer(&mut self, key: usize, e: io::Error) {
+    fn fail_transfer(&mut self, key: usize, error: TransferError) {
         let Some(Conn::Data(d)) = self.conns.get(key) else { return };
         let bytes = d.transfer().map_or(0, |t| t.bytes());
-        self.close_ended(key, Outcome::TransferFailed { bytes, error: TransferError::Network(e) });
+        self.close_ended(key, Outcome::TransferFailed { bytes, error });
     }
 
     /// A transfer ended. A TLS transfer that succeeded first sends close_notify: the client's proof that it has
