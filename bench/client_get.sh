@@ -6,9 +6,11 @@
 #   bench/client_get.sh --runs N        N runs of each
 #   bench/client_get.sh --mib M         an M MiB file instead of 1024
 #   bench/client_get.sh --no-build      use the release binaries already in $CARGO_TARGET_DIR
+#   bench/client_get.sh --verify HOW    pass --verify HOW to ftpclient (auto, crc32, sha256, size; default: its own)
 #   FTPCLIENT=PATH bench/client_get.sh  measure that ftpclient binary (another build) instead of this one's
 #
-# ftpclient's time includes its verification (SHA-256 from the server's HASH, or SIZE), since a user waits for it;
+# ftpclient's time includes its verification (by default CRC32 from the server's HASH; SHA-256 with --verify
+# sha256), since a user waits for it;
 # curl verifies nothing. Each download goes to a fresh file that is removed afterwards. Prints, per run: each
 # client's wall seconds, the ratio curl/ours (above 1: ours is faster), ftpclient's transfer alone (from its summary
 # line), and where the CPU went: each client's user+system seconds and the server's during that client's run (on
@@ -26,6 +28,7 @@ CLIENT="${FTPCLIENT:-$BIN/ftpclient}"
 RUNS=5
 MIB=1024
 BUILD=1
+VERIFY=
 while (($#)); do
     arg=$1
     shift
@@ -40,6 +43,14 @@ while (($#)); do
             if [[ "$arg" == --runs ]]; then RUNS=$value; else MIB=$value; fi
             ;;
         --no-build) BUILD=0 ;;
+        --verify)
+            VERIFY=${1:-}
+            shift || true
+            [[ "$VERIFY" =~ ^(auto|crc32|sha256|size)$ ]] || {
+                echo "client_get.sh: --verify needs auto, crc32, sha256 or size" >&2
+                exit 2
+            }
+            ;;
         -h | --help)
             sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
             exit 0
@@ -131,8 +142,11 @@ measure() {
 }
 
 CURL=(curl -sS -o "$WORK/down/curl.bin" "ftp://127.0.0.1:$PORT/big.bin")
-# Its summary line ("... N bytes in S s (...), SHA-256 verified") goes to $WORK/ours.out.
+# Its summary line ("... N bytes in S s (...), CRC32 verified") goes to $WORK/ours.out.
 OURS=("$CLIENT" "$PORT" -c "get big.bin $WORK/down/ours.bin")
+if [[ -n "$VERIFY" ]]; then
+    OURS+=(--verify "$VERIFY")
+fi
 
 median() {
     sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
@@ -154,8 +168,9 @@ for ((run = 1; run <= RUNS; run++)); do
         read -r c cc sc < <(measure /dev/null "${CURL[@]}")
         rm -f "$WORK/down/curl.bin"
     fi
-    grep -q 'SHA-256 verified' "$WORK/ours.out" || {
-        echo "client_get.sh: ftpclient did not verify with SHA-256: $(cat "$WORK/ours.out")" >&2
+    check=$(sed -n 's/.*), \(.*\) verified$/\1/p' "$WORK/ours.out")
+    [[ -n "$check" ]] || {
+        echo "client_get.sh: ftpclient did not verify its copy: $(cat "$WORK/ours.out")" >&2
         exit 1
     }
     x=$(sed -n 's/.* bytes in \([0-9.]*\) s .*/\1/p' "$WORK/ours.out")
@@ -173,4 +188,4 @@ mc=$(median <"$WORK/curl.times")
 mo=$(median <"$WORK/ours.times")
 printf '%-6s %8.3f %8.3f %6.2f\n' median "$mc" "$mo" "$(echo "$mc / $mo" | bc -l)"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "ratio curl/ours (median): $(printf '%.2f' "$(echo "$mc / $mo" | bc -l)")x (above 1: ftpclient is faster end to end)"
+echo "ratio curl/ours (median): $(printf '%.2f' "$(echo "$mc / $mo" | bc -l)")x (above 1: ftpclient is faster end to end; ftpclient verified with ${check:-?})"

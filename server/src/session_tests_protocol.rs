@@ -252,7 +252,12 @@ fn hash_and_opts_hash() {
     assert_eq!(t.texts(), vec!["200 MD5".to_string()]);
     t.line("HASH a.txt");
     assert_eq!(run_hash(&mut t), vec!["213 MD5 0-12 0f723ae7f9bf07744445e93ac5595156 /a.txt".to_string()]);
-    assert_eq!(t.line("OPTS HASH CRC32"), vec![501]);
+    t.s.handle_line(t.now, Line::Text(b"OPTS HASH crc32".to_vec()));
+    assert_eq!(t.texts(), vec!["200 CRC32".to_string()]);
+    t.line("HASH a.txt");
+    // zlib.crc32(b"hello\nworld\n")
+    assert_eq!(run_hash(&mut t), vec!["213 CRC32 0-12 c4c55dff /a.txt".to_string()]);
+    assert_eq!(t.line("OPTS HASH CRC-32"), vec![501]);
     assert_eq!(t.line("HASH nope"), vec![550]);
     assert_eq!(t.line("HASH sub"), vec![550]);
 }

@@ -54,6 +54,7 @@ use signal_hook::consts::SIGINT;
 use connect::{Login, Security};
 use netrc::NetrcEntry;
 use shell::{Ending, Flow, Shell};
+use transfer::Verify;
 use url::{is_url, parse_url};
 use words::Cmd;
 
@@ -123,6 +124,11 @@ pub struct Args {
     /// Most bytes per second for each transfer; K, M and G multiply by 1024 (`20M`).
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub limit_rate: Option<u64>,
+
+    /// How each transfer is checked: auto takes the cheapest digest the server offers for HASH (CRC32, then
+    /// SHA-256), else compares sizes; sha256 or crc32 asks for that digest only (else sizes); size compares sizes.
+    #[arg(long, value_name = "HOW", value_enum, default_value_t = Verify::Auto)]
+    pub verify: Verify,
 
     /// Connections for mget, mput, mirror, get -r and put -r (each command's --parallel overrides it).
     #[arg(long, value_name = "N", default_value = "1", value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -279,6 +285,7 @@ pub fn run(args: &Args) -> u8 {
     shell.set_interactive(interactive);
     shell.set_stdin_is_commands(!scripted);
     shell.set_limit_rate(args.limit_rate);
+    shell.set_verify(args.verify);
     let login = Login {
         host: target.host.clone(),
         port: target.port,

@@ -1,4 +1,4 @@
-//! Watching the bytes of a transfer: counting them, hashing them (SHA-256) and showing a progress bar.
+//! Watching the bytes of a transfer: counting them, hashing them (CRC-32 or SHA-256) and showing a progress bar.
 //!
 //! A [`Meter`] sees every byte that reaches the local file (a download) or leaves it (an upload) through the
 //! [`Metered`] adapter, so the local digest is computed in the same pass as the transfer (beside it, for a long one:
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::digest::StreamHash;
+use crate::digest::{Algorithm, LocalDigest, StreamHash};
 
 /// How long a transfer runs before its progress bar appears.
 pub const BAR_DELAY: Duration = Duration::from_millis(500);
@@ -49,9 +49,9 @@ struct Bar {
 }
 
 impl Meter {
-    /// A meter that hashes when `hash` is set.
-    pub fn new(hash: bool) -> Meter {
-        Meter { hasher: hash.then(StreamHash::new), bytes: 0, bar: None, limit: None }
+    /// A meter that hashes with `hash`, if given.
+    pub fn new(hash: Option<Algorithm>) -> Meter {
+        Meter { hasher: hash.map(StreamHash::new), bytes: 0, bar: None, limit: None }
     }
 
     /// Shows a progress bar labelled `label` once the transfer takes long enough. `start` is where the transfer
@@ -115,8 +115,8 @@ impl Meter {
         self.bytes
     }
 
-    /// Removes the progress bar, if one is shown, and returns the SHA-256 of everything hashed (if hashing).
-    pub fn finish(&mut self) -> Option<[u8; 32]> {
+    /// Removes the progress bar, if one is shown, and returns the digest of everything hashed (if hashing).
+    pub fn finish(&mut self) -> Option<LocalDigest> {
         if let Some(bar) = self.bar.take() {
             bar.clear();
         }
@@ -241,47 +241,46 @@ impl<T: Read> Read for Metered<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ftp_client::to_hex;
-
+    const SHA256: Option<Algorithm> = Some(Algorithm::Sha256);
     const ABC_SHA256: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
     #[test]
     fn counts_and_hashes_what_passes() {
-        let mut meter = Meter::new(true);
+        let mut meter = Meter::new(SHA256);
         let mut out = Vec::new();
         Metered { inner: &mut out, meter: &mut meter }.write_all(b"abc").expect("write");
         assert_eq!(meter.bytes(), 3);
-        assert_eq!(to_hex(&meter.finish().expect("hash")), ABC_SHA256);
+        assert_eq!(meter.finish().expect("hash").hex, ABC_SHA256);
         assert_eq!(out, b"abc");
 
-        let mut meter = Meter::new(true);
+        let mut meter = Meter::new(SHA256);
         let mut input = &b"bc"[..];
         meter.hash_only(b"a");
         let mut copy = Vec::new();
         Metered { inner: &mut input, meter: &mut meter }.read_to_end(&mut copy).expect("read");
         assert_eq!(meter.bytes(), 2);
-        assert_eq!(to_hex(&meter.finish().expect("hash")), ABC_SHA256);
+        assert_eq!(meter.finish().expect("hash").hex, ABC_SHA256);
     }
 
     #[test]
     fn prefix_hashing_positions_the_input() {
-        let mut meter = Meter::new(true);
+        let mut meter = Meter::new(SHA256);
         let mut input = &b"abcdef"[..];
         meter.hash_prefix(&mut input, 3).expect("prefix");
         assert_eq!(input, b"def");
         assert_eq!(meter.bytes(), 0);
-        assert_eq!(to_hex(&meter.finish().expect("hash")), ABC_SHA256);
-        let err = Meter::new(true).hash_prefix(&mut &b"ab"[..], 3).expect_err("too short");
+        assert_eq!(meter.finish().expect("hash").hex, ABC_SHA256);
+        let err = Meter::new(SHA256).hash_prefix(&mut &b"ab"[..], 3).expect_err("too short");
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         // Without hashing the input is left alone: the caller seeks.
         let mut input = &b"abcdef"[..];
-        Meter::new(false).hash_prefix(&mut input, 3).expect("nothing to do");
+        Meter::new(None).hash_prefix(&mut input, 3).expect("nothing to do");
         assert_eq!(input, b"abcdef");
     }
 
     #[test]
     fn no_hash_unless_asked() {
-        let mut meter = Meter::new(false).with_bar("x", 0, Some(3));
+        let mut meter = Meter::new(None).with_bar("x", 0, Some(3));
         meter.update(b"abc");
         assert_eq!(meter.finish(), None);
         assert_eq!(meter.bytes(), 3);
@@ -299,7 +298,7 @@ mod tests {
                 Ok(())
             }
         }
-        let mut meter = Meter::new(true);
+        let mut meter = Meter::new(SHA256);
         assert!(Metered { inner: Full, meter: &mut meter }.write(b"abc").is_err());
         assert_eq!(meter.bytes(), 0);
     }

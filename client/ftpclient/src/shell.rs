@@ -18,12 +18,13 @@ use std::sync::Arc;
 use log::debug;
 
 use crate::connect::Login;
+use crate::digest::Algorithm;
 use crate::hash_ahead::HASH_AHEAD_MIN;
 use crate::jobs::{self, Extra, Job, Outcome};
 use crate::listing::format_long;
 use crate::local::format_rate;
 use crate::mirror::{self, MirrorSpec};
-use crate::transfer::{self, why, Options, HASH_ALGORITHM};
+use crate::transfer::{self, why, Options, Verify};
 use crate::visible::visible;
 use crate::words::{is_usage_error, parse_line, Cmd, HELP};
 use ftp_client::timestamp::format_utc;
@@ -70,6 +71,8 @@ pub struct Shell<'a> {
     /// Standard input carries the commands, so `put -` cannot read a file from it.
     stdin_is_commands: bool,
     limit_rate: Option<u64>,
+    /// How transfers are checked (`--verify`).
+    verify: Verify,
     /// Connections for many-file commands (`--parallel`).
     parallel: usize,
     /// How to open more connections like this one; without it every transfer uses this one.
@@ -104,6 +107,7 @@ impl<'a> Shell<'a> {
             interactive: false,
             stdin_is_commands: false,
             limit_rate: None,
+            verify: Verify::Auto,
             parallel: 1,
             login: None,
             retries: 0,
@@ -142,6 +146,11 @@ impl<'a> Shell<'a> {
     /// `--limit-rate`: most bytes per second for each transfer.
     pub fn set_limit_rate(&mut self, limit: Option<u64>) {
         self.limit_rate = limit;
+    }
+
+    /// `--verify`: how each transfer is checked.
+    pub fn set_verify(&mut self, verify: Verify) {
+        self.verify = verify;
     }
 
     /// How many connections many-file commands use (`--parallel N`), and how to open the extra ones.
@@ -327,6 +336,7 @@ impl<'a> Shell<'a> {
             progress: self.progress,
             limit_rate: self.limit_rate,
             continue_part: false,
+            verify: self.verify,
         }
     }
 
@@ -426,8 +436,9 @@ impl<'a> Shell<'a> {
             Cmd::Hash { path } => {
                 // SHA-256 when the server offers it; otherwise whatever it has selected.
                 let offered = self.client.hash_algorithms().map_err(|e| e.to_string())?;
-                if offered.iter().any(|(name, _)| name.eq_ignore_ascii_case(HASH_ALGORITHM)) {
-                    self.client.select_hash(HASH_ALGORITHM).map_err(|e| e.to_string())?;
+                let sha256 = Algorithm::Sha256.name();
+                if offered.iter().any(|(name, _)| name.eq_ignore_ascii_case(sha256)) {
+                    self.client.select_hash(sha256).map_err(|e| e.to_string())?;
                 }
                 let hash = self.client.hash(path).map_err(|e| why(&e, "HASH"))?;
                 Ok(Output::Data(format!("{path}: {} {}", hash.algorithm, hash.hex)))

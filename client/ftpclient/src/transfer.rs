@@ -6,9 +6,10 @@
 //! next one to continue; without a local file it starts one. `upload -c` asks the server how much it has (SIZE) and
 //! sends the rest (REST and STOR, or APPE when the server refuses that with a 50x code).
 //!
-//! Verification: when the server offers HASH with SHA-256 the local digest, computed while the bytes pass, is
-//! compared with the server's (selecting SHA-256 with OPTS HASH if needed); otherwise the sizes are compared. The
-//! summary line ends with what was checked; a mismatch is an error, and a plain `get` then keeps nothing.
+//! Verification (`--verify`): when the server offers HASH with a digest the client computes (CRC32, which costs
+//! next to nothing, or SHA-256; see [`Verify`]) the local digest, computed while the bytes pass, is compared with
+//! the server's (selecting the algorithm with OPTS HASH if needed); otherwise the sizes are compared. The summary
+//! line ends with what was checked; a mismatch is an error, and a plain `get` then keeps nothing.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -18,14 +19,37 @@ use std::time::{Duration, Instant};
 use log::debug;
 
 use crate::connect::Login;
+use crate::digest::{Algorithm, LocalDigest};
 use crate::hash_ahead::{HashAhead, HASH_AHEAD_MIN};
 use crate::local::{check_target, download_target, open_upload, partial_path, transfer_summary, upload_name, PartFile};
 use crate::progress::{Meter, Metered};
-use ftp_client::to_hex;
 use ftp_client::{FtpClient, FtpError};
 
-/// The digest algorithm compared after transfers.
-pub const HASH_ALGORITHM: &str = "SHA-256";
+/// How a transfer is verified (`--verify`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Verify {
+    /// The cheapest digest the server offers for HASH (CRC32, then SHA-256), else the size.
+    #[default]
+    Auto,
+    /// SHA-256 when the server offers it, else the size.
+    Sha256,
+    /// CRC32 when the server offers it, else the size.
+    Crc32,
+    /// The size only (SIZE), no digest.
+    Size,
+}
+
+impl Verify {
+    /// The digests it accepts, preferred first.
+    fn digests(self) -> &'static [Algorithm] {
+        match self {
+            Verify::Auto => &[Algorithm::Crc32, Algorithm::Sha256],
+            Verify::Sha256 => &[Algorithm::Sha256],
+            Verify::Crc32 => &[Algorithm::Crc32],
+            Verify::Size => &[],
+        }
+    }
+}
 
 /// What a transfer command was asked to do.
 #[derive(Debug, Clone, Copy, Default)]
@@ -41,11 +65,13 @@ pub struct Options {
     /// With `resume`, for a retried download that replaces a local file: continue `LOCAL.part` (what the failed
     /// attempt kept), not `LOCAL`, and replace `LOCAL` once complete.
     pub continue_part: bool,
+    /// How the copy is checked.
+    pub verify: Verify,
 }
 
 impl Options {
-    /// A meter for one transfer, hashing with SHA-256 when `hash` is set, paced to the rate limit.
-    fn meter(&self, hash: bool) -> Meter {
+    /// A meter for one transfer, hashing with `hash` if given, paced to the rate limit.
+    fn meter(&self, hash: Option<Algorithm>) -> Meter {
         Meter::new(hash).with_limit(self.limit_rate)
     }
 }
@@ -65,11 +91,13 @@ pub fn get(
         return get_continue(client, remote, &target, opts, beside);
     }
     check_target(&target, opts.force)?;
-    let hash = offers_sha256(client)?;
-    let beside = beside.filter(|_| hash);
+    let hash = choose_digest(client, opts.verify)?;
+    let beside = beside.filter(|_| hash.is_some());
     let total = if opts.progress || beside.is_some() { client.size(remote).ok() } else { None };
-    let ahead = match (beside, total) {
-        (Some(login), Some(size)) if size >= HASH_AHEAD_MIN => start_hash_ahead(client, login, remote),
+    let ahead = match (beside, total, hash) {
+        (Some(login), Some(size), Some(algorithm)) if size >= HASH_AHEAD_MIN => {
+            start_hash_ahead(client, login, remote, algorithm)
+        }
         _ => None,
     };
     let mut part = PartFile::create(&target)
@@ -115,7 +143,7 @@ fn keep_partial(part: PartFile, target: &Path, remote: &str, bytes: u64, why: &s
 
 /// Downloads `remote` into `out` (standard output for `get REMOTE -` and `cat`); returns the summary line.
 pub fn get_to(client: &mut FtpClient, remote: &str, out: &mut dyn Write, opts: Options) -> Result<String, String> {
-    let hash = offers_sha256(client)?;
+    let hash = choose_digest(client, opts.verify)?;
     let mut meter = opts.meter(hash);
     let start = Instant::now();
     let result = client.retr(remote, &mut Metered { inner: out, meter: &mut meter });
@@ -146,7 +174,7 @@ fn get_continue(
     let path = if exists && !opts.continue_part { target.to_path_buf() } else { partial_path(target) };
     let shown = path.display().to_string();
     let local_err = |e: std::io::Error| format!("local file {shown}: {e}");
-    let hash = offers_sha256(client)?;
+    let hash = choose_digest(client, opts.verify)?;
     let remote_size = match client.size(remote) {
         Ok(size) => Some(size),
         // Without SIZE the server's answer to REST and RETR decides.
@@ -163,8 +191,10 @@ fn get_continue(
         ));
     }
     // The server hashes while the part already here is hashed and the rest arrives.
-    let ahead = match (beside.filter(|_| hash), remote_size) {
-        (Some(login), Some(size)) if size >= HASH_AHEAD_MIN => start_hash_ahead(client, login, remote),
+    let ahead = match (beside, remote_size, hash) {
+        (Some(login), Some(size), Some(algorithm)) if size >= HASH_AHEAD_MIN => {
+            start_hash_ahead(client, login, remote, algorithm)
+        }
         _ => None,
     };
     // The part already here counts towards the digest; writing continues after it.
@@ -212,7 +242,7 @@ pub fn upload(client: &mut FtpClient, local: &str, remote: Option<&str>, opts: O
     };
     let mut file = open_upload(local)?;
     let len = file.metadata().map_err(|e| format!("local file {local}: {e}"))?.len();
-    let hash = offers_sha256(client)?;
+    let hash = choose_digest(client, opts.verify)?;
     let offset = if opts.resume { remote_size_for_resume(client, &remote)? } else { 0 };
     if offset > len {
         return Err(format!(
@@ -251,7 +281,7 @@ pub fn upload_from(
     remote: &str,
     opts: Options,
 ) -> Result<String, String> {
-    let hash = offers_sha256(client)?;
+    let hash = choose_digest(client, opts.verify)?;
     let mut meter = opts.meter(hash);
     let start = Instant::now();
     let result = client.stor(remote, &mut Metered { inner: input, meter: &mut meter });
@@ -291,15 +321,19 @@ fn send(client: &mut FtpClient, remote: &str, offset: u64, input: &mut Metered<&
     }
 }
 
-/// Whether the server offers SHA-256 for HASH.
-fn offers_sha256(client: &mut FtpClient) -> Result<bool, String> {
-    let algorithms = client.hash_algorithms().map_err(|e| e.to_string())?;
-    Ok(algorithms.iter().any(|(name, _)| name.eq_ignore_ascii_case(HASH_ALGORITHM)))
+/// The digest to verify with: the first of those `verify` accepts that the server offers for HASH, if any.
+fn choose_digest(client: &mut FtpClient, verify: Verify) -> Result<Option<Algorithm>, String> {
+    if verify == Verify::Size {
+        return Ok(None);
+    }
+    let offered = client.hash_algorithms().map_err(|e| e.to_string())?;
+    let offers = |a: &Algorithm| offered.iter().any(|(name, _)| name.eq_ignore_ascii_case(a.name()));
+    Ok(verify.digests().iter().copied().find(offers))
 }
 
 /// Starts asking for `remote`'s digest on a second session, from the first session's directory when `remote` is
 /// relative; `None` when that directory is unknown.
-fn start_hash_ahead(client: &mut FtpClient, login: &Login, remote: &str) -> Option<HashAhead> {
+fn start_hash_ahead(client: &mut FtpClient, login: &Login, remote: &str, algorithm: Algorithm) -> Option<HashAhead> {
     let cwd = if remote.starts_with('/') {
         None
     } else {
@@ -311,12 +345,12 @@ fn start_hash_ahead(client: &mut FtpClient, login: &Login, remote: &str) -> Opti
             }
         }
     };
-    Some(HashAhead::start(login, cwd, remote, HASH_ALGORITHM))
+    Some(HashAhead::start(login, cwd, remote, algorithm.name()))
 }
 
-/// Compares the local copy (`len` bytes, with SHA-256 `digest` when hashing) with the server's; returns what was
-/// checked (`SHA-256 verified`, `size verified`), or why the copies differ.
-fn verify(client: &mut FtpClient, remote: &str, len: u64, digest: Option<[u8; 32]>) -> Result<String, String> {
+/// Compares the local copy (`len` bytes, with its `digest` when hashing) with the server's; returns what was
+/// checked (`CRC32 verified`, `size verified`), or why the copies differ.
+fn verify(client: &mut FtpClient, remote: &str, len: u64, digest: Option<LocalDigest>) -> Result<String, String> {
     verify_with(client, remote, len, digest, None)
 }
 
@@ -326,13 +360,13 @@ fn verify_with(
     client: &mut FtpClient,
     remote: &str,
     len: u64,
-    digest: Option<[u8; 32]>,
+    digest: Option<LocalDigest>,
     ahead: Option<HashAhead>,
 ) -> Result<String, String> {
-    if let Some(digest) = digest {
-        let local = to_hex(&digest);
+    if let Some(LocalDigest { algorithm, hex: local }) = digest {
+        let name = algorithm.name();
         let early = ahead.and_then(|ahead| match ahead.wait() {
-            Ok(theirs) if theirs.algorithm.eq_ignore_ascii_case(HASH_ALGORITHM) => Some(theirs),
+            Ok(theirs) if theirs.algorithm.eq_ignore_ascii_case(name) => Some(theirs),
             Ok(theirs) => {
                 debug!("HASH on the second session answered with {}; asking again here", theirs.algorithm);
                 None
@@ -344,14 +378,14 @@ fn verify_with(
         });
         let theirs = match early {
             Some(theirs) => Ok(theirs),
-            None => client.select_hash(HASH_ALGORITHM).and_then(|()| client.hash(remote)),
+            None => client.select_hash(name).and_then(|()| client.hash(remote)),
         };
         match theirs {
-            Ok(theirs) if theirs.algorithm.eq_ignore_ascii_case(HASH_ALGORITHM) => {
-                return if theirs.hex == local {
-                    Ok(format!("{HASH_ALGORITHM} verified"))
+            Ok(theirs) if theirs.algorithm.eq_ignore_ascii_case(name) => {
+                return if theirs.hex.eq_ignore_ascii_case(&local) {
+                    Ok(format!("{name} verified"))
                 } else {
-                    Err(format!("{HASH_ALGORITHM} mismatch: local {local}, server {}", theirs.hex))
+                    Err(format!("{name} mismatch: local {local}, server {}", theirs.hex))
                 };
             }
             Ok(theirs) => debug!("HASH answered with {}; comparing sizes instead", theirs.algorithm),

@@ -8,16 +8,27 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::shell::{Flow, Shell};
+use crate::transfer::Verify;
 use ftp_client::fake_server::{accept, read_all, serve_download, serve_upload, FakeServer, Peer};
 use ftp_client::to_hex;
 use ftp_client::FtpClient;
 
 /// Runs `lines` through a shell whose server runs `script`; returns (stdout, stderr, failures).
 fn run(lines: &[String], script: impl FnOnce(&mut Peer) + Send + 'static) -> (String, String, usize) {
+    run_verifying(Verify::Auto, lines, script)
+}
+
+/// [`run`] with `--verify` set to `verify`.
+fn run_verifying(
+    verify: Verify,
+    lines: &[String],
+    script: impl FnOnce(&mut Peer) + Send + 'static,
+) -> (String, String, usize) {
     let server = FakeServer::start("220 ready", script);
     let client = FtpClient::connect("127.0.0.1", server.addr.port(), Duration::from_secs(5)).expect("connect");
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let mut shell = Shell::new(client, false, false, &mut out, &mut err);
+    shell.set_verify(verify);
     for line in lines {
         if shell.run_line(line) == Flow::Stop {
             break;
@@ -35,6 +46,10 @@ fn quit(peer: &mut Peer) {
 
 fn sha256_hex(data: &[u8]) -> String {
     to_hex(&Sha256::digest(data))
+}
+
+fn crc32_hex(data: &[u8]) -> String {
+    format!("{:08x}", crc32fast::hash(data))
 }
 
 fn names(dir: &Path) -> Vec<String> {
@@ -72,6 +87,77 @@ fn get_and_upload_verified_by_sha256() {
     assert!(lines[0].starts_with("get a.bin -> ") && lines[0].ends_with("/s), SHA-256 verified"), "{out}");
     assert!(lines[1].contains(": 9 bytes in ") && lines[1].ends_with("/s), SHA-256 verified"), "{out}");
     assert_eq!(fs::read(dir.path().join("a.bin")).expect("read"), b"hello");
+}
+
+// With CRC32 on offer `--verify auto` takes it over SHA-256, selected or not; a CRC32 that differs is an error too.
+#[test]
+fn auto_verification_prefers_crc32() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let local = dir.path().join("up.bin");
+    fs::write(&local, b"upload me").expect("write");
+    let lines = vec![
+        format!("get a.bin {}", q(&dir.path().join("a.bin"))),
+        format!("upload {} up.bin", q(&local)),
+        format!("get b.bin {}", q(&dir.path().join("b.bin"))),
+    ];
+    let (out, err, failures) = run(&lines, |peer| {
+        peer.feat(&["HASH SHA-1;SHA-256*;SHA-512;MD5;CRC32", "SIZE"]);
+        serve_download(peer, "RETR a.bin", b"hello");
+        peer.exchange("OPTS HASH CRC32", "200 CRC32");
+        peer.exchange("HASH a.bin", &format!("213 CRC32 0-5 {} a.bin", crc32_hex(b"hello")));
+        assert_eq!(serve_upload(peer, "STOR up.bin"), b"upload me");
+        peer.exchange("HASH up.bin", &format!("213 CRC32 0-9 {} up.bin", crc32_hex(b"upload me")));
+        serve_download(peer, "RETR b.bin", b"hello");
+        peer.exchange("HASH b.bin", &format!("213 CRC32 0-5 {} b.bin", crc32_hex(b"hellO")));
+        quit(peer);
+    });
+    assert_eq!(failures, 1, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].starts_with("get a.bin -> ") && lines[0].ends_with("/s), CRC32 verified"), "{out}");
+    assert!(lines[1].contains(": 9 bytes in ") && lines[1].ends_with("/s), CRC32 verified"), "{out}");
+    let expected = format!(
+        "error: get b.bin {}: CRC32 mismatch: local {}, server {}; the download was discarded\n",
+        q(&dir.path().join("b.bin")),
+        crc32_hex(b"hello"),
+        crc32_hex(b"hellO"),
+    );
+    assert_eq!(err, expected);
+    assert_eq!(names(dir.path()), ["a.bin", "up.bin"]);
+}
+
+// `--verify sha256` asks for SHA-256 though CRC32 is offered; `--verify size` asks for no digest at all.
+#[test]
+fn verify_option_chooses_the_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lines = vec![format!("get a.bin {}", q(&dir.path().join("a.bin")))];
+    let (out, err, failures) = run_verifying(Verify::Sha256, &lines, |peer| {
+        peer.feat(&["HASH CRC32*;SHA-256", "SIZE"]);
+        serve_download(peer, "RETR a.bin", b"hello");
+        peer.exchange("OPTS HASH SHA-256", "200 SHA-256");
+        peer.exchange("HASH a.bin", &format!("213 SHA-256 0-5 {} a.bin", sha256_hex(b"hello")));
+        quit(peer);
+    });
+    assert_eq!(failures, 0, "{err}");
+    assert!(out.ends_with("/s), SHA-256 verified\n"), "{out}");
+    let lines = vec![format!("get b.bin {}", q(&dir.path().join("b.bin")))];
+    let (out, err, failures) = run_verifying(Verify::Size, &lines, |peer| {
+        serve_download(peer, "RETR b.bin", b"hello");
+        peer.exchange("SIZE b.bin", "213 5");
+        quit(peer);
+    });
+    assert_eq!(failures, 0, "{err}");
+    assert!(out.ends_with("/s), size verified\n"), "{out}");
+    // crc32 against a server that offers only SHA-256 compares sizes.
+    let lines = vec![format!("get c.bin {}", q(&dir.path().join("c.bin")))];
+    let (out, err, failures) = run_verifying(Verify::Crc32, &lines, |peer| {
+        peer.feat(&["HASH SHA-256*", "SIZE"]);
+        serve_download(peer, "RETR c.bin", b"hello");
+        peer.exchange("SIZE c.bin", "213 5");
+        quit(peer);
+    });
+    assert_eq!(failures, 0, "{err}");
+    assert!(out.ends_with("/s), size verified\n"), "{out}");
 }
 
 // A digest that differs is an error, and the download is not moved into place.

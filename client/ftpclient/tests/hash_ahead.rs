@@ -1,5 +1,5 @@
 //! Verifying a large download while it runs: `ftpclient get` of a file of at least `HASH_AHEAD_MIN` bytes asks our
-//! server for its SHA-256 on a second session (logged in the same way, in the same directory) during the transfer,
+//! server for its digest (CRC32, or SHA-256 with `--verify sha256`) on a second session (logged in the same way, in the same directory) during the transfer,
 //! and still verifies when that second session is refused (then on the first one, afterwards); `get -c` does the
 //! same while it continues a file, and `mirror` for the large files of a tree. The client's debug log shows which session sent what.
 
@@ -29,7 +29,8 @@ fn large_download_is_hashed_on_a_second_session() {
     let args = [port.as_str(), "-c", "cd pub", "-c", "get big.bin"];
     let (code, stdout, stderr) = result(&ftpclient_env(dir.path(), &args, None, &debug_log()));
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.contains(", SHA-256 verified"), "{stdout}");
+    assert!(stdout.contains(", CRC32 verified"), "{stdout}");
+    assert_eq!(stderr.matches("> OPTS HASH CRC32").count(), 1, "{stderr}");
     assert_eq!(fs::read(dir.path().join("big.bin")).expect("downloaded"), data);
     // Two logins; the second session goes to the first one's directory (by the absolute path PWD gave, where the
     // first sent `CWD pub`) and asks HASH, once.
@@ -50,10 +51,12 @@ fn continued_download_is_hashed_on_a_second_session() {
     let dir = tempfile::tempdir().expect("tempdir");
     fs::write(dir.path().join("big.bin"), &data[..SIZE / 3]).expect("local part");
     let port = served.port_arg();
-    let args = [port.as_str(), "-c", "get -c big.bin"];
+    // SHA-256 asked for, though CRC32 is on offer: the server's default, so no OPTS HASH.
+    let args = [port.as_str(), "--verify", "sha256", "-c", "get -c big.bin"];
     let (code, stdout, stderr) = result(&ftpclient_env(dir.path(), &args, None, &debug_log()));
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains(&format!(", resumed at byte {}, SHA-256 verified", SIZE / 3)), "{stdout}");
+    assert!(!stderr.contains("> OPTS HASH"), "{stderr}");
     assert_eq!(fs::read(dir.path().join("big.bin")).expect("downloaded"), data);
     assert_eq!(stderr.matches("> USER anonymous").count(), 2, "{stderr}");
     assert_eq!(stderr.matches("> HASH big.bin").count(), 1, "{stderr}");
@@ -90,7 +93,7 @@ fn refused_second_session_falls_back_to_the_first() {
     let args = [port.as_str(), "-c", "get big.bin"];
     let (code, stdout, stderr) = result(&ftpclient_env(dir.path(), &args, None, &debug_log()));
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.contains(", SHA-256 verified"), "{stdout}");
+    assert!(stdout.contains(", CRC32 verified"), "{stdout}");
     assert_eq!(fs::read(dir.path().join("big.bin")).expect("downloaded"), data);
     assert_eq!(stderr.matches("> USER anonymous").count(), 1, "{stderr}");
     let hash = stderr.find("> HASH big.bin").expect("HASH on the first session");

@@ -265,7 +265,11 @@ pub fn ftpclient_env(dir: &Path, args: &[&str], stdin: Option<&str>, env: &[(&st
     let mut child = command.spawn().expect("start ftpclient");
     if let Some(input) = stdin {
         let mut pipe = child.stdin.take().expect("stdin pipe");
-        pipe.write_all(input.as_bytes()).expect("write commands");
+        // A client that stops before reading its commands (it could not connect, say) closes the pipe early.
+        match pipe.write_all(input.as_bytes()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            written => written.expect("write commands"),
+        }
     }
     wait_bounded(child, PROCESS_LIMIT)
 }
