@@ -83,49 +83,17 @@ for bin in "$BIN/ftpserver" "$CLIENT"; do
 done
 
 WORK=$(mktemp -d)
-# `timeout` bounds the server's life even if this script is killed; the server is its child.
-TIMEOUT_PID=""
-SERVER_PID=""
+# shellcheck source=bench/lib/ourserver.sh
+source "$HERE/lib/ourserver.sh"
 cleanup() {
-    if [[ -n "$TIMEOUT_PID" ]]; then
-        # timeout passes the signal on to the server, by its PID.
-        kill "$TIMEOUT_PID" 2>/dev/null || true
-        wait "$TIMEOUT_PID" 2>/dev/null || true
-    fi
+    stop_ourserver
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 mkdir -p "$WORK/root" "$WORK/down"
 head -c "$((MIB * 1024 * 1024))" /dev/urandom >"$WORK/root/big.bin"
-
-# The server prints its ready line ("ftpserver listening on 127.0.0.1:PORT, ...") once it accepts connections.
-mkfifo "$WORK/ready"
-timeout 3600 "$BIN/ftpserver" 0 --root "$WORK/root" >"$WORK/ready" 2>"$WORK/server.log" &
-TIMEOUT_PID=$!
-exec 3<"$WORK/ready"
-if ! read -r -t 30 line <&3; then
-    echo "client_get.sh: the server printed no ready line within 30 s" >&2
-    exit 1
-fi
-# Keep draining the server's stdout so it never blocks on a full pipe.
-cat <&3 >/dev/null &
-SERVER_PID=$(cat "/proc/$TIMEOUT_PID/task/$TIMEOUT_PID/children" 2>/dev/null | cut -d' ' -f1)
-[[ -n "$SERVER_PID" && -r "/proc/$SERVER_PID/stat" ]] || {
-    echo "client_get.sh: cannot find the server's process under timeout ($TIMEOUT_PID)" >&2
-    exit 1
-}
-PORT=$(sed -n 's/^ftpserver listening on [^,]*:\([0-9]*\),.*/\1/p' <<<"$line")
-[[ -n "$PORT" ]] || {
-    echo "client_get.sh: unexpected ready line: $line" >&2
-    exit 1
-}
-
-TICK=$(getconf CLK_TCK)
-# The server's CPU seconds so far (user + system, all threads).
-server_cpu() {
-    awk -v t="$TICK" '{ print ($14 + $15) / t }' "/proc/$SERVER_PID/stat"
-}
+start_ourserver "$WORK/root" "$WORK/server.log" client_get.sh
 
 # measure OUT COMMAND...: runs a client, its standard output to OUT; prints "WALL CLIENT_CPU SERVER_CPU"
 # (seconds); fails the script if the client fails.
