@@ -185,9 +185,14 @@ impl Root {
     /// Opens a regular file for reading, never blocking: a directory is refused, and so is anything else that is
     /// not a regular file (a FIFO would block the loop until a writer came).
     pub fn open_read(&self, p: &VPath) -> io::Result<std::fs::File> {
+        self.open_read_sized(p).map(|(file, _)| file)
+    }
+
+    /// [`Root::open_read`], with the file's length at the time it was opened.
+    pub fn open_read_sized(&self, p: &VPath) -> io::Result<(std::fs::File, u64)> {
         let mut opts = OpenOptions::new();
         nonblocking(opts.read(true));
-        regular(self.dir.open_with(self.rel(p)?, &opts)?)
+        regular_sized(self.dir.open_with(self.rel(p)?, &opts)?)
     }
 
     /// Creates a hidden temporary beside `target` for an upload, under a name nobody can guess or pre-create.
@@ -303,6 +308,11 @@ impl Root {
 /// Keeps an opened handle only if it is a regular file; a directory is `IsADirectory`, anything else
 /// [`not_regular`].
 fn regular(file: File) -> io::Result<std::fs::File> {
+    regular_sized(file).map(|(file, _)| file)
+}
+
+/// [`regular`], with the file's length from the same stat call.
+fn regular_sized(file: File) -> io::Result<(std::fs::File, u64)> {
     let meta = file.metadata()?;
     if meta.is_dir() {
         return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"));
@@ -310,7 +320,7 @@ fn regular(file: File) -> io::Result<std::fs::File> {
     if !meta.is_file() {
         return Err(not_regular());
     }
-    Ok(file.into_std())
+    Ok((file.into_std(), meta.len()))
 }
 
 /// Calls `f` with each regular file under `root` (its directory, name and entry), never following a symlink: a

@@ -333,7 +333,7 @@ pub fn run(req: Request) -> Option<Done> {
         Op::Rename { from, to, replace } => {
             Done::Unit(if replace { root.rename(&from, &to) } else { root.rename_noreplace(&from, &to) })
         }
-        Op::Read { path, offset } => Done::Read(read(root, &path, offset).map(Source::File)),
+        Op::Read { path, offset } => Done::Read(read(root, &path, offset)),
         Op::Hash { path, algorithm } => Done::Hash(root.open_read(&path).map(|f| Box::new(HashJob::new(f, algorithm)))),
         Op::List { path, format, now, dir_only } => {
             Done::List(list(root, &path, format, now, dir_only).map(|l| l.map(|l| Source::Listing(Box::new(l)))))
@@ -399,13 +399,16 @@ impl Refusal {
     }
 }
 
-fn read(root: &Root, path: &VPath, offset: u64) -> io::Result<File> {
-    let mut f = root.open_read(path)?;
-    if offset > f.metadata()?.len() {
+/// The file to download from `offset` on, with the bytes left in it: one open, one stat, and a seek only past 0.
+fn read(root: &Root, path: &VPath, offset: u64) -> io::Result<Source> {
+    let (mut f, len) = root.open_read_sized(path)?;
+    if offset > len {
         return Err(Refusal::BeyondEnd.error());
     }
-    f.seek(SeekFrom::Start(offset))?;
-    Ok(f)
+    if offset > 0 {
+        f.seek(SeekFrom::Start(offset))?;
+    }
+    Ok(Source::File(f, len - offset))
 }
 
 fn list(root: &Root, p: &VPath, format: ListFormat, now: SystemTime, dir_only: bool) -> io::Result<Option<Listing>> {

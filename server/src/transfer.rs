@@ -18,17 +18,35 @@ use crate::listing::Listing;
 
 /// Where a download's bytes come from.
 pub enum Source {
-    File(File),
+    /// A file and the bytes left to send from it: its length when it was opened, less the REST offset. A file
+    /// that grows meanwhile is sent as it was when the download began (as SIZE told); one that shrinks ends early.
+    /// Knowing the end, the transfer finishes with its last byte, with no call to find end of file.
+    File(File, u64),
     Listing(Box<Listing>),
     /// Bytes a storage back-end streams from off the loop (see [`crate::storage::remote`]): a non-blocking
     /// pipe whose end tells whether everything came.
     Stream(Stream),
 }
 
+impl Source {
+    /// Whether everything has been read: known without a read only for a file.
+    fn exhausted(&self) -> bool {
+        matches!(self, Source::File(_, 0))
+    }
+}
+
 impl Read for Source {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Source::File(f) => f.read(buf),
+            Source::File(f, left) => {
+                let want = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                if want == 0 {
+                    return Ok(0);
+                }
+                let n = f.read(&mut buf[..want])?;
+                *left -= n as u64;
+                Ok(n)
+            }
             Source::Listing(l) => l.read(buf),
             Source::Stream(s) => s.read(buf),
         }
@@ -179,19 +197,32 @@ impl Transfer {
 
     /// Whether sendfile(2) can carry this transfer on a plain socket: a binary download of a file.
     pub fn can_zero_copy(&self) -> bool {
-        !self.ascii && matches!(self.direction, Direction::Send { source: Source::File(_), .. })
+        !self.ascii && matches!(self.direction, Direction::Send { source: Source::File(..), .. })
     }
 
-    /// A zero-copy step: one sendfile call of up to `share` bytes from the file's current offset.
+    /// A zero-copy step: one sendfile call of up to `share` bytes from the file's current offset; done with the
+    /// file's last byte.
     pub fn step_zero_copy<S: AsFd>(&mut self, socket: &S, share: usize) -> Step {
-        let Direction::Send { source: Source::File(file), .. } = &mut self.direction else { return Step::Done };
+        let Direction::Send { source: Source::File(file, left), .. } = &mut self.direction else {
+            return Step::Done;
+        };
+        let want = share.max(1).min(usize::try_from(*left).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Step::Done;
+        }
         loop {
-            return match rustix::fs::sendfile(socket, &*file, None, share.max(1)) {
+            return match rustix::fs::sendfile(socket, &*file, None, want) {
+                // The file is shorter than it was: it ends here.
                 Ok(0) => Step::Done,
                 Ok(n) => {
                     self.bytes += n as u64;
-                    // Less than the share: the socket is full or the file ended; the next step tells which.
-                    Step::Yield
+                    *left -= n as u64;
+                    // Less than the share and not the end: the socket is full, the next step finds it blocked.
+                    if *left == 0 {
+                        Step::Done
+                    } else {
+                        Step::Yield
+                    }
                 }
                 Err(rustix::io::Errno::AGAIN) => Step::Blocked,
                 Err(rustix::io::Errno::INTR) => continue,
@@ -264,6 +295,10 @@ impl Transfer {
             Ok(written) => {
                 self.bytes += written as u64;
                 pending.extend_from_slice(&scratch[written..n]);
+                if pending.is_empty() && source.exhausted() {
+                    *eof = true;
+                    return Step::Done;
+                }
                 Step::Yield
             }
             Err(Step::Blocked) => {
@@ -486,7 +521,7 @@ mod tests {
     }
 
     fn run_send(data: &[u8], ascii: bool, share: usize, per_write: usize) -> Vec<u8> {
-        let mut t = Transfer::send(Source::File(file_with(data)), ascii);
+        let mut t = Transfer::send(Source::File(file_with(data), data.len() as u64), ascii);
         let mut sock = Pipe::sink(per_write, usize::MAX);
         let mut scratch = vec![0; scratch_len(share)];
         for _ in 0..1_000_000 {
@@ -530,7 +565,7 @@ mod tests {
     #[test]
     fn one_write_of_at_most_the_share_per_step() {
         let data = vec![1u8; 10 * 1024];
-        let mut t = Transfer::send(Source::File(file_with(&data)), false);
+        let mut t = Transfer::send(Source::File(file_with(&data), data.len() as u64), false);
         let mut sock = Pipe::sink(usize::MAX, usize::MAX);
         let mut scratch = vec![0; scratch_len(8192)];
         assert!(matches!(t.step(&mut sock, 3 * 1024, &mut scratch), Step::Yield));
@@ -544,7 +579,7 @@ mod tests {
     #[test]
     fn partial_write_goes_first_after_blocking() {
         let data: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
-        let mut t = Transfer::send(Source::File(file_with(&data)), false);
+        let mut t = Transfer::send(Source::File(file_with(&data), data.len() as u64), false);
         let mut sock = Pipe::sink(500, 1);
         let mut scratch = vec![0; scratch_len(8192)];
         assert!(matches!(t.step(&mut sock, 8192, &mut scratch), Step::Yield));
@@ -596,6 +631,31 @@ mod tests {
         assert_eq!(out, "0123ab");
     }
 
+    // A download ends with its last byte, in the step that sends it: no further step (and call) finds the end.
+    // A file that grew since it was opened is sent as it was; one that shrank ends where it ends now.
+    #[test]
+    fn a_download_ends_with_its_last_byte() {
+        use std::os::unix::net::UnixStream;
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let mut t = Transfer::send(Source::File(file_with(b"0123456789"), 10), false);
+        assert!(matches!(t.step_zero_copy(&ours, 4096), Step::Done));
+        let mut t = Transfer::send(Source::File(file_with(b"0123456789"), 4), false);
+        assert!(matches!(t.step_zero_copy(&ours, 4096), Step::Done));
+        let mut sock = &ours;
+        let mut scratch = vec![0; scratch_len(4096)];
+        let mut t = Transfer::send(Source::File(file_with(b"abc"), 3), false);
+        assert!(matches!(t.step(&mut sock, 4096, &mut scratch), Step::Done));
+        let mut t = Transfer::send(Source::File(file_with(b"xy"), 5), false);
+        assert!(matches!(t.step_zero_copy(&ours, 4096), Step::Yield));
+        assert!(matches!(t.step_zero_copy(&ours, 4096), Step::Done));
+        assert_eq!(t.bytes(), 2);
+        drop(ours);
+        let mut got = Vec::new();
+        theirs.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"01234567890123abcxy");
+    }
+
     // sendfile moves the file byte-exactly, from the current offset (REST), at most the share per call.
     #[test]
     fn zero_copy_send_is_exact() {
@@ -603,9 +663,9 @@ mod tests {
         let data: Vec<u8> = (0..200_000u32).map(|i| (i * 31 % 251) as u8).collect();
         let mut file = file_with(&data);
         file.seek(io::SeekFrom::Start(1000)).unwrap();
-        let mut t = Transfer::send(Source::File(file), false);
+        let mut t = Transfer::send(Source::File(file, data.len() as u64 - 1000), false);
         assert!(t.can_zero_copy());
-        assert!(!Transfer::send(Source::File(file_with(b"x")), true).can_zero_copy());
+        assert!(!Transfer::send(Source::File(file_with(b"x"), 1), true).can_zero_copy());
         let (ours, mut theirs) = UnixStream::pair().unwrap();
         ours.set_nonblocking(true).unwrap();
         let reader = std::thread::spawn(move || {

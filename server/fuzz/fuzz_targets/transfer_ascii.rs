@@ -147,7 +147,7 @@ fuzz_target!(|data: &[u8]| {
         file.write_all(content).expect("write file");
         file.seek(SeekFrom::Start(0)).expect("seek");
         let mut socket = Socket { input: io::Cursor::new(Vec::new()), output: Vec::new(), state, max };
-        let mut t = Transfer::send(Source::File(file), ascii);
+        let mut t = Transfer::send(Source::File(file, content.len() as u64), ascii);
         run(&mut t, &mut socket, max_share, shares, limit);
         let expected = if ascii { lf_to_crlf(content) } else { content.to_vec() };
         assert_eq!(t.bytes(), expected.len() as u64);

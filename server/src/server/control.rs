@@ -28,6 +28,8 @@ pub(super) struct Control {
     pub(super) interest: Interest,
     /// The session's data channel, from its listener or connect to the end of its transfer.
     pub(super) data: Option<super::data::DataId>,
+    /// The control socket's local address, as passive listeners bind to it: learned at the first PASV.
+    pub(super) local_ip: Option<std::net::IpAddr>,
     /// A HASH being computed for this session.
     pub(super) hash: Option<usize>,
     pub(super) deadline: Option<Instant>,
@@ -51,6 +53,7 @@ impl Control {
             lines: LineBuffer::default(),
             out: Vec::new(),
             out_pos: 0,
+            local_ip: None,
             interest: Interest::READABLE,
             data: None,
             hash: None,
