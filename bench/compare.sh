@@ -506,6 +506,9 @@ run_scenario() {
         extra+=(--time-wait "$tw")
     fi
     log "rep $rep/$REPS  $server  $scen${tw:+ (TIME_WAIT sockets: $tw)}"
+    # Earlier runs' uploads are written back to disk now, not in the middle of this run (which would charge
+    # whichever server ran when the kernel's writeback started).
+    timeout 120 sync || log "sync did not finish within 120 s"
     local cpu_before
     cpu_before=$(python3 "$HERE/procstat.py" cpu "$SRV_TREE")
     case "$scen" in

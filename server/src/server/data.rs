@@ -405,8 +405,10 @@ impl Worker {
         if let Err(e) = started.and(piped) {
             return self.fail_transfer(k, TransferError::Network(e));
         }
-        // The socket may already be ready, and edge-triggered readiness will not say so again.
-        self.enqueue(k);
+        // The first share moves at once, as a reply is written at once: the socket is usually ready (the client is
+        // waiting for the data), and a small file is then sent, closed and answered in this same turn, so the
+        // client finds 150, the data and 226 waiting instead of being woken for each. The rest waits its turn.
+        self.step_transfer(k, now);
     }
 
     /// One turn of one transfer (or of its ending, while close_notify goes out).
