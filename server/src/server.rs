@@ -734,6 +734,13 @@ impl Worker {
         self.outcomes.push_back((owner, session, outcome));
     }
 
+    /// The first queued outcome for session number `session` at `key`, taken out of the queue (in order: its
+    /// outcomes reach it as they were told).
+    fn take_outcome(&mut self, key: usize, session: u64) -> Option<Outcome> {
+        let at = self.outcomes.iter().position(|(owner, id, _)| *owner == key && *id == session)?;
+        self.outcomes.remove(at).map(|(_, _, outcome)| outcome)
+    }
+
     /// Hands every queued outcome to its session and carries out what the session asks next; what that tells
     /// is queued behind and handed over in this same call. An outcome whose session has ended (or whose slab
     /// key now holds another) is dropped.

@@ -15,8 +15,13 @@
 //! completed, fails whatever the machine's speed; a fair one passes with a wide margin, because the first transfer
 //! to finish needs about a thousand turns of the loop and every transfer moves a chunk in each turn. Downloads
 //! also show that the sharing lasted: when the first transfer finished, each had received at least half its file.
+//!
+//! The server runs a loop per core (its default), and the guarantee is each loop's: a loop shares its turns among
+//! its own transfers, while how the machine's cores are shared between loops (and this test's own threads) is the
+//! operating system's doing. So the criteria are applied per loop: each session learns its worker from STAT, and
+//! "the first transfer to finish" is the first of its worker's.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -62,6 +67,8 @@ fn part_files(root: &Path) -> BTreeSet<String> {
 /// A session set up as far as it goes without a data connection.
 struct Armed {
     session: usize,
+    /// The server's loop that runs this session (from STAT's `Worker N of M`).
+    worker: usize,
     ctl: Ctl,
     pasv: SocketAddr,
     /// Uploads: the server's temporary file for this upload.
@@ -73,13 +80,18 @@ struct Armed {
 fn arm(i: usize, addr: SocketAddr, root: &Path, stor_lock: &Mutex<()>) -> Armed {
     let mut ctl = Ctl::connect(addr);
     ctl.login();
+    let status = ctl.expect("STAT", 211);
+    let worker = status
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Worker ")?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no worker in STAT: {status}"));
     ctl.expect("TYPE I", 200);
     let pasv = ctl.pasv();
     if is_download(i) {
         ctl.send(&format!("RETR dl-{i}.bin"));
         ctl.send("NOOP");
         assert_eq!(ctl.reply().0, 200, "NOOP after RETR dl-{i}.bin");
-        return Armed { session: i, ctl, pasv, part: None };
+        return Armed { session: i, worker, ctl, pasv, part: None };
     }
     // One STOR at a time, so the temporary file that appears is this session's.
     let _one = stor_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -89,12 +101,13 @@ fn arm(i: usize, addr: SocketAddr, root: &Path, stor_lock: &Mutex<()>) -> Armed 
     assert_eq!(ctl.reply().0, 200, "NOOP after STOR up-{i}.bin");
     let new: Vec<String> = part_files(root).difference(&before).cloned().collect();
     assert_eq!(new.len(), 1, "STOR up-{i}.bin created {new:?}");
-    Armed { session: i, ctl, pasv, part: Some(root.join(&new[0])) }
+    Armed { session: i, worker, ctl, pasv, part: Some(root.join(&new[0])) }
 }
 
 /// One transfer as the data loop drives it.
 struct Flow {
     session: usize,
+    worker: usize,
     data: TcpStream,
     /// Downloads: what must arrive. Uploads: what is sent.
     content: ContentReader,
@@ -237,6 +250,7 @@ fn hundreds_of_simultaneous_transfers_progress_together() {
             let content = ContentReader::new(seed, len);
             Flow {
                 session: a.session,
+                worker: a.worker,
                 data,
                 content,
                 len,
@@ -252,20 +266,25 @@ fn hundreds_of_simultaneous_transfers_progress_together() {
     // The data loop: one read or write per unfinished transfer per pass; a pass with nothing to do waits briefly.
     let (mut buf, mut want) = (vec![0u8; SLICE], vec![0u8; SLICE]);
     let deadline = Instant::now() + PHASE_TIMEOUT;
-    // How far each download had come when the first transfer finished.
-    let mut at_first_finish: Option<Vec<(usize, u64, u64)>> = None;
-    loop {
+    // How far each download had come when the first transfer of its worker finished.
+    let mut at_first_finish: HashMap<usize, Vec<(usize, u64, u64)>> = HashMap::new();
+    // Each pass starts one flow further on. In a fixed order the first flows of a pass would always be drained
+    // first and so have the longest to be refilled before the next pass: they would run ahead by the client's
+    // doing, however fairly the server shared its turns.
+    for pass in 0.. {
         let mut progressed = false;
         let mut open = 0;
-        for k in 0..flows.len() {
+        let n = flows.len();
+        for k in (0..n).map(|j| (j + pass) % n) {
             if flows[k].finished.is_some() {
                 continue;
             }
             open += 1;
             progressed |= flows[k].step(&mut buf, &mut want);
-            if flows[k].finished.is_some() && at_first_finish.is_none() {
-                let downloads = flows.iter().filter(|f| is_download(f.session));
-                at_first_finish = Some(downloads.map(|f| (f.session, f.moved, f.len)).collect());
+            let worker = flows[k].worker;
+            if flows[k].finished.is_some() && !at_first_finish.contains_key(&worker) {
+                let downloads = flows.iter().filter(|f| f.worker == worker && is_download(f.session));
+                at_first_finish.insert(worker, downloads.map(|f| (f.session, f.moved, f.len)).collect());
             }
         }
         if open == 0 {
@@ -298,16 +317,20 @@ fn hundreds_of_simultaneous_transfers_progress_together() {
     }
     assert!(part_files(&root).is_empty(), "temporary files left: {:?}", part_files(&root));
 
-    // The fairness criterion (see the module comment).
+    // The fairness criterion (see the module comment), per worker.
     let release = flows.iter().filter_map(|f| f.first_byte).chain(upload_progress.iter().flatten().copied()).min();
     let release = release.expect("some progress");
-    let first_finish = flows.iter().filter_map(|f| f.finished).min().expect("finishes");
     let ms = |t: Instant| t.saturating_duration_since(release).as_millis();
+    let mut first_finish: HashMap<usize, Instant> = HashMap::new();
+    for f in &flows {
+        let at = f.finished.expect("every transfer finished");
+        first_finish.entry(f.worker).and_modify(|first| *first = (*first).min(at)).or_insert(at);
+    }
     let mut late: Vec<String> = Vec::new();
     for f in flows.iter().filter(|f| is_download(f.session)) {
         let start = f.first_byte.expect("a download received bytes");
-        if start > first_finish {
-            late.push(format!("download {} started at {} ms", f.session, ms(start)));
+        if start > first_finish[&f.worker] {
+            late.push(format!("download {} (worker {}) started at {} ms", f.session, f.worker, ms(start)));
         }
     }
     let uploads: Vec<&Flow> = flows.iter().filter(|f| !is_download(f.session)).collect();
@@ -315,32 +338,40 @@ fn hundreds_of_simultaneous_transfers_progress_together() {
         // Not seen on disk at all means the upload had finished before the monitor looked; that counts as
         // progress only for the first transfer to finish.
         let start = seen.or(f.finished).expect("an upload finished");
-        if start > first_finish {
-            late.push(format!("upload {} started at {} ms", f.session, ms(start)));
+        if start > first_finish[&f.worker] {
+            late.push(format!("upload {} (worker {}) started at {} ms", f.session, f.worker, ms(start)));
         }
     }
     let last_finish = flows.iter().filter_map(|f| f.finished).max().expect("finishes");
     let last_start = flows.iter().filter_map(|f| f.first_byte).chain(upload_progress.iter().flatten().copied()).max();
+    let mut firsts: Vec<(usize, u128, String)> = first_finish
+        .iter()
+        .map(|(w, t)| {
+            let who = flows.iter().find(|f| f.worker == *w && f.finished == Some(*t)).expect("the first to finish");
+            let kind = if is_download(who.session) { "download" } else { "upload" };
+            (*w, ms(*t), format!("{kind} {}", who.session))
+        })
+        .collect();
+    firsts.sort_unstable();
     eprintln!(
-        "{SESSIONS} sessions, in ms after the first progress: last transfer started {}, first finished {}, last {}",
+        "{SESSIONS} sessions, in ms after the first progress: last transfer started {}, first finished per worker \
+         {firsts:?}, last {}",
         last_start.map_or(0, ms),
-        ms(first_finish),
         ms(last_finish)
     );
-    // Stronger still: when the first transfer finished, every download had received at least half of its file.
-    let at_first_finish = at_first_finish.expect("a first finish");
-    let least = at_first_finish.iter().map(|(_, moved, len)| moved * 100 / len).min().unwrap_or(0);
-    eprintln!("when the first transfer finished, the download furthest behind was {least}% done");
-    let behind: Vec<String> = at_first_finish
-        .iter()
+    // Stronger still: when the first transfer of a worker finished, every download on it had received at least
+    // half of its file.
+    let snapshots = at_first_finish.values().flatten();
+    let least = snapshots.clone().map(|(_, moved, len)| moved * 100 / len).min().unwrap_or(0);
+    eprintln!("when the first transfer of its worker finished, the download furthest behind was {least}% done");
+    let behind: Vec<String> = snapshots
         .filter(|(_, moved, len)| moved * 2 < *len)
         .map(|(i, moved, len)| format!("download {i}: {moved} of {len} bytes"))
         .collect();
     assert!(
         late.is_empty(),
-        "{} transfers made no progress before the first finished at {} ms: {late:?}",
-        late.len(),
-        ms(first_finish)
+        "{} transfers made no progress before the first of their worker finished ({firsts:?} ms): {late:?}",
+        late.len()
     );
-    assert!(behind.is_empty(), "downloads less than half done when the first transfer finished: {behind:?}");
+    assert!(behind.is_empty(), "downloads less than half done when their worker's first transfer finished: {behind:?}");
 }

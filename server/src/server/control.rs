@@ -201,7 +201,17 @@ impl Worker {
                 trace!("session {} -> {reply}", c.session.id());
                 reply.encode(&mut c.out);
             }
-            let Some(action) = c.session.poll_action() else { break };
+            let Some(action) = c.session.poll_action() else {
+                // What this session's actions achieved at once (a passive listener, a transfer that ended in its
+                // first step) reaches it now, like the local disk's answers below: its replies then leave in one
+                // write with those before (150 and 226 together), instead of one write per outcome.
+                let id = c.session.id();
+                let Some(outcome) = self.take_outcome(key, id) else { break };
+                if let Some(Conn::Control(c)) = self.conns.get_mut(key) {
+                    c.session.handle_outcome(now, outcome);
+                }
+                continue;
+            };
             trace!("session {}: action {action:?}", c.session.id());
             match action {
                 Action::ListenPassive => self.listen_passive(key, now),

@@ -127,14 +127,12 @@ impl DataConn {
     }
 }
 
-/// Drops what `stage` holds (a socket closes now, not at the end of the turn); an upload's bytes stop counting as
-/// in flight. Returns the outcome an ending transfer held.
-///
-/// The socket is not deregistered first: closing it takes it out of the poll (epoll forgets a descriptor once
-/// its last reference closes, and the server never duplicates a data socket); skipping it saves two of the
-/// ~25 syscalls a small download costs (its listener's and its connection's). Events already taken for it find
-/// the channel closed or in a later stage, which ignores them.
-fn discard(stage: Stage, registry: &Registry, limits: Option<&UserLimits>) -> Option<Outcome> {
+/// Deregisters what `stage` holds and drops it (a socket closes now, not at the end of the turn); an upload's
+/// bytes stop counting as in flight. Returns the outcome an ending transfer held.
+fn discard(mut stage: Stage, registry: &Registry, limits: Option<&UserLimits>) -> Option<Outcome> {
+    if let Some(source) = stage.source() {
+        let _ = registry.deregister(source);
+    }
     match stage {
         Stage::Running(_, transfer) => {
             release(&transfer, registry, limits);
