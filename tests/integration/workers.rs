@@ -25,6 +25,11 @@ fn sessions_on_every_worker(server: &TestServer, workers: usize) -> Vec<(String,
         let w = worker_of(&mut c);
         if seen.insert(w.clone()) {
             sessions.push((w, c));
+        } else {
+            // Leave, and wait until the server has closed the session: only then is its place under
+            // --max-per-ip free again (dropping the connection would race the next login against that).
+            c.expect("QUIT", 221);
+            c.expect_closed();
         }
         if seen.len() == workers {
             return sessions;
