@@ -66,30 +66,15 @@ command -v curl >/dev/null || {
     echo "client_get.sh: curl is needed" >&2
     exit 2
 }
-if [[ "$BUILD" == 1 ]]; then
-    cargo build --release --quiet -p ftp-server -p ftpclient --manifest-path "$REPO/Cargo.toml"
-fi
 for tool in bc /usr/bin/time; do
     command -v "$tool" >/dev/null || {
         echo "client_get.sh: $tool is needed" >&2
         exit 2
     }
 done
-for bin in "$BIN/ftpserver" "$CLIENT"; do
-    [[ -x "$bin" ]] || {
-        echo "client_get.sh: $bin is missing (run without --no-build)" >&2
-        exit 2
-    }
-done
-
-WORK=$(mktemp -d)
 # shellcheck source=bench/lib/ourserver.sh
 source "$HERE/lib/ourserver.sh"
-cleanup() {
-    stop_ourserver
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+setup_client_bench client_get.sh "$BUILD" "$BIN/ftpserver" "$CLIENT"
 
 mkdir -p "$WORK/root" "$WORK/down"
 head -c "$((MIB * 1024 * 1024))" /dev/urandom >"$WORK/root/big.bin"

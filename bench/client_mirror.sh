@@ -54,24 +54,9 @@ for tool in lftp python3 bc; do
         exit 2
     }
 done
-if [[ "$BUILD" == 1 ]]; then
-    cargo build --release --quiet -p ftp-server -p ftpclient --manifest-path "$REPO/Cargo.toml"
-fi
-for bin in "$BIN/ftpserver" "$BIN/ftpclient"; do
-    [[ -x "$bin" ]] || {
-        echo "client_mirror.sh: $bin is missing (run without --no-build)" >&2
-        exit 2
-    }
-done
-
-WORK=$(mktemp -d)
 # shellcheck source=bench/lib/ourserver.sh
 source "$HERE/lib/ourserver.sh"
-cleanup() {
-    stop_ourserver
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+setup_client_bench client_mirror.sh "$BUILD" "$BIN/ftpserver" "$BIN/ftpclient"
 
 # The tree: FILES files of 1-16 KiB, spread over 8 directories of 5 subdirectories each, the same on every run.
 mkdir -p "$WORK/root" "$WORK/down"

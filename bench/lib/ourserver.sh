@@ -1,11 +1,14 @@
 # Sourced by the client benchmarks: starts our ftpserver at its default flags on a free loopback port.
 #
+#   setup_client_bench NAME BUILD BINARY...  builds the release binaries when BUILD is 1, checks each BINARY is
+#                                  there, makes the scratch directory $WORK and removes it (and stops the server)
+#                                  on exit
 #   start_ourserver ROOT LOG NAME   sets PORT, SERVER_PID and TIMEOUT_PID; NAME prefixes the error messages
 #   stop_ourserver                  stops it by its PID (through `timeout`, its parent); safe to call twice
 #   server_cpu                      the server's CPU seconds so far (user + system, all threads)
 #
 # `timeout` bounds the server's life even if the calling script is killed; the server is its child. Needs $BIN (the
-# directory holding ftpserver) and a scratch directory $WORK.
+# directory holding ftpserver) and $REPO.
 
 TIMEOUT_PID=""
 SERVER_PID=""
@@ -48,4 +51,20 @@ stop_ourserver() {
 TICK=$(getconf CLK_TCK)
 server_cpu() {
     awk -v t="$TICK" '{ print ($14 + $15) / t }' "/proc/$SERVER_PID/stat"
+}
+
+setup_client_bench() {
+    local name=$1 build=$2 bin
+    shift 2
+    if [[ "$build" == 1 ]]; then
+        cargo build --release --quiet -p ftp-server -p ftpclient --manifest-path "$REPO/Cargo.toml"
+    fi
+    for bin in "$@"; do
+        [[ -x "$bin" ]] || {
+            echo "$name: $bin is missing (run without --no-build)" >&2
+            exit 2
+        }
+    done
+    WORK=$(mktemp -d)
+    trap 'stop_ourserver; rm -rf "$WORK"' EXIT
 }
