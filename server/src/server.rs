@@ -31,6 +31,7 @@ use crate::hash::{HashJob, HashStep, HASH_BYTES_PER_TURN};
 use crate::session::{canonical, Action, Now, Outcome, ServerStats, Session, SessionConfig};
 use crate::stream::Stream;
 use crate::tls::TlsConfig;
+use crate::transfer::LazyPipe;
 use crate::turns::SLOW_TURN;
 use crate::verifier::Verifier;
 
@@ -274,6 +275,8 @@ pub(crate) struct Worker {
     scheduling: Scheduling,
     /// The one buffer every transfer's step uses (see [`crate::transfer::scratch_len`]); allocated on first use.
     scratch: Vec<u8>,
+    /// The one pipe every spliced upload passes through (see [`crate::transfer::SplicePipe`]); made on first use.
+    splice_pipe: LazyPipe,
     /// Data transfers in the runnable queue, counted as a round starts: they split the round's budget.
     runnable_transfers: usize,
     /// Where the current round of the runnable queue is.
@@ -357,6 +360,7 @@ impl Worker {
             read_buf: vec![0; CONTROL_READ],
             scheduling: config.scheduling,
             scratch: Vec::new(),
+            splice_pipe: LazyPipe::default(),
             runnable_transfers: 0,
             round: Round::default(),
             outcomes: VecDeque::new(),

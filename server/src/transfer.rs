@@ -4,7 +4,9 @@
 //! A [`Transfer`] owns its local side (a file or a listing); the loop hands it the data socket, its share and a
 //! scratch buffer (one per loop, not one per transfer) on each step. A binary download of a file over a plain
 //! socket goes out with one sendfile(2) per step; every other download reads its share in one read and writes it
-//! in one write, and an upload receives its share in one read and writes it to the file in one write. Bytes a
+//! in one write, and a binary upload into a local file is spliced (splice(2)) from the socket through the loop's
+//! [`SplicePipe`] into the file, so its bytes are copied once, into the page cache, instead of twice; every other
+//! upload receives its share in one read and writes it to the file in one write. Bytes a
 //! socket did not take stay with the transfer and go first on its next step. It never touches the control
 //! connection and never decides replies: it reports [`Step`]s, and the session turns the final one into 226,
 //! 426, 451 or 452. In ASCII mode (TYPE A) line ends become CRLF on the wire and CRLF becomes LF on disk, with a
@@ -12,7 +14,10 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::io::Errno;
+use rustix::pipe::{PipeFlags, SpliceFlags};
 
 use crate::listing::Listing;
 
@@ -108,8 +113,17 @@ enum Direction {
     /// `origin`: an upload in place (APPE, REST + STOR) started at this length, which [`Transfer::roll_back`]
     /// returns the file to.
     /// `pipe`: the file is a pipe to a storage thread (told once, when the transfer is made); `held`: received
-    /// bytes it did not take yet; `eof`: the client is done.
-    Receive { file: File, truncate: Option<u64>, origin: Option<u64>, pipe: bool, held: Vec<u8>, eof: bool },
+    /// bytes it did not take yet; `eof`: the client is done. `splice`: the file takes splice(2) (a local file, not
+    /// opened for appending, which splice refuses: that is learnt on the first step, see [`Transfer::step_splice`]).
+    Receive {
+        file: File,
+        truncate: Option<u64>,
+        origin: Option<u64>,
+        pipe: bool,
+        held: Vec<u8>,
+        eof: bool,
+        splice: bool,
+    },
 }
 
 /// A transfer in progress.
@@ -137,7 +151,15 @@ impl Transfer {
     /// An upload (STOR, APPE, STOU) into `file`.
     pub fn receive(file: File, ascii: bool) -> Transfer {
         let pipe = is_pipe(&file);
-        let direction = Direction::Receive { file, truncate: None, origin: None, pipe, held: Vec::new(), eof: false };
+        let direction = Direction::Receive {
+            file,
+            truncate: None,
+            origin: None,
+            pipe,
+            held: Vec::new(),
+            eof: false,
+            splice: !pipe,
+        };
         Transfer { direction, ascii, held_cr: false, bytes: 0 }
     }
 
@@ -198,6 +220,69 @@ impl Transfer {
     /// Whether sendfile(2) can carry this transfer on a plain socket: a binary download of a file.
     pub fn can_zero_copy(&self) -> bool {
         !self.ascii && matches!(self.direction, Direction::Send { source: Source::File(..), .. })
+    }
+
+    /// Whether the socket's bytes can be spliced into the file ([`Transfer::step_splice`]): a binary upload into a
+    /// local file.
+    pub fn can_splice(&self) -> bool {
+        !self.ascii && matches!(self.direction, Direction::Receive { splice: true, .. })
+    }
+
+    /// An upload's step without a copy to user space: up to `share` bytes (at most the pipe's capacity) are spliced
+    /// from the socket into the loop's empty `pipe`, then from the pipe into the file, which leaves the pipe empty
+    /// again whatever happens. A file that refuses splice (opened for appending: EINVAL) takes this share through
+    /// `scratch` ([`scratch_len`]`(share)` bytes) and its later steps the read-and-write path.
+    pub fn step_splice<S: AsFd>(&mut self, socket: &S, share: usize, pipe: &SplicePipe, scratch: &mut [u8]) -> Step {
+        let Direction::Receive { file, truncate, eof, splice, .. } = &mut self.direction else { return Step::Done };
+        if let Err(e) = cut_once(file, truncate) {
+            return Step::Failed(TransferError::Local(e));
+        }
+        if *eof {
+            return Step::Done;
+        }
+        let want = share.max(1).min(pipe.capacity);
+        let n = loop {
+            match rustix::pipe::splice(socket, None, &pipe.write, None, want, SpliceFlags::NONBLOCK) {
+                Ok(n) => break n,
+                Err(Errno::AGAIN) => return Step::Blocked,
+                Err(Errno::INTR) => {}
+                Err(e) => return Step::Failed(TransferError::Network(e.into())),
+            }
+        };
+        if n == 0 {
+            *eof = true;
+            return Step::Done;
+        }
+        self.bytes += n as u64;
+        let mut left = n;
+        while left > 0 {
+            match rustix::pipe::splice(&pipe.read, None, &*file, None, left, SpliceFlags::empty()) {
+                Ok(0) => {
+                    pipe.discard(scratch);
+                    return Step::Failed(TransferError::Local(io::ErrorKind::WriteZero.into()));
+                }
+                Ok(w) => left -= w,
+                Err(Errno::INTR) => {}
+                Err(Errno::INVAL) if left == n => {
+                    // The file takes no splice: this share through user space, and the rest by read and write.
+                    *splice = false;
+                    let held = match pipe.take(&mut scratch[..left]) {
+                        Ok(held) => held,
+                        Err(e) => return Step::Failed(TransferError::Local(e)),
+                    };
+                    return match write_some(file, held) {
+                        Ok(w) if w == held.len() => Step::Yield,
+                        Ok(_) => Step::Failed(TransferError::Local(io::ErrorKind::WriteZero.into())),
+                        Err(e) => Step::Failed(TransferError::Local(e)),
+                    };
+                }
+                Err(e) => {
+                    pipe.discard(scratch);
+                    return Step::Failed(TransferError::Local(e.into()));
+                }
+            }
+        }
+        Step::Yield
     }
 
     /// A zero-copy step: one sendfile call of up to `share` bytes from the file's current offset.
@@ -319,10 +404,8 @@ impl Transfer {
 
     fn step_receive<S: Read>(&mut self, socket: &mut S, share: usize, scratch: &mut [u8]) -> Step {
         let Direction::Receive { file, truncate, held, eof, .. } = &mut self.direction else { return Step::Done };
-        if let Some(offset) = truncate.take() {
-            if let Err(e) = file.set_len(offset) {
-                return Step::Failed(TransferError::Local(e));
-            }
+        if let Err(e) = cut_once(file, truncate) {
+            return Step::Failed(TransferError::Local(e));
         }
         // What the file did not take last time goes first, and alone.
         if !held.is_empty() {
@@ -381,6 +464,99 @@ impl Transfer {
             Ok(_) if *eof => Step::Done,
             Ok(_) => Step::Yield,
         }
+    }
+}
+
+/// The loop's pipe for spliced uploads ([`Transfer::step_splice`]): one per loop, not one per transfer, since a
+/// step leaves it empty. Both ends are non-blocking.
+pub struct SplicePipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    /// Bytes it holds: a step splices at most this much.
+    capacity: usize,
+}
+
+impl SplicePipe {
+    /// A pipe holding up to `want` bytes if the system allows (fs.pipe-max-size), else as much as it gives.
+    pub fn new(want: usize) -> io::Result<SplicePipe> {
+        let (read, write) = rustix::pipe::pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)?;
+        let capacity = match rustix::pipe::fcntl_setpipe_size(&write, want) {
+            Ok(n) => n,
+            Err(_) => rustix::pipe::fcntl_getpipe_size(&write)?,
+        };
+        Ok(SplicePipe { read, write, capacity })
+    }
+
+    /// Reads exactly `buf.len()` bytes the pipe holds.
+    fn take<'b>(&self, buf: &'b mut [u8]) -> io::Result<&'b [u8]> {
+        let mut got = 0;
+        while got < buf.len() {
+            match rustix::io::read(&self.read, &mut buf[got..]) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => got += n,
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(buf)
+    }
+
+    /// Empties the pipe after a failed step, so the next transfer's bytes do not follow stale ones.
+    fn discard(&self, scratch: &mut [u8]) {
+        loop {
+            match rustix::io::read(&self.read, &mut *scratch) {
+                Ok(0) | Err(Errno::AGAIN) => return,
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// A loop's [`SplicePipe`], made when the first spliced upload needs it. A system that refuses one (out of
+/// descriptors or pipe memory) is asked again after 1,024 steps without; meanwhile uploads
+/// take the read-and-write path.
+#[derive(Default)]
+pub enum LazyPipe {
+    #[default]
+    Unmade,
+    Made(SplicePipe),
+    /// Refused; the count of steps that have gone without since.
+    Refused(u32),
+}
+
+impl LazyPipe {
+    /// The pipe, holding up to `want` bytes, if there is or can be one.
+    pub fn get(&mut self, want: usize) -> Option<&SplicePipe> {
+        /// Steps without a pipe before a refused one is asked for again.
+        const RETRY_AFTER: u32 = 1024;
+        match self {
+            LazyPipe::Refused(n) if *n < RETRY_AFTER => {
+                *n += 1;
+                return None;
+            }
+            LazyPipe::Made(_) => {}
+            _ => match SplicePipe::new(want) {
+                Ok(pipe) => *self = LazyPipe::Made(pipe),
+                Err(e) => {
+                    log::warn!("no pipe for spliced uploads ({e}): uploads are read and written");
+                    *self = LazyPipe::Refused(0);
+                    return None;
+                }
+            },
+        }
+        match self {
+            LazyPipe::Made(pipe) => Some(pipe),
+            _ => None,
+        }
+    }
+}
+
+/// An upload's first step cuts the file at its REST offset (see [`Transfer::truncating_at`]).
+fn cut_once(file: &File, truncate: &mut Option<u64>) -> io::Result<()> {
+    match truncate.take() {
+        Some(offset) => file.set_len(offset),
+        None => Ok(()),
     }
 }
 
@@ -700,5 +876,89 @@ mod tests {
         }
         drop(ours);
         assert_eq!(reader.join().unwrap(), &data[1000..]);
+    }
+
+    /// Feeds `data` into one end of a socket pair from a thread and steps an upload from the other the way the
+    /// loop does: spliced while the transfer can be, else read and written. Returns the last step.
+    fn upload_through(t: &mut Transfer, pipe: &SplicePipe, data: Vec<u8>) -> Step {
+        use std::os::unix::net::UnixStream;
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let writer = std::thread::spawn(move || theirs.write_all(&data));
+        let mut ours = Some(ours);
+        let mut scratch = vec![0; scratch_len(8192)];
+        let last = loop {
+            let sock = ours.as_mut().unwrap();
+            let step = if t.can_splice() {
+                t.step_splice(&*sock, 8192, pipe, &mut scratch)
+            } else {
+                t.step(sock, 8192, &mut scratch)
+            };
+            match step {
+                Step::Yield | Step::Blocked => std::thread::yield_now(),
+                other => break other,
+            }
+        };
+        // Closing our end ends the writer, finished or not (a failed upload leaves it blocked otherwise).
+        drop(ours.take());
+        let _ = writer.join().unwrap();
+        last
+    }
+
+    fn contents(path: &std::path::Path) -> Vec<u8> {
+        std::fs::read(path).unwrap()
+    }
+
+    // A binary upload into a file is spliced, byte-exact, and a REST offset cuts the file on the first step.
+    #[test]
+    fn spliced_upload_is_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("up");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 253) as u8).collect();
+        // As storage opens it for REST 4 + STOR: at the offset, cut there once the transfer starts.
+        let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.seek(io::SeekFrom::Start(4)).unwrap();
+        let mut t = Transfer::receive(file, false).truncating_at(4);
+        assert!(t.can_splice());
+        assert!(!Transfer::receive(tempfile::tempfile().unwrap(), true).can_splice(), "ASCII is converted");
+        let pipe = SplicePipe::new(8192).unwrap();
+        assert!(matches!(upload_through(&mut t, &pipe, data.clone()), Step::Done));
+        assert!(t.can_splice(), "spliced to the end");
+        assert_eq!(t.bytes(), data.len() as u64);
+        assert_eq!(contents(&path), [b"0123".as_slice(), &data].concat());
+    }
+
+    // splice refuses a file opened for appending (APPE): the first share goes through user space, the rest is read
+    // and written, and nothing is lost or doubled.
+    #[test]
+    fn appending_upload_falls_back_from_splice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, b"head:").unwrap();
+        let file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut t = Transfer::receive(file, false).in_place(5);
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8).collect();
+        let pipe = SplicePipe::new(8192).unwrap();
+        assert!(matches!(upload_through(&mut t, &pipe, data.clone()), Step::Done));
+        assert!(!t.can_splice());
+        assert_eq!(contents(&path), [b"head:".as_slice(), &data].concat());
+    }
+
+    // A file that fails mid-upload fails the transfer as local, and leaves the loop's pipe empty for the next one.
+    #[test]
+    fn failed_splice_leaves_the_pipe_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ro");
+        std::fs::write(&path, b"").unwrap();
+        let pipe = SplicePipe::new(8192).unwrap();
+        let mut bad = Transfer::receive(File::open(&path).unwrap(), false);
+        let step = upload_through(&mut bad, &pipe, vec![b'x'; 50_000]);
+        assert!(matches!(step, Step::Failed(TransferError::Local(_))), "{step:?}");
+        let good_path = dir.path().join("good");
+        let mut good = Transfer::receive(File::create(&good_path).unwrap(), false);
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 199) as u8).collect();
+        assert!(matches!(upload_through(&mut good, &pipe, data.clone()), Step::Done));
+        assert_eq!(contents(&good_path), data);
     }
 }

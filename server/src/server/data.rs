@@ -439,13 +439,19 @@ impl Worker {
         }
         // sendfile works on plain sockets only; over TLS the same transfer takes the buffered path, whose single
         // write of the whole share becomes full-sized TLS records.
+        // Likewise splice(2) carries a binary upload from a plain socket into a local file.
         let step = if transfer.can_zero_copy() && !stream.is_tls() {
             transfer.step_zero_copy(stream.socket(), share)
         } else {
+            let max_share = self.scheduling.max_share();
             if self.scratch.is_empty() {
-                self.scratch = vec![0; scratch_len(self.scheduling.max_share())];
+                self.scratch = vec![0; scratch_len(max_share)];
             }
-            transfer.step(stream, share, &mut self.scratch)
+            let splice = transfer.can_splice() && !stream.is_tls();
+            match splice.then(|| self.splice_pipe.get(max_share)).flatten() {
+                Some(pipe) => transfer.step_splice(stream.socket(), share, pipe, &mut self.scratch),
+                None => transfer.step(stream, share, &mut self.scratch),
+            }
         };
         let bytes = transfer.bytes();
         if bytes != before {
