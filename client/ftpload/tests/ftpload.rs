@@ -7,6 +7,7 @@
 mod ourserver;
 
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -286,6 +287,111 @@ fn ramp_adds_sessions_until_one_cannot_keep_its_rate() {
     let per_session = v["bytes"].as_f64().expect("bytes") / v["elapsed_s"].as_f64().expect("elapsed") / added as f64;
     assert!(per_session < 2.0 * 200.0 * 1024.0, "{per_session} B/s per session");
     assert_fair(&v);
+}
+
+/// The ramp's options for a small run: 256 KiB/s per session, a session every 20 ms, judged over 300 ms.
+const SMALL_RAMP: [&str; 8] = ["--rate", "256K", "--step-interval", "20", "--window", "300", "--max-sessions", "20"];
+
+/// A file of a few MiB (and some odd bytes) for the ramp's sessions to download, in `server`'s root.
+fn ramp_file(server: &Server) -> &'static str {
+    fs::write(server.root.path().join("ramp.bin"), pattern((3 << 20) + 1025)).expect("ramp.bin");
+    "ramp.bin"
+}
+
+// Twenty sessions at 256 KiB/s are nothing for our server: every one is judged and held, on ftpload's one loop.
+#[test]
+fn ramp_holds_every_session_up_to_the_maximum() {
+    let server = Server::start();
+    let file = ramp_file(&server);
+    let mut args = vec!["ramp", "--file", file, "--duration", "5"];
+    args.extend_from_slice(&SMALL_RAMP);
+    let v = report(&server, &args);
+    let ramp = &v["ramp"];
+    assert_eq!(ramp["stop_reason"], "max-sessions", "{v}");
+    assert_eq!(v["stopped_by"], "max-sessions", "{v}");
+    assert_eq!((u(&ramp["sessions_held"]), u(&ramp["sessions_added"]), u(&ramp["max_sessions"])), (20, 20, 20));
+    let worst = ramp["worst_ratio"].as_f64().unwrap_or_else(|| panic!("no worst ratio: {ramp}"));
+    assert!(worst >= 0.9, "{ramp}");
+    assert_eq!(u(&ramp["rate"]), 256 * 1024);
+    assert_eq!(u(&v["sessions_established"]), 20);
+    assert_eq!(u(&v["login_latency_ms"]["count"]), 20);
+    // Each session is in the middle of its download when the ramp ends.
+    assert_eq!(u(&v["transfers_aborted"]), 20, "{v}");
+    assert!(u(&v["bytes"]) > 0, "{v}");
+    assert_fair(&v);
+}
+
+// Sessions that finish their file start the next transfer; each transfer is counted and checked against SIZE.
+#[test]
+fn ramp_sessions_download_again_and_again() {
+    let server = Server::start();
+    let mut args = vec!["ramp", "--file", "small.bin", "--duration", "5"];
+    args.extend_from_slice(&SMALL_RAMP);
+    let v = report(&server, &args);
+    assert_eq!(v["ramp"]["stop_reason"], "max-sessions", "{v}");
+    let transfers = u(&v["operations"]["get"]["transfers"]);
+    assert!(transfers > 20, "{v}");
+    assert_eq!(u(&v["operations"]["get"]["bytes"]), transfers * SMALL, "{v}");
+    assert_eq!(u(&v["latency_ms"]["count"]), transfers, "{v}");
+}
+
+// A server that dies mid-ramp ends it with session-failed, and the failure is in the errors.
+#[test]
+fn ramp_ends_with_session_failed_when_the_server_dies() {
+    let server = Server::start();
+    let file = ramp_file(&server);
+    let port = server.port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ftpload"))
+        .args([&port, "ramp", "--file", file, "--duration", "60", "--json"])
+        .args(["--rate", "256K", "--step-interval", "20", "--window", "300", "--max-sessions", "2000"])
+        .env("RUST_LOG", "ftpload::ramp=debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ftpload");
+    // The ramp's debug log says how many sessions are held at each step: once some are, the server dies.
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let held = |line: &str| -> Option<u64> {
+        let (_, rest) = line.split_once("judged, ")?;
+        rest.split_once(" held")?.0.parse().ok()
+    };
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) if held(&line).is_some_and(|n| n >= 5) => break,
+            Ok(line) => seen.push(line),
+            Err(e) => panic!("no step with 5 sessions held ({e}); ftpload said: {seen:#?}"),
+        }
+    }
+    let pid = i32::try_from(server.child.id()).ok().and_then(Pid::from_raw).expect("server pid");
+    kill_process(pid, Signal::KILL).expect("kill the server");
+    let output = wait_bounded(child, PROCESS_LIMIT);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let v: Value = serde_json::from_str(stdout.trim_end()).expect("the report is JSON");
+    let ramp = &v["ramp"];
+    assert_eq!(ramp["stop_reason"], "session-failed", "{v}");
+    assert_eq!(v["stopped_by"], "session-failed", "{v}");
+    assert!(u(&ramp["sessions_held"]) >= 5, "{ramp}");
+    assert!(u(&ramp["sessions_added"]) < 2000, "{ramp}");
+    let errors = &v["errors"];
+    assert!(u(&errors["total"]) >= 1, "{v}");
+    // The server's end shows as the control connection closing, a reset or a refused connection.
+    let kinds: Vec<&String> = errors["by_kind"].as_object().expect("by_kind").keys().collect();
+    assert!(
+        kinds.iter().all(|k| ["closed", "ConnectionReset", "ConnectionRefused", "BrokenPipe"].contains(&k.as_str())),
+        "{errors}"
+    );
 }
 
 #[test]
