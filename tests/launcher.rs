@@ -50,15 +50,34 @@ pub fn ftpserver_binary() -> PathBuf {
     workspace_binary("ftp-server", "ftpserver")
 }
 
+/// Whether `key` is one of the variables cargo sets for the crate being run (not cargo's own configuration).
+fn describes_the_running_crate(key: &str) -> bool {
+    const PREFIXES: [&str; 3] = ["CARGO_PKG_", "CARGO_BIN_EXE_", "CARGO_MANIFEST_"];
+    const NAMES: [&str; 6] = [
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "OUT_DIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+    ];
+    PREFIXES.iter().any(|p| key.starts_with(p)) || NAMES.contains(&key)
+}
+
 /// Builds `bin` of `package` with the cargo running these tests, in the same target directory and profile.
 fn build(package: &str, bin: &str) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "--quiet", "-p", package, "--bin", bin, "--manifest-path"]).arg(manifest);
-    // The test's own CARGO_MANIFEST_DIR would make the nested cargo see a changed environment and rebuild
-    // dependencies (ring, rustls) on every run.
-    cmd.env_remove("CARGO_MANIFEST_DIR");
+    // Cargo describes the running test crate in the environment (CARGO_MANIFEST_DIR, CARGO_PKG_NAME, ...). Passed
+    // on, the nested cargo sees build scripts' watched variables changed (ring's watches CARGO_PKG_NAME) and
+    // rebuilds ring and rustls in every test process; and the outer cargo's next build rebuilds them back.
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(describes_the_running_crate) {
+            cmd.env_remove(&key);
+        }
+    }
     let dir = profile_dir();
     match dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => {}
