@@ -83,7 +83,7 @@ else
     GET1000_SECS=15
     PUT_ARGS=(-c 16 -n 2 --size 16M)
     SMALL_ARGS=(-c 64 -n 200)
-    RAMP_ARGS=(--rate 1M --step-interval 15 --window 1000 --max-sessions 2000 --duration 45)
+    RAMP_ARGS=(--rate 1M --step-interval 15 --window 1000 --max-sessions 3000 --duration 60)
     LOOPBACK_SECS=5
 fi
 [[ -n "$REPS_ASKED" ]] && REPS=$REPS_ASKED

@@ -10,7 +10,7 @@ use log::warn;
 
 use crate::access::Anonymous;
 use crate::server::Config;
-use crate::server::{default_workers, Scheduling, DEFAULT_QUANTUM, DEFAULT_TURN_BUDGET};
+use crate::server::{default_workers, Scheduling, DEFAULT_MIN_SHARE, DEFAULT_QUANTUM, DEFAULT_TURN_BUDGET};
 use crate::session::SessionConfig;
 use crate::tls;
 
@@ -42,10 +42,16 @@ pub struct Args {
     pub quantum: u32,
 
     /// Bytes all transfers together move per round (one step for each transfer with work), shared equally among
-    /// them (each moves at least one chunk and at most --quantum chunks). A round of many transfers spans several
+    /// them (each moves at least --min-share and at most --quantum chunks). A round of many transfers spans several
     /// loop turns, with control commands handled between them.
     #[arg(long, default_value_t = DEFAULT_TURN_BUDGET, value_parser = clap::value_parser!(u32).range(1..))]
     pub turn_budget: u32,
+
+    /// Fewest bytes a transfer moves per step when many split the round's budget (whole chunks, at least one, at
+    /// most the quantum): below about 32 KiB a step's syscalls cost more than its bytes, so past 128 transfers a
+    /// round grows beyond --turn-budget instead. --min-share 1024 interleaves thousands 1 KiB at a time.
+    #[arg(long, default_value_t = DEFAULT_MIN_SHARE, value_parser = clap::value_parser!(u32).range(1..))]
+    pub min_share: u32,
 
     /// Load balancers: connections from these address blocks (CIDR, comma-separated) must start with a PROXY
     /// header (v1 or v2), and the client address it carries is used for everything.
@@ -415,6 +421,7 @@ impl Args {
                 chunk: self.chunk_size as usize,
                 quantum: self.quantum as usize,
                 turn_budget: self.turn_budget as usize,
+                min_share: self.min_share as usize,
             },
             session: SessionConfig {
                 idle_timeout: secs(self.idle_timeout),
