@@ -241,6 +241,32 @@ fn hostile_bystander_noop_stays_fast() {
         assert_eq!(c.cmd("NOOP"), 200);
     }));
 
+    // PASV and RETR pipelined without end and never connected: the first RETR waits for its data connection, the
+    // rest queue behind it until the queue is full and the server stops reading; the client then goes, and all of
+    // it goes with it. A new session still gets a listener and a download.
+    results.push(phase(&by, "pipelined PASV/RETR flood, never connected", || {
+        let mut c = Ctl::connect(addr);
+        c.login();
+        let mut writer = c.stream().try_clone().expect("clone");
+        let sender = thread::spawn(move || {
+            // Blocks once the server stops reading; the shutdown below ends it.
+            let _ = writer.write_all(&b"PASV\r\nRETR big.bin\r\n".repeat(20_000));
+        });
+        assert_eq!(c.reply().0, 227);
+        c.stream().shutdown(std::net::Shutdown::Both).expect("shutdown");
+        sender.join().expect("sender");
+        drop(c);
+        let mut next = Ctl::connect(addr);
+        next.login();
+        next.expect("TYPE I", 200);
+        let pasv = next.pasv();
+        next.send("RETR big.bin");
+        let mut data = data_connect(pasv);
+        assert_eq!(next.reply().0, 150);
+        assert!(read_to_end(&mut data) == content(7, 32 << 20), "big.bin after the flood");
+        assert_eq!(next.reply().0, 226);
+    }));
+
     // A pipelined flood of 20,000 commands, its replies read by the flooder.
     results.push(phase(&by, "20,000 pipelined NOOPs", || {
         let mut c = Ctl::connect(addr);
