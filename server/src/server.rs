@@ -745,7 +745,7 @@ impl Worker {
         for a in answers {
             let alive = self.session_id(a.key) == a.session;
             if alive {
-                self.outcomes.push_back((a.key, a.session, Outcome::Storage(a.done)));
+                self.queue_outcome(a.key, a.session, Outcome::Storage(a.done));
             } else if let (Some(temp), Some(pool)) = (a.done.into_temp(), &self.storage) {
                 let op = crate::storage::Op::Discard(temp);
                 let _ =
@@ -757,13 +757,41 @@ impl Worker {
     /// Queues an I/O outcome for its session; [`Worker::deliver`] hands it over within the same turn.
     fn tell(&mut self, owner: usize, outcome: Outcome) {
         let session = self.session_id(owner);
-        self.outcomes.push_back((owner, session, outcome));
+        self.queue_outcome(owner, session, outcome);
+    }
+
+    /// Queues `outcome` for session number `session` at `key`, counting it on the session's control connection.
+    fn queue_outcome(&mut self, key: usize, session: u64, outcome: Outcome) {
+        if let Some(Conn::Control(c)) = self.conns.get_mut(key) {
+            if c.session.id() == session {
+                c.queued_outcomes += 1;
+            }
+        }
+        self.outcomes.push_back((key, session, outcome));
+    }
+
+    /// The control connection of session number `session` at `key`, with one queued outcome of it taken off its
+    /// count; `None` (and nothing counted) if the session is gone or has none queued.
+    fn unqueue_outcome(&mut self, key: usize, session: u64) -> Option<&mut Control> {
+        match self.conns.get_mut(key) {
+            Some(Conn::Control(c)) if c.session.id() == session && c.queued_outcomes > 0 => {
+                c.queued_outcomes -= 1;
+                Some(c)
+            }
+            _ => None,
+        }
     }
 
     /// The first queued outcome for session number `session` at `key`, taken out of the queue (in order: its
-    /// outcomes reach it as they were told).
+    /// outcomes reach it as they were told). Called at the end of every apply: the queue is searched only when the
+    /// session has something in it.
     fn take_outcome(&mut self, key: usize, session: u64) -> Option<Outcome> {
+        match self.conns.get(key) {
+            Some(Conn::Control(c)) if c.queued_outcomes > 0 => {}
+            _ => return None,
+        }
         let at = self.outcomes.iter().position(|(owner, id, _)| *owner == key && *id == session)?;
+        self.unqueue_outcome(key, session);
         self.outcomes.remove(at).map(|(_, _, outcome)| outcome)
     }
 
@@ -772,10 +800,7 @@ impl Worker {
     /// key now holds another) is dropped.
     fn deliver(&mut self, now: Now) {
         while let Some((owner, session, outcome)) = self.outcomes.pop_front() {
-            if let Some(Conn::Control(c)) = self.conns.get_mut(owner) {
-                if c.session.id() != session {
-                    continue;
-                }
+            if let Some(c) = self.unqueue_outcome(owner, session) {
                 c.session.handle_outcome(now, outcome);
                 self.apply(owner, now);
             }

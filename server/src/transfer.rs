@@ -887,7 +887,9 @@ mod tests {
         let writer = std::thread::spawn(move || theirs.write_all(&data));
         let mut ours = Some(ours);
         let mut scratch = vec![0; scratch_len(8192)];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         let last = loop {
+            assert!(std::time::Instant::now() < deadline, "the upload did not end in 30 s");
             let sock = ours.as_mut().unwrap();
             let step = if t.can_splice() {
                 t.step_splice(&*sock, 8192, pipe, &mut scratch)

@@ -110,14 +110,40 @@ fn arm(i: usize, addr: SocketAddr, root: &Path, stor_lock: &Mutex<()>) -> Armed 
     Armed { session: i, worker, ctl, pasv, part: Some(root.join(&new[0])) }
 }
 
-/// Starts every download at once: RETR goes to every download session in one loop, after all data connections
-/// are open, and only then are the replies read. A download starts when its RETR and its data connection have
-/// both arrived; opening 200 connections takes milliseconds, in which a download armed earlier could move much of
-/// its file with the loop nearly to itself, and finish early for having started early.
-fn release_downloads(armed: &mut [Armed]) {
+/// Starts every download at once. A download starts when its RETR and its data connection have both arrived, and
+/// alone on its loop a download at a chunk per turn sends its whole file in about a millisecond: a client thread
+/// preempted between two of its RETRs (the full suite loads the machine) would let the first finish before the
+/// others begin, for having started first. So the server is stopped (SIGSTOP, by its PID; every thread of it seen
+/// stopped in /proc) while RETR goes to every download session, and continued after: its loops then find every RETR waiting in one poll. The replies
+/// (150) are read after that.
+fn release_downloads(server: &TestServer, armed: &mut [Armed]) {
+    /// Continues the server however this function ends.
+    struct Stopped(u32);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            signal("-CONT", self.0);
+        }
+    }
+    fn signal(which: &str, pid: u32) {
+        let status = std::process::Command::new("kill").arg(which).arg(pid.to_string()).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill {which} {pid}");
+    }
+    signal("-STOP", server.pid());
+    let stopped = Stopped(server.pid());
+    // A stop takes effect as each thread next enters the kernel: wait until every one of them is stopped.
+    let all_stopped = || {
+        let tasks = fs::read_dir(format!("/proc/{}/task", server.pid())).expect("the server's threads");
+        tasks.flatten().all(|t| {
+            let stat = fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            // The state follows the command name's closing parenthesis: T is stopped.
+            stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('T'))
+        })
+    };
+    assert!(crate::util::wait_until(Duration::from_secs(10), all_stopped), "the server did not stop");
     for a in armed.iter_mut().filter(|a| is_download(a.session)) {
         a.ctl.send(&format!("RETR dl-{}.bin", a.session));
     }
+    drop(stopped);
     for a in armed.iter_mut().filter(|a| is_download(a.session)) {
         assert_eq!(a.ctl.reply().0, 150, "session {}: RETR", a.session);
     }
@@ -282,7 +308,7 @@ fn hundreds_of_simultaneous_transfers_progress_together() {
         })
         .collect();
 
-    release_downloads(&mut armed);
+    release_downloads(&server, &mut armed);
 
     // The data loop: one read or write per unfinished transfer per pass; a pass with nothing to do waits briefly.
     let (mut buf, mut want) = (vec![0u8; SLICE], vec![0u8; SLICE]);

@@ -42,6 +42,8 @@ pub(super) struct Control {
     pub(super) start_tls: Option<Arc<rustls::ServerConfig>>,
     /// Set when the session goes away, so the verifier skips a password check nobody waits for any more.
     pub(super) verify_cancel: Option<Arc<AtomicBool>>,
+    /// Outcomes for this session in the worker's queue: `take_outcome` looks through the queue only when some are.
+    pub(super) queued_outcomes: usize,
 }
 
 impl Control {
@@ -62,6 +64,7 @@ impl Control {
             paused: false,
             start_tls: None,
             verify_cancel: None,
+            queued_outcomes: 0,
         }
     }
 
