@@ -5,6 +5,9 @@
 #                               estimated: 27 before get-1000 and get-tls were added)
 #   bench/compare.sh --quick    every scenario at a small scale, once (about 2 minutes): checks the script
 #   bench/compare.sh --reps N   the full scale with N repetitions instead of three
+#   bench/compare.sh --only put,small
+#                               only these scenarios (idle, small, get, get-1000, ramp, put, get-tls); with --reps,
+#                               to look at one scenario's spread without the 35 minutes of the rest
 #
 # Servers (each on 127.0.0.1, a free port, anonymous read and write, rooted in a prepared directory holding
 # big.bin, mid.bin and small.bin): ours at its default flags, vsftpd, pure-ftpd and pyftpdlib. Scenarios: idle
@@ -30,6 +33,7 @@ BIN="$CARGO_TARGET_DIR/release"
 
 QUICK=0
 REPS_ASKED=""
+ONLY=""
 while (($#)); do
     arg=$1
     shift
@@ -40,6 +44,14 @@ while (($#)); do
             shift || true
             [[ "$REPS_ASKED" =~ ^[1-9][0-9]*$ ]] || {
                 echo "compare.sh: --reps needs a number of repetitions" >&2
+                exit 2
+            }
+            ;;
+        --only)
+            ONLY=${1:-}
+            shift || true
+            [[ "$ONLY" =~ ^(idle|small|get|get-1000|ramp|put|get-tls)(,(idle|small|get|get-1000|ramp|put|get-tls))*$ ]] || {
+                echo "compare.sh: --only needs scenarios separated by commas: idle, small, get, get-1000, ramp, put, get-tls" >&2
                 exit 2
             }
             ;;
@@ -540,6 +552,8 @@ run_scenario() {
                 status=$?
             ;;
         put)
+            # Dirty pages left by earlier runs would be written back during this one, on whichever server's turn.
+            sync
             # --keep: pure-ftpd does not let anonymous users delete, so no server is asked to.
             load "$base" "$SRV_PORT" put "${PUT_ARGS[@]}" --keep --duration "$RUN_CAP" || status=$?
             find "$WORK/roots" -maxdepth 2 -name 'ftpload-*' -delete
@@ -616,6 +630,15 @@ for n in "${IDLE_SIZES[@]}"; do
     SCENARIOS+=("idle-$n")
 done
 SCENARIOS+=(small get get-1000 ramp put get-tls)
+if [[ -n "$ONLY" ]]; then
+    chosen=()
+    for scen in "${SCENARIOS[@]}"; do
+        name=$scen
+        [[ "$scen" == idle-* ]] && name=idle
+        [[ ",$ONLY," == *",$name,"* ]] && chosen+=("$scen")
+    done
+    SCENARIOS=("${chosen[@]}")
+fi
 
 STARTED=$SECONDS
 for ((rep = 1; rep <= REPS; rep++)); do

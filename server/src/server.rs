@@ -336,7 +336,7 @@ impl Worker {
                 Some(crate::storage::remote::Pool::start(crate::storage::remote::THREADS, wake)?)
             }
         };
-        shared.add_waker(waker);
+        shared.add_waker(id, waker);
         let mut listener = TcpListener::from_std(control);
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let implicit = match implicit {
@@ -437,6 +437,7 @@ impl Worker {
                 LISTENER => self.accept_all(false, now),
                 IMPLICIT_LISTENER => self.accept_all(true, now),
                 WAKE => {
+                    self.take_arrivals(now);
                     self.verifier_done();
                     self.storage_answers();
                     self.adopt_reloaded_config();
@@ -576,7 +577,10 @@ impl Worker {
             let listener = if implicit { &self.implicit } else { &self.listener };
             let Some(listener) = listener else { return };
             match listener.accept() {
-                Ok((stream, peer)) => self.arrive(stream, peer, implicit, now),
+                Ok((stream, peer)) => match self.shared.lighter_than(self.id) {
+                    Some(to) => self.shared.hand_over(to, workers::Arrival { stream, peer, implicit }),
+                    None => self.arrive(stream, peer, implicit, now),
+                },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.raw_os_error(), Some(23 | 24)) => {
@@ -593,6 +597,18 @@ impl Worker {
                     errors += 1;
                 }
             }
+        }
+    }
+
+    /// The control connections other workers accepted and handed to this one (see [`workers::Lane`]), admitted as
+    /// if accepted here; while shutting down they are closed, as the listener would have been.
+    fn take_arrivals(&mut self, now: Now) {
+        for a in self.shared.arrivals(self.id) {
+            if self.shutdown_deadline.is_none() {
+                self.arrive(a.stream, a.peer, a.implicit, now);
+            }
+            // The count the handing worker added: an admitted session is counted again by admit.
+            self.shared.hold(self.id, false);
         }
     }
 
@@ -682,6 +698,7 @@ impl Worker {
         }
         self.conns.insert(Conn::Control(Box::new(Control::new(stream, session))));
         self.controls += 1;
+        self.shared.hold(self.id, true);
         debug!("session {id} from {peer} on worker {} (key {key}); sessions: {}", self.id, self.shared.sessions());
         self.apply(key, now);
         true
@@ -924,6 +941,7 @@ impl Worker {
                 }
                 children = [c.data.take().map(|id| id.0), c.hash.take()];
                 self.controls -= 1;
+                self.shared.hold(self.id, false);
                 self.shared.release(canonical(c.session.peer().ip()));
                 debug!("closed session at key {key}; connections: {}", self.controls);
             }

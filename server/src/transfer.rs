@@ -867,7 +867,9 @@ mod tests {
             theirs.read_to_end(&mut got).unwrap();
             got
         });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
+            assert!(std::time::Instant::now() < deadline, "the download did not end in 30 s");
             match t.step_zero_copy(&ours, 4096) {
                 Step::Done => break,
                 Step::Yield | Step::Blocked => std::thread::yield_now(),

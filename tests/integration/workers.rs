@@ -159,3 +159,53 @@ fn one_worker_serves_as_before() {
     assert_eq!(c.reply().0, 226);
     assert_eq!(names.lines().count(), 6, "{names}");
 }
+
+// Sessions are spread evenly, whatever the kernel's hash of their ports: a worker that accepts a session while it
+// holds more than another hands it to the one holding fewest. 21 sessions on 3 workers are 7 on each (by the hash
+// alone, about one run in 26 would be); when one worker's sessions leave, the next 7 all go to it (one in 2,187).
+#[test]
+fn sessions_are_spread_evenly() {
+    let server = TestServer::start(&["--workers", "3"]);
+    let mut sessions: Vec<(String, Ctl)> = (0..21)
+        .map(|_| {
+            let mut c = server.login();
+            (worker_of(&mut c), c)
+        })
+        .collect();
+    let count = |sessions: &[(String, Ctl)]| {
+        let mut n = std::collections::BTreeMap::new();
+        for (w, _) in sessions {
+            *n.entry(w.clone()).or_insert(0) += 1;
+        }
+        n
+    };
+    let even: Vec<(String, usize)> = (1..=3).map(|w| (format!("Worker {w} of 3"), 7)).collect();
+    assert_eq!(count(&sessions).into_iter().collect::<Vec<_>>(), even);
+
+    // Worker 2's sessions leave (each closed by the server before the next goes, so its count is down).
+    let (leaving, staying): (Vec<_>, Vec<_>) = sessions.drain(..).partition(|(w, _)| w == "Worker 2 of 3");
+    sessions = staying;
+    for (_, mut c) in leaving {
+        c.expect("QUIT", 221);
+        c.expect_closed();
+    }
+    for _ in 0..7 {
+        let mut c = server.login();
+        let w = worker_of(&mut c);
+        assert_eq!(w, "Worker 2 of 3", "a session while worker 2 held fewest: {:?}", count(&sessions));
+        sessions.push((w, c));
+    }
+    assert_eq!(count(&sessions).into_iter().collect::<Vec<_>>(), even);
+    // A handed-over session is an ordinary one: it downloads byte-exact.
+    let data = content(7, 100_000);
+    let mut client = server.client();
+    client.stor("spread.bin", &mut &data[..]).expect("STOR");
+    for (_, c) in sessions.iter_mut().take(6) {
+        let addr = c.pasv();
+        c.send("RETR spread.bin");
+        let mut d = data_connect(addr);
+        assert_eq!(c.reply().0, 150);
+        assert_eq!(sha256(&read_to_end(&mut d)), sha256(&data));
+        assert_eq!(c.reply().0, 226);
+    }
+}
