@@ -29,6 +29,10 @@ const DEFAULT_PUT_SIZE: u64 = 1 << 20;
 const DEFAULT_RAMP_RATE: u64 = 64 << 10;
 /// Milliseconds between two NOOPs of idle's probe session when `--probe-interval` is not given.
 const DEFAULT_PROBE_INTERVAL: u64 = 10;
+/// Threads opening idle's sessions when `--threads` is not given.
+const DEFAULT_IDLE_THREADS: u64 = 8;
+/// Most `--threads` (idle's openers, ramp's event loops).
+const MAX_THREADS: u64 = 1024;
 /// Most sockets of `loopback` (two threads each).
 const MAX_LOOPBACK_SOCKETS: u64 = 1024;
 /// Bytes per write() call of `loopback` when `--chunk` is not given: the server's default chunk.
@@ -118,7 +122,9 @@ pub struct Args {
     #[arg(long, value_name = "MS")]
     pub window: Option<u64>,
 
-    /// idle: threads opening the sessions [default: 8].
+    /// idle: threads opening the sessions [default: 8]. ramp: event-loop threads the sessions are spread over,
+    /// session i on thread i mod N [default: the CPUs available; at most --max-sessions]; not with --tls, whose
+    /// sessions have a thread each.
     #[arg(long, value_name = "N")]
     pub threads: Option<u64>,
 
@@ -294,6 +300,7 @@ pub struct Plan {
     pub count: Option<u64>,
     /// Sessions (idle), connections (get, put, small, mixed) or most sessions (ramp).
     pub sessions: usize,
+    /// idle: threads opening the sessions; ramp: event loops of the plain sessions. Never more than `sessions`.
     pub threads: usize,
     pub file: Option<String>,
     pub small_file: Option<String>,
@@ -356,7 +363,18 @@ impl Plan {
             Scenario::Loopback => bounded("--sockets", args.sockets.unwrap_or(1), MAX_LOOPBACK_SOCKETS)?,
             _ => bounded("--connections", args.connections.unwrap_or(4), MAX_CONNECTIONS)?,
         };
-        let threads = bounded("--threads", args.threads.unwrap_or(8), 1024)?.min(sessions);
+        let threads = match (scenario, args.threads) {
+            (Scenario::Ramp, Some(_)) if args.tls => {
+                return Err("--threads does not apply to ramp with --tls (each FTPS session has a thread)".into())
+            }
+            (_, Some(n)) => n,
+            // One event loop per CPU this process may use: the loops are what the ramp spends its CPU on.
+            (Scenario::Ramp, None) => {
+                std::thread::available_parallelism().map_or(1, |n| u64::try_from(n.get()).unwrap_or(1)).min(MAX_THREADS)
+            }
+            (_, None) => DEFAULT_IDLE_THREADS,
+        };
+        let threads = bounded("--threads", threads, MAX_THREADS)?.min(sessions);
         let size = args.size.as_deref().map(|s| parse_bytes("--size", s)).transpose()?;
         let size = match scenario {
             Scenario::Put | Scenario::Mixed => Some(size.unwrap_or(DEFAULT_PUT_SIZE)),
@@ -472,7 +490,7 @@ fn check_applies(args: &Args, scenario: Scenario) -> Result<(), String> {
         ("--max-sessions", args.max_sessions.is_some(), &[Ramp]),
         ("--step-interval", args.step_interval.is_some(), &[Ramp]),
         ("--window", args.window.is_some(), &[Ramp]),
-        ("--threads", args.threads.is_some(), &[Idle]),
+        ("--threads", args.threads.is_some(), &[Idle, Ramp]),
         ("--spread", args.spread.is_some(), &[Idle]),
         ("--probe-interval", args.probe_interval.is_some(), &[Idle, Get, Put, Small, Mixed]),
         ("--keep", args.keep, &[Put, Mixed]),
@@ -666,6 +684,27 @@ mod tests {
         assert_eq!(p.probe_interval, Some(Duration::from_millis(5)));
         assert!(plan(&["21", "put", "--probe-interval", "5"]).is_ok());
         assert!(plan(&["21", "ramp", "--file", "f", "--probe-interval", "5"]).is_err());
+    }
+
+    // --threads is ramp's number of event loops: by default one per CPU, never more than the sessions, and not
+    // with --tls, whose sessions are threads.
+    #[test]
+    fn ramp_threads_are_its_event_loops() {
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let p = plan(&["21", "ramp", "--file", "f"]).expect("plan");
+        assert_eq!(p.threads, cpus.min(1000));
+        assert_eq!(plan(&["21", "ramp", "--file", "f", "--max-sessions", "1"]).expect("plan").threads, 1);
+        let p = plan(&["21", "ramp", "--file", "f", "--threads", "3"]).expect("plan");
+        assert_eq!(p.threads, 3);
+        let p = plan(&["21", "ramp", "--file", "f", "--threads", "8", "--max-sessions", "5"]).expect("plan");
+        assert_eq!(p.threads, 5);
+        assert!(plan(&["21", "ramp", "--file", "f", "--threads", "0"]).is_err());
+        let err = plan(&["21", "ramp", "--file", "f", "--threads", "2", "--tls", "--insecure"]).expect_err("tls");
+        assert!(err.contains("--threads does not apply to ramp with --tls"), "{err}");
+        assert!(plan(&["21", "ramp", "--file", "f", "--tls", "--insecure"]).is_ok());
+        assert_eq!(plan(&["21", "idle"]).expect("plan").threads, 8);
+        let err = plan(&["21", "get", "--file", "f", "--threads", "2"]).expect_err("get");
+        assert!(err.contains("only to idle, ramp"), "{err}");
     }
 
     #[test]

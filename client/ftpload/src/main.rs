@@ -5,7 +5,7 @@
 //! no server: the machine's own TCP ceiling. Every run ends by itself, prints one report (text, or one JSON line
 //! with `--json`) and exits 0 when it saw no errors, 1 when it did, and 2 when it could not run at all (a usage
 //! error, a refused target, a server that cannot be reached or logged in to). Sessions are threads over blocking
-//! sockets, except ramp's plain FTP sessions, which are state machines on one poll loop; the modules: [`args`] (the
+//! sockets, except ramp's plain FTP sessions, which are state machines on a few poll loops; the modules: [`args`] (the
 //! command line), [`run`] (shared state, preflight, the per-connection scenarios), [`worker`] (one session's
 //! transfers), [`idle`], [`ramp`], [`control`] (bare control connections for idle), [`probe`] (the bystander
 //! session's NOOPs), [`loopback`], [`throttle`] (rate limiting), [`stats`] (histograms, tallies, fairness),

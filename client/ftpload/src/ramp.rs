@@ -8,13 +8,14 @@
 //! one fell short (or a session failed), the ramp stops. It also stops once all `--max-sessions` have been judged
 //! and held, or at `--duration`. The result is the largest count held.
 //!
-//! The clock and these rules are [`Judge`], the same whatever runs the sessions. Plain FTP sessions run in
-//! [`event_loop`]: non-blocking state machines ([`dialogue`]) on one mio poll loop in this thread, which also does
-//! the judging, because with a thread per session the load tool's own wake-ups (each session wakes about fifty
-//! times a second to take its next throttled grant) became what the ramp measured: at about 1,100 sessions
-//! ftpload used six times the server's CPU. FTPS sessions (`--tls`) still run one thread each ([`crate::worker`]),
-//! sampled through the run's shared [`crate::run::Slot`] counters: TLS on a non-blocking loop is not worth its code
-//! for a scenario that measures how many plain transfers a server holds.
+//! The clock and these rules are [`Judge`], the same whatever runs the sessions; it runs in this thread, which
+//! also draws the progress line, and samples every session through the run's shared [`crate::run::Slot`] counters.
+//! Plain FTP sessions run in [`event_loop`]: non-blocking state machines ([`dialogue`]) on `--threads` mio poll
+//! loops, session `i` on loop `i % threads` ([`run_loops`]), because with a thread per session the load tool's own
+//! wake-ups (each session wakes about fifty times a second to take its next throttled grant) became what the ramp
+//! measured: at about 1,100 sessions ftpload used six times the server's CPU; and one loop thread was in turn
+//! saturated at about 2,400. FTPS sessions (`--tls`) still run one thread each ([`crate::worker`]): TLS on a
+//! non-blocking loop is not worth its code for a scenario that measures how many plain transfers a server holds.
 
 mod dialogue;
 mod event_loop;
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 use crate::args::Plan;
 use crate::control::io_error;
 use crate::progress::Progress;
-use crate::run::{collect, spawn_session, Outcome, Run};
+use crate::run::{collect, spawn_session, Outcome, Run, Slot};
 use crate::stats::Tally;
 use crate::throttle::rate_ratio;
 
@@ -227,13 +228,65 @@ impl Judge {
     }
 }
 
-/// Runs the ramp: plain sessions on the event loop, FTPS sessions on threads.
+/// Runs the ramp: plain sessions on event loops, FTPS sessions on threads.
 pub fn run_ramp(run: Arc<Run>, progress: &mut Progress) -> Outcome {
     if run.plan.tls.is_some() {
         run_threads(run, progress)
     } else {
-        event_loop::run(&run, progress)
+        run_loops(run, progress)
     }
+}
+
+/// What the judge samples of session `index`: its bytes, once it is streaming.
+fn sampled(run: &Run, index: usize) -> Option<u64> {
+    run.slots.get(index).and_then(Slot::sampled)
+}
+
+/// The ramp with plain sessions spread over `--threads` poll loops ([`event_loop::Shards`]), judged here. Between
+/// turns this thread waits on the loops' failure channel, until the judge's next turn at the latest, so a failed
+/// session ends the ramp at once.
+fn run_loops(run: Arc<Run>, progress: &mut Progress) -> Outcome {
+    let mut judge = Judge::new(&run.plan, Instant::now());
+    let mut shards = event_loop::Shards::new(&run);
+    let (failed_tx, failed) = mpsc::channel();
+    let started = shards.start(&failed_tx);
+    // The loops hold the only senders: if every one has ended, the channel says so instead of waiting.
+    drop(failed_tx);
+    let mut early = Tally::default();
+    let reason = match started {
+        Err(e) => {
+            early.errors.add(&e);
+            run.count_error();
+            "session-failed"
+        }
+        Ok(()) => loop {
+            let now = Instant::now();
+            match judge.turn(now, run.deadline, |index| sampled(&run, index)) {
+                Turn::Stop(reason) => break reason,
+                Turn::Add => {
+                    // A loop ends early only when one of its sessions failed (or it panicked): the ramp is over.
+                    if !shards.add(judge.added()) {
+                        break "session-failed";
+                    }
+                    judge.add();
+                }
+                Turn::Wait => {}
+            }
+            progress.note = judge.note();
+            progress.tick(&run);
+            match failed.recv_timeout(judge.next_turn(now).saturating_duration_since(Instant::now())) {
+                Ok(shard) => {
+                    log::debug!("ramp: a session on loop {shard} failed");
+                    break "session-failed";
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break "session-failed",
+            }
+        },
+    };
+    let mut tally = shards.stop();
+    tally.merge(&early);
+    outcome(&run, tally, judge.result(reason))
 }
 
 /// The ramp with a thread per session ([`crate::worker::session`]), for FTPS.
@@ -244,11 +297,7 @@ fn run_threads(run: Arc<Run>, progress: &mut Progress) -> Outcome {
     let mut ended = 0;
     let reason = loop {
         let now = Instant::now();
-        let streaming = |index: usize| {
-            let slot = run.slots.get(index)?;
-            (slot.streaming_since.load(Ordering::Relaxed) > 0).then(|| slot.bytes.load(Ordering::Relaxed))
-        };
-        match judge.turn(now, run.deadline, streaming) {
+        match judge.turn(now, run.deadline, |index| sampled(&run, index)) {
             Turn::Stop(reason) => break reason,
             Turn::Add => {
                 if let Err(e) = spawn_session(&run, judge.added(), tx.clone()) {

@@ -76,6 +76,7 @@ pub struct Settings {
     pub small_file_size: Option<u64>,
     pub upload_size: Option<u64>,
     pub rate: Option<u64>,
+    /// idle: threads opening the sessions; ramp without `--tls`: event loops the sessions were spread over.
     pub threads: Option<usize>,
     pub spread: bool,
     /// Milliseconds between two NOOPs of the probe session, when there was one.
@@ -120,6 +121,8 @@ impl Report {
         let errors = &t.errors;
         let idle = plan.cycle.is_empty();
         let uploads = plan.cycle.contains(&Op::Put);
+        // idle's opening threads, or the event loops of a plain ramp (an FTPS ramp has a thread per session).
+        let threaded = idle || (plan.scenario == Scenario::Ramp && plan.tls.is_none());
         Report {
             scenario: plan.scenario.name(),
             target: plan.target.to_string(),
@@ -156,7 +159,7 @@ impl Report {
                 small_file_size: if plan.scenario == Scenario::Mixed { sizes.small_file } else { None },
                 upload_size: if uploads { plan.size } else { None },
                 rate: plan.rate,
-                threads: idle.then_some(plan.threads),
+                threads: threaded.then_some(plan.threads),
                 spread: plan.spread,
                 probe_interval_ms: plan.probe_interval.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 fd_limit,

@@ -29,12 +29,28 @@ const STACK: usize = 256 * 1024;
 /// Bytes of the generated upload pattern and of each session's transfer buffer.
 pub const BUFFER: usize = 64 * 1024;
 
-/// Live counters of one session, read by `ramp` to judge its rate.
+/// Live counters of one session, read by `ramp` to judge its rate. Each has a cache line of its own: ramp's loop
+/// threads write the slots of neighbouring sessions (session `i` runs on loop `i % threads`) at every read, and
+/// slots sharing a line would bounce it between the cores.
 #[derive(Default)]
+#[repr(align(64))]
 pub struct Slot {
     pub bytes: AtomicU64,
     /// When the session's first transfer started, in nanoseconds since the run began, plus one (0: not yet).
     pub streaming_since: AtomicU64,
+}
+
+impl Slot {
+    /// The session's first transfer has started, now (a run that began at `origin`).
+    pub fn mark_streaming(&self, origin: Instant) {
+        let since = u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1;
+        self.streaming_since.store(since, Ordering::Relaxed);
+    }
+
+    /// The bytes the session has received, once it is streaming: what the ramp's judge samples.
+    pub fn sampled(&self) -> Option<u64> {
+        (self.streaming_since.load(Ordering::Relaxed) > 0).then(|| self.bytes.load(Ordering::Relaxed))
+    }
 }
 
 /// Expected sizes of the files downloaded, from `--size` or SIZE.

@@ -182,8 +182,7 @@ impl Worker<'_> {
         if !self.streaming {
             self.streaming = true;
             if let Some(slot) = self.run.slots.get(self.index) {
-                let since = u64::try_from(self.run.origin.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1;
-                slot.streaming_since.store(since, Ordering::Relaxed);
+                slot.mark_streaming(self.run.origin);
             }
         }
         Ok(data)

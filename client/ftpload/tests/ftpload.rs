@@ -34,11 +34,16 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// The server with `extra` options on its command line.
+    fn start_with(extra: &[&str]) -> Server {
         let root = tempfile::tempdir().expect("tempdir");
         fs::write(root.path().join("big.bin"), pattern(BIG as usize)).expect("big.bin");
         fs::write(root.path().join("small.bin"), pattern(SMALL as usize)).expect("small.bin");
         let mut command = Command::new(ftpserver_binary());
-        command.arg("0").arg("--root").arg(root.path()).env_remove("RUST_LOG").stderr(Stdio::null());
+        command.arg("0").arg("--root").arg(root.path()).args(extra).env_remove("RUST_LOG").stderr(Stdio::null());
         let (child, lines) =
             start_reading_lines(command, 1, Duration::from_secs(30)).unwrap_or_else(|why| panic!("ftpserver: {why}"));
         let port = ready_address(&lines[0]).map(|addr| addr.port());
@@ -298,7 +303,8 @@ fn ramp_file(server: &Server) -> &'static str {
     "ramp.bin"
 }
 
-// Twenty sessions at 256 KiB/s are nothing for our server: every one is judged and held, on ftpload's one loop.
+// Twenty sessions at 256 KiB/s are nothing for our server: every one is judged and held, on ftpload's event loops
+// (by default one per CPU).
 #[test]
 fn ramp_holds_every_session_up_to_the_maximum() {
     let server = Server::start();
@@ -319,6 +325,121 @@ fn ramp_holds_every_session_up_to_the_maximum() {
     assert_eq!(u(&v["transfers_aborted"]), 20, "{v}");
     assert!(u(&v["bytes"]) > 0, "{v}");
     assert_fair(&v);
+    let cpus = thread::available_parallelism().map_or(1, std::num::NonZero::get) as u64;
+    assert_eq!(u(&v["settings"]["threads"]), cpus.min(20), "{v}");
+}
+
+// Sharded over two event loops (session i on loop i % 2), every session is opened, reaches its rate and is held:
+// neither loop loses the sessions the judge hands it, and the judge sees the bytes of both.
+#[test]
+fn ramp_on_two_loops_holds_every_session() {
+    let server = Server::start();
+    let file = ramp_file(&server);
+    let mut args = vec!["ramp", "--file", file, "--duration", "5", "--threads", "2"];
+    args.extend_from_slice(&SMALL_RAMP);
+    let v = report(&server, &args);
+    let ramp = &v["ramp"];
+    assert_eq!(ramp["stop_reason"], "max-sessions", "{v}");
+    assert_eq!((u(&ramp["sessions_held"]), u(&ramp["sessions_added"])), (20, 20), "{ramp}");
+    assert!(ramp["worst_ratio"].as_f64().unwrap_or_else(|| panic!("no worst ratio: {ramp}")) >= 0.9, "{ramp}");
+    assert_eq!(u(&v["settings"]["threads"]), 2, "{v}");
+    assert_eq!(u(&v["sessions_established"]), 20, "{v}");
+    assert_eq!(u(&v["login_latency_ms"]["count"]), 20, "{v}");
+    assert_eq!(u(&v["transfers_aborted"]), 20, "{v}");
+    // The loops' tallies are merged: every session's throughput is in the fairness index, and the bytes add up.
+    assert_fair(&v);
+    let per_session = v["bytes"].as_f64().expect("bytes") / v["elapsed_s"].as_f64().expect("elapsed") / 20.0;
+    assert!(per_session < 2.0 * 256.0 * 1024.0, "{per_session} B/s per session");
+}
+
+// Three loops with twenty sessions (7, 7 and 6 each): repeated downloads on every loop are counted once each and
+// checked against SIZE, and the merged counts agree with each other.
+#[test]
+fn ramp_on_three_loops_counts_every_transfer() {
+    let server = Server::start();
+    let mut args = vec!["ramp", "--file", "small.bin", "--duration", "5", "--threads", "3"];
+    args.extend_from_slice(&SMALL_RAMP);
+    let v = report(&server, &args);
+    assert_eq!(v["ramp"]["stop_reason"], "max-sessions", "{v}");
+    assert_eq!(u(&v["ramp"]["sessions_held"]), 20, "{v}");
+    assert_eq!(u(&v["settings"]["threads"]), 3, "{v}");
+    assert_eq!(u(&v["sessions_established"]), 20, "{v}");
+    let transfers = u(&v["operations"]["get"]["transfers"]);
+    assert!(transfers > 20, "{v}");
+    assert_eq!(u(&v["operations"]["get"]["bytes"]), transfers * SMALL, "{v}");
+    assert_eq!(u(&v["latency_ms"]["count"]), transfers, "{v}");
+    // Bytes of transfers cut short by the end are in the total too, never fewer.
+    assert!(u(&v["bytes"]) >= transfers * SMALL, "{v}");
+}
+
+// The loops are threads of their own, and each holds exactly its share: session i on loop i % 3, so of twenty
+// sessions loops 0 and 1 hold seven each and loop 2 six. The loops' names are read from /proc while the ramp runs;
+// their shares from the debug line each loop writes when it ends.
+#[test]
+fn ramp_loops_are_threads_holding_their_share() {
+    let server = Server::start();
+    let file = ramp_file(&server);
+    let port = server.port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ftpload"))
+        .args([&port, "ramp", "--file", file, "--duration", "10", "--threads", "3", "--json"])
+        .args(SMALL_RAMP)
+        .env("RUST_LOG", "ftpload::ramp::event_loop=debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ftpload");
+    let thread_names = |pid: u32| -> Vec<String> {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+        let comm = |task: fs::DirEntry| fs::read_to_string(task.path().join("comm")).ok();
+        tasks.filter_map(|t| t.ok().and_then(comm)).map(|c| c.trim_end().to_string()).collect()
+    };
+    let loops = ["ramp-loop-0", "ramp-loop-1", "ramp-loop-2"];
+    let give_up = std::time::Instant::now() + Duration::from_secs(20);
+    let mut names = Vec::new();
+    while !loops.iter().all(|l| names.iter().any(|n| n == l)) {
+        assert!(std::time::Instant::now() < give_up, "no threads {loops:?} in ftpload; it has {names:?}");
+        thread::sleep(Duration::from_millis(20));
+        names = thread_names(child.id());
+    }
+    let stderr = child.stderr.take().expect("stderr");
+    let output = wait_bounded(child, PROCESS_LIMIT);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let v: Value = serde_json::from_str(stdout.trim_end()).expect("the report is JSON");
+    assert_eq!(v["ramp"]["stop_reason"], "max-sessions", "{v}");
+    assert_eq!(u(&v["settings"]["threads"]), 3, "{v}");
+    // The child has ended, so its stderr is complete and reading it ends.
+    let log: Vec<String> = BufReader::new(stderr).lines().map_while(Result::ok).collect();
+    for (number, share) in [(0, 7), (1, 7), (2, 6)] {
+        let line = format!("ramp loop {number}: {share} sessions");
+        assert!(log.iter().any(|l| l.ends_with(&line)), "no {line:?} in {log:#?}");
+    }
+}
+
+// A server that holds five control connections refuses the sixth session (or the fifth, if the preflight's is not
+// yet closed) with 421: one session on one of the two loops fails while the other loop's sessions are fine, and
+// that alone ends the whole ramp with session-failed, at once rather than at --duration.
+#[test]
+fn ramp_ends_when_a_session_on_one_loop_fails() {
+    let server = Server::start_with(&["--max-connections", "5"]);
+    let file = ramp_file(&server);
+    let port = server.port();
+    let mut args = vec![port.as_str(), "ramp", "--file", file, "--duration", "60", "--threads", "2", "--json"];
+    args.extend_from_slice(&SMALL_RAMP);
+    let (code, stdout, stderr) = ftpload(&args);
+    assert_eq!(code, Some(1), "stdout: {stdout}\nstderr: {stderr}");
+    let v: Value = serde_json::from_str(stdout.trim_end()).expect("the report is JSON");
+    let ramp = &v["ramp"];
+    assert_eq!(ramp["stop_reason"], "session-failed", "{v}");
+    assert_eq!(v["stopped_by"], "session-failed", "{v}");
+    assert_eq!(u(&v["settings"]["threads"]), 2, "{v}");
+    let established = u(&v["sessions_established"]);
+    assert!((4..=5).contains(&established), "{v}");
+    assert!(u(&ramp["sessions_added"]) < 20, "{ramp}");
+    assert!(u(&v["errors"]["by_code"]["421"]) >= 1, "{v}");
+    // A session is added every 20 ms, so the refusal comes within a fraction of a second; the ramp ends with it.
+    assert!(v["elapsed_s"].as_f64().expect("elapsed") < 10.0, "{v}");
 }
 
 // Sessions that finish their file start the next transfer; each transfer is counted and checked against SIZE.

@@ -1,12 +1,28 @@
-//! The ramp's plain FTP sessions as non-blocking state machines on one mio poll loop, in the thread that judges
-//! them.
+//! The ramp's plain FTP sessions as non-blocking state machines on a few mio poll loops ("shards"), one thread
+//! each, judged from the thread that runs the ramp ([`super::run_loops`]).
 //!
 //! A thread per session costs the load tool a wake-up and two context switches for every throttled grant (about
-//! fifty a second per session), which at a thousand sessions was more CPU than the server used. Here one thread
-//! holds every session, in the manner of the server's loops: a `Vec` of sessions (session `i` is the ramp's `i`th;
-//! none is removed before the ramp ends, since a session that fails ends it), one timer per session in a
-//! `BTreeSet` keyed by deadline, and a poll whose timeout is the next timer or the judge's next turn, whichever is
-//! sooner. No step blocks: connections are opened non-blocking and completed on their first event.
+//! fifty a second per session), which at a thousand sessions was more CPU than the server used. Here a loop holds
+//! many sessions, in the manner of the server's loops: a `Vec` of sessions (none is removed before the ramp ends,
+//! since a session that fails ends it), one timer per session in a `BTreeSet` keyed by deadline, and a poll whose
+//! timeout is the next timer. No step blocks: connections are opened non-blocking and completed on their first
+//! event.
+//!
+//! One loop was not enough: against a fast server its thread reached a full core at about 2,400 sessions (ftpload
+//! used 13-18 CPU-s over a 35-40 s ramp, the server 5-7 s), so the ramp measured the tool, not the server. The
+//! sessions are therefore sharded over `--threads` loops (default: the cores available): of `K` loops, loop `s`
+//! owns exactly the sessions whose ramp index `i` has `i % K == s`. Each loop is a whole copy of the single loop
+//! (its own `Poll`, sessions, timers, buffer and [`Tally`]) and single-threaded as that one was: nothing on the
+//! path of a read takes a lock. What crosses threads is small and one-way at a time:
+//! - the judge samples each session's byte counter and whether it is streaming from the run's
+//!   [`crate::run::Slot`]s, which the owning loop updates with relaxed stores as it counts (one cache line per slot,
+//!   so loops writing neighbouring sessions do not share lines);
+//! - to add session `i`, the judge's thread sends `i` on loop `i % K`'s channel and wakes it with a mio [`Waker`],
+//!   so the session is created and connected in its loop at once;
+//! - a loop whose session fails stops, and says so on a channel the judge's thread waits on between its turns, so
+//!   the whole ramp ends at once with `session-failed`;
+//! - to stop, the judge's thread sets the run's stop flag and wakes every loop; each does what a stopped loop does
+//!   ([`Shard::finish`]) and hands its tally back when its thread is joined, to be merged.
 //!
 //! Each session owns its control connection, its data connection while a transfer runs, a [`ReplyParser`], its
 //! [`Dialogue`] (what to send and what a reply means) and its [`TokenBucket`]. Throttling parks a session: when the
@@ -24,32 +40,30 @@
 //! nothing here looks at it. With sessions of 1 MiB/s on 2 cores, copying it out was close to half of the loop's CPU,
 //! and the ramp stopped at about 1,200 sessions instead of about 1,900: the copy, not the server, was again what
 //! was measured. What is left is mostly the kernel's TCP work, which on loopback is charged to whichever side sets
-//! it off. One loop thread is enough for the ramp's 2,000 sessions: at about 1,900 it used some two thirds of a
-//! core, most of that in the kernel, which more loop threads would only spread over the cores the server needs.
+//! it off.
 //!
 //! Everything counted is counted as the thread version counts it: login and transfer latencies into the run's
-//! recorder, transfers, bytes, byte-count errors and failures into one [`Tally`], and the run's live counters for the
-//! progress line. Only the judge reads a session's byte counter, in the same thread, so nothing here is atomic but
-//! those live counters.
+//! recorder (a mutex per recorder shard, taken per login or transfer, not per read), transfers, bytes, byte-count
+//! errors and failures into the loop's [`Tally`], and the run's live counters (atomics) for the progress line.
 
 use std::collections::BTreeSet;
 use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use ftp_client::FtpError;
 use ftp_common::ReplyParser;
 use mio::event::Event;
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Registry, Token};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
 use super::dialogue::{Cmd, Dialogue, Script, Step};
-use super::{outcome, Judge, Turn};
 use crate::args::Op;
 use crate::control::io_error;
-use crate::progress::Progress;
-use crate::run::{Outcome, Run, BUFFER};
+use crate::run::{Run, BUFFER};
 use crate::stats::{Metric, Tally};
 use crate::throttle::TokenBucket;
 
@@ -57,132 +71,231 @@ use crate::throttle::TokenBucket;
 const EVENTS: usize = 1024;
 /// Bytes read from a control connection at a time: replies are short.
 const CONTROL_READ: usize = 4096;
+/// Longest a loop's poll waits when no timer is due sooner. Only a backstop: every session has a timer (its
+/// `--timeout` at the latest), and a new session or the stop comes with a wake-up.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
 
 /// Which of a session's connections a token names.
 const CONTROL: usize = 0;
 const DATA: usize = 1;
+/// The token of a loop's [`Waker`]. A session's tokens are its place in the loop shifted left by two, and a ramp
+/// has at most `--max-sessions` (10,000) sessions, so none comes near it.
+const WAKE: Token = Token(usize::MAX);
 
-/// The token of session `index`'s control or data connection. The data connection's token also carries the parity
-/// of its number, so that an event still pending for the previous one (events are gathered before they are handled)
-/// is not taken for the new one's.
-fn token(index: usize, kind: usize, generation: usize) -> Token {
-    Token(index << 2 | (generation & 1) << 1 | kind)
+/// The token of the control or data connection of the session at place `local` of its loop. The data connection's
+/// token also carries the parity of its number, so that an event still pending for the previous one (events are
+/// gathered before they are handled) is not taken for the new one's.
+fn token(local: usize, kind: usize, generation: usize) -> Token {
+    Token(local << 2 | (generation & 1) << 1 | kind)
 }
 
-/// Runs the ramp with plain FTP sessions on this thread's poll loop.
-pub fn run(run: &Run, progress: &mut Progress) -> Outcome {
-    let mut judge = Judge::new(&run.plan, Instant::now());
-    let mut tally = Tally::default();
-    let reason = match Sessions::new(run) {
-        Ok(mut sessions) => {
-            let reason = sessions.drive(&mut judge, progress);
-            sessions.finish(Instant::now());
-            tally = sessions.tally;
-            reason
-        }
-        Err(e) => {
-            tally.errors.add(&e);
-            run.count_error();
-            "session-failed"
-        }
-    };
-    outcome(run, tally, judge.result(reason))
+/// The ramp's loops, seen from the thread that judges: where each new session goes, and how they all stop.
+pub struct Shards {
+    run: Arc<Run>,
+    handles: Vec<ShardHandle>,
 }
 
-/// The loop and every session on it.
-struct Sessions<'a> {
+impl Shards {
+    /// No loops yet: [`Shards::start`] starts them.
+    pub fn new(run: &Arc<Run>) -> Shards {
+        Shards { run: Arc::clone(run), handles: Vec::with_capacity(run.plan.threads) }
+    }
+
+    /// Starts `--threads` loops, each with its own poll and thread; a loop sends its number on `failed` when one of
+    /// its sessions fails. On an error, the loops already started stay here to be stopped.
+    pub fn start(&mut self, failed: &Sender<usize>) -> Result<(), FtpError> {
+        let plan = &self.run.plan;
+        let script = Arc::new(Script::new(&plan.user, &plan.pass, plan.file.as_deref().unwrap_or_default())?);
+        for number in 0..plan.threads.max(1) {
+            let handle = ShardHandle::start(&self.run, &script, number, failed.clone())?;
+            self.handles.push(handle);
+        }
+        Ok(())
+    }
+
+    /// Asks the loop that owns session `index` (loop `index % K`) to open it at once; false if that loop has ended
+    /// (one of its sessions failed, or its thread panicked).
+    pub fn add(&self, index: usize) -> bool {
+        let Some(handle) = self.handles.get(index % self.handles.len().max(1)) else { return false };
+        if handle.adds.send(index).is_err() {
+            return false;
+        }
+        handle.wake();
+        true
+    }
+
+    /// Ends the ramp: sets the run's stop flag, wakes every loop, and returns their tallies merged once all have
+    /// finished (each within one wake-up: a loop checks the flag every turn).
+    pub fn stop(self) -> Tally {
+        let Shards { run, handles } = self;
+        run.stop.store(true, Ordering::Release);
+        for handle in &handles {
+            handle.wake();
+        }
+        let mut tally = Tally::default();
+        for handle in handles {
+            match handle.thread.join() {
+                Ok(t) => tally.merge(&t),
+                Err(_) => {
+                    tally.errors.add_kind("panic", "a ramp loop thread panicked".into());
+                    run.count_error();
+                }
+            }
+        }
+        tally
+    }
+}
+
+/// The judging thread's end of one loop.
+struct ShardHandle {
+    /// Ramp indices of the sessions the loop is to open.
+    adds: Sender<usize>,
+    waker: Waker,
+    /// Returns the loop's tally when it has finished.
+    thread: JoinHandle<Tally>,
+}
+
+impl ShardHandle {
+    /// Starts loop `number`: its poll and waker here, so that failing to make them is one clear error, and its
+    /// thread.
+    fn start(run: &Arc<Run>, script: &Arc<Script>, number: usize, failed: Sender<usize>) -> Result<Self, FtpError> {
+        let poll = Poll::new().map_err(|e| io_error("creating the poll", e))?;
+        let waker = Waker::new(poll.registry(), WAKE).map_err(|e| io_error("creating the poll's waker", e))?;
+        let (adds, added) = mpsc::channel();
+        let run = Arc::clone(run);
+        let script = Arc::clone(script);
+        let thread = thread::Builder::new()
+            .name(format!("ramp-loop-{number}"))
+            .spawn(move || {
+                let mut shard = Shard::new(&run, number, poll, added, failed, script);
+                shard.drive();
+                shard.finish(Instant::now());
+                log::debug!("ramp loop {number}: {} sessions", shard.sessions.len());
+                shard.tally
+            })
+            .map_err(|e| io_error("starting a ramp loop thread", e))?;
+        Ok(ShardHandle { adds, waker, thread })
+    }
+
+    /// Wakes the loop from its poll.
+    fn wake(&self) {
+        // Writing to an eventfd does not fail in practice; if it did, the loop would still look at its channel and
+        // the stop flag within IDLE_WAIT.
+        if let Err(e) = self.waker.wake() {
+            log::warn!("waking a ramp loop: {e}");
+        }
+    }
+}
+
+/// One loop and the sessions on it.
+struct Shard<'a> {
     run: &'a Run,
+    /// Its place among the loops.
+    number: usize,
     poll: Poll,
+    /// Ramp indices of the sessions to open, from the judging thread.
+    adds: Receiver<usize>,
+    /// Where to say that one of this loop's sessions failed (the ramp ends).
+    failures: Sender<usize>,
+    /// The loop's sessions in the order they were added: a session's place here (`local`) is in its tokens.
     sessions: Vec<Session>,
-    /// One entry per session at most: `(when, index)`.
+    /// One entry per session at most: `(when, local)`.
     timers: BTreeSet<(Instant, usize)>,
     script: Arc<Script>,
     /// The buffer data receives name; with [`discard`] nothing is written to it. One for every session.
     buf: Vec<u8>,
     tally: Tally,
-    /// Set once a session has failed: the ramp ends after the current batch.
+    /// Set once a session has failed: the loop ends after the current batch.
     failed: bool,
 }
 
-impl<'a> Sessions<'a> {
-    fn new(run: &'a Run) -> Result<Sessions<'a>, FtpError> {
-        let plan = &run.plan;
-        let script = Script::new(&plan.user, &plan.pass, plan.file.as_deref().unwrap_or_default())?;
-        let poll = Poll::new().map_err(|e| io_error("creating the poll", e))?;
-        Ok(Sessions {
+impl<'a> Shard<'a> {
+    fn new(
+        run: &'a Run,
+        number: usize,
+        poll: Poll,
+        adds: Receiver<usize>,
+        failures: Sender<usize>,
+        script: Arc<Script>,
+    ) -> Shard<'a> {
+        // Its share of the sessions, rounded up.
+        let share = run.plan.sessions.div_ceil(run.plan.threads.max(1));
+        Shard {
             run,
+            number,
             poll,
-            sessions: Vec::with_capacity(plan.sessions),
+            adds,
+            failures,
+            sessions: Vec::with_capacity(share),
             timers: BTreeSet::new(),
-            script: Arc::new(script),
+            script,
             buf: vec![0; BUFFER],
             tally: Tally::default(),
             failed: false,
-        })
+        }
     }
 
-    /// Turns the loop until the judge stops the ramp or a session fails; returns the stop reason.
-    fn drive(&mut self, judge: &mut Judge, progress: &mut Progress) -> &'static str {
+    /// Turns the loop until the ramp stops or one of its sessions fails; then says so, which ends the ramp.
+    fn drive(&mut self) {
         let mut events = Events::with_capacity(EVENTS);
-        let mut next_turn = Instant::now();
-        loop {
+        while !self.failed && !self.run.stop.load(Ordering::Acquire) {
             let now = Instant::now();
-            if now >= next_turn {
-                let sessions = &self.sessions;
-                let bytes = |index: usize| sessions.get(index).filter(|s| s.streaming).map(|s| s.bytes);
-                match judge.turn(now, self.run.deadline, bytes) {
-                    Turn::Stop(reason) => return reason,
-                    Turn::Add => {
-                        let added = self.add(now);
-                        judge.add();
-                        if let Err(e) = added {
-                            self.record(&e);
-                            return "session-failed";
-                        }
-                    }
-                    Turn::Wait => {}
-                }
-                progress.note = judge.note();
-                progress.tick(self.run);
-                next_turn = judge.next_turn(now);
-            }
+            self.take_adds(now);
             self.fire_timers(now);
             if self.failed {
-                return "session-failed";
+                break;
             }
-            let wake = self.timers.first().map_or(next_turn, |(at, _)| next_turn.min(*at));
+            let wake = self.timers.first().map_or(now + IDLE_WAIT, |(at, _)| (*at).min(now + IDLE_WAIT));
             match self.poll.poll(&mut events, Some(wake.saturating_duration_since(Instant::now()))) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     self.record(&io_error("waiting for events", e));
-                    return "session-failed";
+                    self.failed = true;
+                    break;
                 }
             }
             let now = Instant::now();
             for event in events.iter() {
-                self.dispatch(event, now);
+                // The waker's event only ends the wait: new sessions and the stop flag are looked at every turn.
+                if event.token() != WAKE {
+                    self.dispatch(event, now);
+                }
             }
-            if self.failed {
-                return "session-failed";
+        }
+        if self.failed {
+            log::debug!("ramp loop {}: a session failed", self.number);
+            // The judging thread keeps its receiver until the ramp is over; after that nobody needs to know.
+            let _ = self.failures.send(self.number);
+        }
+    }
+
+    /// Opens the sessions the judging thread has asked for since the last turn.
+    fn take_adds(&mut self, now: Instant) {
+        while let Ok(index) = self.adds.try_recv() {
+            if let Err(e) = self.add(index, now) {
+                self.record(&e);
+                self.failed = true;
+                return;
             }
         }
     }
 
-    /// Opens the next session's control connection.
-    fn add(&mut self, now: Instant) -> Result<(), FtpError> {
-        let index = self.sessions.len();
+    /// Opens the control connection of the ramp's session `index`.
+    fn add(&mut self, index: usize, now: Instant) -> Result<(), FtpError> {
+        let local = self.sessions.len();
         let target = self.run.plan.target;
         let dialogue = Dialogue::new(target, Arc::clone(&self.script));
         let mut control = TcpStream::connect(target).map_err(|e| io_error(dialogue.label(), e))?;
         self.poll
             .registry()
-            .register(&mut control, token(index, CONTROL, 0), Interest::READABLE | Interest::WRITABLE)
+            .register(&mut control, token(local, CONTROL, 0), Interest::READABLE | Interest::WRITABLE)
             .map_err(|e| io_error(format!("registering the connection to {target}"), e))?;
         // Replies are small and awaited one at a time; Nagle would only delay commands.
         let _ = control.set_nodelay(true);
         let session = Session {
             index,
+            local,
             dialogue,
             control,
             control_up: false,
@@ -203,16 +316,16 @@ impl<'a> Sessions<'a> {
             ended: false,
         };
         self.sessions.push(session);
-        self.arm(index);
+        self.arm(local);
         Ok(())
     }
 
     /// Hands an event to the session whose connection it concerns.
     fn dispatch(&mut self, event: &Event, now: Instant) {
         let raw = event.token().0;
-        let (index, kind, generation) = (raw >> 2, raw & 1, (raw >> 1) & 1);
-        let Sessions { run, poll, sessions, buf, tally, .. } = self;
-        let Some(session) = sessions.get_mut(index).filter(|s| !s.ended) else { return };
+        let (local, kind, generation) = (raw >> 2, raw & 1, (raw >> 1) & 1);
+        let Shard { run, poll, sessions, buf, tally, .. } = self;
+        let Some(session) = sessions.get_mut(local).filter(|s| !s.ended) else { return };
         let mut cx = Cx { run, registry: poll.registry(), buf, tally, now };
         let result = if kind == CONTROL {
             session.control_ready(&mut cx)
@@ -222,57 +335,58 @@ impl<'a> Sessions<'a> {
             // For the data connection before this one, already closed.
             Ok(())
         };
-        self.settle(index, result);
+        self.settle(local, result);
     }
 
     /// Fires the timers due at `now`. Each fired timer is re-armed strictly later (or its session has ended), so
     /// this ends.
     fn fire_timers(&mut self, now: Instant) {
-        while let Some(&(at, index)) = self.timers.first() {
+        while let Some(&(at, local)) = self.timers.first() {
             if at > now {
                 break;
             }
             self.timers.pop_first();
-            let Sessions { run, poll, sessions, buf, tally, .. } = self;
-            let Some(session) = sessions.get_mut(index) else { continue };
+            let Shard { run, poll, sessions, buf, tally, .. } = self;
+            let Some(session) = sessions.get_mut(local) else { continue };
             session.timer = None;
             let mut cx = Cx { run, registry: poll.registry(), buf, tally, now };
             let result = session.on_timer(&mut cx);
-            self.settle(index, result);
+            self.settle(local, result);
         }
     }
 
-    /// After session `index` handled something: records its failure, or arms its timer for what it waits for now.
-    fn settle(&mut self, index: usize, result: Result<(), FtpError>) {
+    /// After the session at `local` handled something: records its failure, or arms its timer for what it waits
+    /// for now.
+    fn settle(&mut self, local: usize, result: Result<(), FtpError>) {
         if let Err(e) = result {
             self.record(&e);
             self.failed = true;
-            if let Some(session) = self.sessions.get_mut(index) {
+            if let Some(session) = self.sessions.get_mut(local) {
                 session.ended = true;
                 if let Some(at) = session.timer.take() {
-                    self.timers.remove(&(at, index));
+                    self.timers.remove(&(at, local));
                 }
             }
             return;
         }
-        self.arm(index);
+        self.arm(local);
     }
 
-    /// Makes sure session `index` has a timer no later than what it waits for. A timer already earlier is kept: it
-    /// fires, finds nothing due and is armed again.
-    fn arm(&mut self, index: usize) {
+    /// Makes sure the session at `local` has a timer no later than what it waits for. A timer already earlier is
+    /// kept: it fires, finds nothing due and is armed again.
+    fn arm(&mut self, local: usize) {
         let timeout = self.run.plan.timeout;
-        let Some(session) = self.sessions.get_mut(index) else { return };
+        let Some(session) = self.sessions.get_mut(local) else { return };
         let due = session.due(timeout);
         match session.timer {
             Some(at) if at <= due => {}
             Some(at) => {
-                self.timers.remove(&(at, index));
-                self.timers.insert((due, index));
+                self.timers.remove(&(at, local));
+                self.timers.insert((due, local));
                 session.timer = Some(due);
             }
             None => {
-                self.timers.insert((due, index));
+                self.timers.insert((due, local));
                 session.timer = Some(due);
             }
         }
@@ -328,7 +442,10 @@ enum Link {
 
 /// One session: its connections, its conversation and its counters.
 struct Session {
+    /// Its number in the ramp: its [`crate::run::Slot`] of live counters and its latency shard.
     index: usize,
+    /// Its place in its loop's `Vec`, which its tokens and its timer carry.
+    local: usize,
     dialogue: Dialogue,
     control: TcpStream,
     /// Set once the control connection has been opened.
@@ -347,9 +464,9 @@ struct Session {
     /// When the current transfer began (its EPSV or PASV), and its bytes so far.
     transfer_began: Instant,
     transfer_bytes: u64,
-    /// Bytes received over all transfers: the judge's counter.
+    /// Bytes received over all transfers: the judge's counter, copied to the session's slot as it grows.
     bytes: u64,
-    /// Set at the first 125/150: from then on the judge samples the session.
+    /// Set at the first 125/150, and marked in the session's slot: from then on the judge samples the session.
     streaming: bool,
     /// Last time anything arrived or was sent (or the session woke from a park): `--timeout` runs from here.
     progress_at: Instant,
@@ -499,7 +616,7 @@ impl Session {
             Step::Connect(addr) => {
                 let mut stream = TcpStream::connect(addr).map_err(|e| io_error(self.dialogue.label(), e))?;
                 self.generation = self.generation.wrapping_add(1);
-                let token = token(self.index, DATA, self.generation);
+                let token = token(self.local, DATA, self.generation);
                 cx.registry
                     .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
                     .map_err(|e| io_error(format!("registering the data connection to {addr}"), e))?;
@@ -508,7 +625,12 @@ impl Session {
                 Ok(())
             }
             Step::Started => {
-                self.streaming = true;
+                if !self.streaming {
+                    self.streaming = true;
+                    if let Some(slot) = cx.run.slots.get(self.index) {
+                        slot.mark_streaming(cx.run.origin);
+                    }
+                }
                 Ok(())
             }
             Step::LoggedIn(cmd) => {
@@ -570,6 +692,10 @@ impl Session {
         self.progress_at = cx.now;
         cx.tally.bytes += n;
         cx.run.bytes.fetch_add(n, Ordering::Relaxed);
+        // This loop is the slot's only writer, so a store (no read-modify-write) is enough for the judge to sample.
+        if let Some(slot) = cx.run.slots.get(self.index) {
+            slot.bytes.store(self.bytes, Ordering::Relaxed);
+        }
     }
 
     /// Counts a finished transfer, checking its size against the file's.
