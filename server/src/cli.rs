@@ -83,7 +83,8 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', value_name = "CIDR[,CIDR...]")]
     pub allow_from: Vec<crate::proxy::Cidr>,
 
-    /// Event loops, one thread each, sharing the control port (SO_REUSEPORT) [default: the cores available].
+    /// Event loops, one thread each, sharing the control port (SO_REUSEPORT); a new session goes to the loop holding
+    /// fewest [default: the cores available].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub workers: Option<u32>,
 
