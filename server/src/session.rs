@@ -454,7 +454,9 @@ impl Session {
         if self.is_busy() || !self.deferred.is_empty() || self.awaits_answer() {
             // Only ABOR, STAT and NOOP are answered while a transfer runs; the rest wait their turn. While the
             // loop works on a request that a reply depends on, everything waits: replies keep the commands' order.
-            let urgent = !self.awaits_answer() && is_urgent(&line);
+            // STAT and NOOP behind a waiting command wait too, or their replies would overtake its reply and a
+            // pipelining client would pair them wrongly; ABOR does not wait (it is the client's interrupt).
+            let urgent = !self.awaits_answer() && is_urgent(&line) && (self.deferred.is_empty() || is_abort(&line));
             if !urgent {
                 self.deferred.push_back(line);
                 return;
@@ -704,7 +706,9 @@ impl Session {
         // ABOR, STAT and NOOP that came while the storage was answering run as soon as it has, ahead of what
         // waits for the transfer that answer may have started, as they would have had they come a moment later.
         while !self.awaits_answer() && self.is_busy() && self.closing.is_none() {
-            let Some(i) = self.deferred.iter().position(is_urgent) else { break };
+            // An ABOR anywhere; a STAT or NOOP only when nothing waits ahead of it.
+            let first = self.deferred.front().filter(|l| is_urgent(l)).map(|_| 0);
+            let Some(i) = self.deferred.iter().position(is_abort).or(first) else { break };
             let Some(line) = self.deferred.remove(i) else { break };
             self.run_line(now, line);
         }
@@ -1061,6 +1065,11 @@ fn is_urgent(line: &Line) -> bool {
         Line::Text(t) => matches!(Command::parse(t), Ok(Command::Abor | Command::Stat(None) | Command::Noop)),
         Line::TooLong => false,
     }
+}
+
+/// ABOR: answered during a transfer even behind commands that wait.
+fn is_abort(line: &Line) -> bool {
+    matches!(line, Line::Text(t) if matches!(Command::parse(t), Ok(Command::Abor)))
 }
 
 /// The metrics' direction of a transfer verb.

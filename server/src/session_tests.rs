@@ -623,16 +623,30 @@ fn list_of_missing_path_is_550() {
 
 // ---- transferring ----------------------------------------------------------------------------------------------
 
-// While a transfer runs, NOOP/STAT are answered at once and other commands wait for the 226.
+// While a transfer runs, NOOP/STAT are answered at once and other commands wait for the 226; a NOOP or STAT
+// behind a waiting command waits with it, so replies come in the commands' order.
 #[test]
 fn commands_during_transfer_are_deferred() {
     let mut t = connected();
     t.line("RETR a.txt");
     t.actions();
-    assert_eq!(t.line("PWD"), Vec::<u16>::new());
     assert_eq!(t.line("NOOP"), vec![200]);
     assert_eq!(t.line("STAT"), vec![211]);
-    assert_eq!(t.outcome(Outcome::TransferDone { bytes: 12 }), vec![226, 257]);
+    assert_eq!(t.line("PWD"), Vec::<u16>::new());
+    assert_eq!(t.line("NOOP"), Vec::<u16>::new());
+    assert_eq!(t.line("STAT"), Vec::<u16>::new());
+    assert_eq!(t.outcome(Outcome::TransferDone { bytes: 12 }), vec![226, 257, 200, 211]);
+}
+
+// ABOR does not wait behind queued commands: 426 and 226 at once, then the queued commands in order.
+#[test]
+fn abor_overtakes_queued_commands() {
+    let mut t = connected();
+    t.line("RETR a.txt");
+    t.actions();
+    assert_eq!(t.line("PWD"), Vec::<u16>::new());
+    assert_eq!(t.line("NOOP"), Vec::<u16>::new());
+    assert_eq!(t.line("ABOR"), vec![426, 226, 257, 200]);
 }
 
 // Found by fuzzing (session): lines queued behind a transfer ran back to back, so a PASV among them had no
