@@ -60,6 +60,8 @@ const COMMAND_EVENTS: usize = 256;
 /// Calls on the commands poll per turn at most: a turn handles at most 1,024 control connections' events, like a
 /// turn of the worker's own poll.
 const COMMAND_POLLS_PER_TURN: usize = 4;
+/// Connections handed over by other workers that one turn admits at most (the rest wake the next turn).
+const ARRIVALS_PER_TURN: usize = 256;
 /// Timer key for resuming accepts after descriptor exhaustion (slab keys never get this high).
 const ACCEPT_TIMER: usize = usize::MAX;
 
@@ -603,7 +605,7 @@ impl Worker {
     /// The control connections other workers accepted and handed to this one (see [`workers::Lane`]), admitted as
     /// if accepted here; while shutting down they are closed, as the listener would have been.
     fn take_arrivals(&mut self, now: Now) {
-        for a in self.shared.arrivals(self.id) {
+        for a in self.shared.arrivals(self.id, ARRIVALS_PER_TURN) {
             if self.shutdown_deadline.is_none() {
                 self.arrive(a.stream, a.peer, a.implicit, now);
             }

@@ -436,7 +436,7 @@ fn hundreds_of_simultaneous_transfers_progress_together() {
     );
 }
 
-/// One download as the server's transfer log tells it, in milliseconds since midnight (UTC).
+/// One download as the server's transfer log tells it, in milliseconds since 1970 (UTC).
 struct Span {
     worker: usize,
     file: String,
@@ -449,11 +449,15 @@ struct Span {
 fn download_spans(log: &str) -> Vec<Span> {
     let parse = |line: &str| -> Option<Span> {
         let (head, rest) = line.strip_prefix('[')?.split_once(']')?;
-        let clock = head.split('T').nth(1)?.split('Z').next()?;
+        let (date, clock) = head.split_once('T')?;
+        let clock = clock.split('Z').next()?;
+        let mut ymd = date.split('-').map(|n| n.parse::<i64>().ok());
+        let (y, mo, d) = (ymd.next()??, ymd.next()??, ymd.next()??);
         let mut hms = clock.split(':');
         let (h, m, sec): (i64, i64, f64) =
             (hms.next()?.parse().ok()?, hms.next()?.parse().ok()?, hms.next()?.parse().ok()?);
-        let end = (h * 3600 + m * 60) * 1000 + (sec * 1000.0).round() as i64;
+        // Whole days too, so a run across midnight still orders its ends.
+        let end = ((days_from_civil(y, mo, d) * 24 + h) * 3600 + m * 60) * 1000 + (sec * 1000.0).round() as i64;
         let worker = head.rsplit_once("worker-")?.1.trim().parse().ok()?;
         let (_, after) = rest.split_once(" RETR \"")?;
         let (file, after) = after.split_once('"')?;
@@ -466,4 +470,14 @@ fn download_spans(log: &str) -> Vec<Span> {
         Some(Span { worker, file: file.trim_start_matches('/').to_string(), start, end })
     };
     log.lines().filter_map(parse).filter(|s| s.file.starts_with("dl-")).collect()
+}
+
+/// Days from 1970-01-01 to the proleptic Gregorian date `y-m-d` (H. Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }

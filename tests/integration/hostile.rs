@@ -324,6 +324,35 @@ fn hostile_bystander_noop_stays_fast() {
     );
 }
 
+// A burst of connections on two workers: the worker that accepts them hands half to the other, which admits at most
+// a few hundred a turn; the bystanders on both workers stay answered, and every connection is greeted.
+#[test]
+fn hostile_connection_burst_across_workers() {
+    let server = TestServer::start(&["--workers", "2"]);
+    let addr = server.addr();
+    // One bystander on each worker (the second session goes to the worker holding none).
+    let bystanders = [Bystander::start(addr), Bystander::start(addr)];
+    let start = Instant::now();
+    // 300: with the other tests running beside it, the test process stays under a 1,024-descriptor limit.
+    let burst: Vec<TcpStream> = (0..300).map(|_| raw(addr)).collect();
+    for mut s in burst {
+        let mut greeting = [0u8; 4];
+        s.read_exact(&mut greeting).expect("a greeting");
+        assert_eq!(&greeting, b"220 ");
+    }
+    let done = Instant::now();
+    for (i, b) in bystanders.iter().enumerate() {
+        let answered = crate::util::wait_until(Duration::from_secs(5), || b.worst(done, Instant::now()).1 >= 2);
+        assert!(answered, "bystander {i} got no answer after the burst");
+        let (worst, n) = b.worst(start, Instant::now());
+        eprintln!("connection burst: bystander {i} worst NOOP {:.1} ms over {n} NOOPs", worst.as_secs_f64() * 1e3);
+        assert!(worst < BYSTANDER_LIMIT, "bystander {i} waited {worst:?} for NOOP during the burst");
+    }
+    for b in bystanders {
+        b.finish();
+    }
+}
+
 // 5. The verifier's queue is bounded per address: a burst of logins from one address gets 421 for those beyond
 // the bound, while a login from another address still succeeds.
 #[test]

@@ -191,13 +191,22 @@ impl Shared {
         }
     }
 
-    /// The connections handed to worker `id` since it last looked. Each is still counted as held by it: the
-    /// worker lets go of that count once it has admitted or refused the connection (see [`Shared::hold`]).
-    pub(super) fn arrivals(&self, id: usize) -> Vec<Arrival> {
-        match self.lanes.get(id) {
-            Some(lane) => std::mem::take(&mut *lane.arrivals.lock().unwrap_or_else(|p| p.into_inner())),
-            None => Vec::new(),
+    /// Up to `most` of the connections handed to worker `id`, oldest first; if more wait, the worker is woken
+    /// again, so a flood is admitted over several turns instead of one that grows with it. Each is still counted
+    /// as held by the worker, which lets go of that count once it has admitted or refused the connection (see
+    /// [`Shared::hold`]).
+    pub(super) fn arrivals(&self, id: usize, most: usize) -> Vec<Arrival> {
+        let Some(lane) = self.lanes.get(id) else { return Vec::new() };
+        let mut queue = lane.arrivals.lock().unwrap_or_else(|p| p.into_inner());
+        let n = most.min(queue.len());
+        let taken: Vec<Arrival> = queue.drain(..n).collect();
+        if !queue.is_empty() {
+            // hand_over wakes only an empty queue's worker: the rest would otherwise wait for the next hand-over.
+            if let Some(waker) = lane.waker.get() {
+                let _ = waker.wake();
+            }
         }
+        taken
     }
 
     /// The live sessions of every worker, one line each, for `GET /sessions`. Each worker writes its own list
@@ -633,14 +642,26 @@ mod tests {
         let mut polls = polls;
         polls[1].poll(&mut events, Some(std::time::Duration::from_secs(5))).unwrap();
         assert_eq!(events.iter().map(|e| e.token()).collect::<Vec<_>>(), [mio::Token(7)], "worker 1 woken");
-        let arrivals = s.arrivals(1);
+        let arrivals = s.arrivals(1, 8);
         assert_eq!(arrivals.len(), 1);
         assert_eq!(arrivals[0].peer, client.local_addr().unwrap());
-        assert!(s.arrivals(1).is_empty(), "taken once");
+        assert!(s.arrivals(1, 8).is_empty(), "taken once");
         s.hold(1, true);
         s.hold(1, false);
         s.hold(0, true);
         assert_eq!(s.lighter_than(0), Some(1), "2 against 1");
+        // A turn takes at most `most`; what is left wakes the worker again (hand_over would not: not empty).
+        let clients: Vec<std::net::TcpStream> =
+            (0..3).map(|_| std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap()).collect();
+        for _ in &clients {
+            let (stream, peer) = listener.accept().unwrap();
+            s.hand_over(1, Arrival { stream: mio::net::TcpStream::from_std(stream), peer, implicit: false });
+        }
+        polls[1].poll(&mut events, Some(std::time::Duration::from_secs(5))).unwrap();
+        assert_eq!(s.arrivals(1, 2).len(), 2);
+        polls[1].poll(&mut events, Some(std::time::Duration::from_secs(5))).unwrap();
+        assert_eq!(events.iter().count(), 1, "woken again for the one left");
+        assert_eq!(s.arrivals(1, 2).len(), 1);
         s.shutdown.store(true, Ordering::Release);
         assert_eq!(s.lighter_than(0), None, "shutting down");
     }
