@@ -59,16 +59,21 @@ pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-/// An HAProxy process, stopped by its PID when dropped.
+/// An HAProxy process, stopped by its PID when dropped. What it printed (servers going down and up, say) is
+/// shown when a test fails.
 pub(crate) struct Balancer {
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Balancer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let said = fs::read_to_string(self.dir.path().join("haproxy.log")).unwrap_or_default();
+            eprintln!("haproxy printed:\n{said}");
+        }
     }
 }
 
@@ -91,14 +96,15 @@ pub(crate) fn haproxy(config: &str) -> Balancer {
     fs::write(&path, config).expect("config");
     let check = run_bounded(Command::new("haproxy").args(["-c", "-f", path_str(&path)]), Duration::from_secs(20));
     assert!(check.status.success(), "haproxy -c: {}", String::from_utf8_lossy(&check.stderr));
+    let said = fs::File::create(dir.path().join("haproxy.log")).expect("haproxy log");
     let child = Command::new("haproxy")
         .args(["-db", "-f", path_str(&path)])
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(said.try_clone().expect("haproxy log"))
+        .stderr(said)
         .spawn()
         .expect("haproxy");
-    Balancer { child, _dir: dir }
+    Balancer { child, dir }
 }
 
 /// A GET on the metrics endpoint: (status code, body).
@@ -147,16 +153,19 @@ fn node(ip: &str, root: &Path, pasv: u16) -> Node {
     Node { server, metrics }
 }
 
+/// The balancer's configuration. Health checks run every 300 ms (a node that stops listening is out within about
+/// 600 ms) and a node has 2 s to greet one: HAProxy marks a server that has not yet passed a check down at its first
+/// failure, so with a 300 ms allowance one stall of a loaded machine right after start took both nodes out.
 pub(crate) fn config(control: u16, nodes: &[(&str, u16, u16)]) -> String {
     let mut c = String::from(
         "global\n    maxconn 2000\n\ndefaults\n    mode tcp\n    timeout connect 2s\n    timeout client 60s\n    \
-         timeout server 60s\n    retries 3\n    option redispatch\n\n",
+         timeout server 60s\n    timeout check 2s\n    retries 3\n    option redispatch\n\n",
     );
     c += &format!("frontend ftp_control\n    bind 127.0.0.1:{control}\n    default_backend ftp_nodes\n\n");
     c += "backend ftp_nodes\n    balance roundrobin\n    option tcp-check\n    tcp-check expect string 220\n";
     for (i, (ip, port, _)) in nodes.iter().enumerate() {
         c += &format!(
-            "    server node{i} {ip}:{port} source 127.0.0.1 send-proxy-v2 check check-send-proxy inter 300 fall 1 \
+            "    server node{i} {ip}:{port} source 127.0.0.1 send-proxy-v2 check check-send-proxy inter 300 fall 2 \
              rise 2\n"
         );
     }
