@@ -32,10 +32,10 @@ use secure::TlsSession;
 pub const DATA_BUFFER: usize = 64 * 1024;
 
 /// Most 120 ("service ready in n minutes") replies accepted before the 220 greeting.
-const MAX_DELAY_REPLIES: usize = 8;
+pub const MAX_DELAY_REPLIES: usize = 8;
 
 /// Codes that end a successful transfer.
-const TRANSFER_DONE: &[u16] = &[226, 250];
+pub const TRANSFER_DONE: &[u16] = &[226, 250];
 
 /// Codes that start a transfer.
 const TRANSFER_STARTED: &[u16] = &[125, 150];
@@ -478,10 +478,8 @@ impl FtpClient {
         if self.closed {
             return Err(FtpError::Closed);
         }
+        check_command_line(line)?;
         let label = mask_password(line);
-        if line.contains(['\r', '\n']) {
-            return Err(FtpError::Protocol(format!("{label:?}: a command cannot contain a line break")));
-        }
         debug!("> {}", visible(&label));
         let mut bytes = Vec::with_capacity(line.len() + 2);
         bytes.extend_from_slice(line.as_bytes());
@@ -600,8 +598,18 @@ enum Failure {
     Remote(FtpError),
 }
 
+/// Refuses a command line with a line break inside, which would smuggle in a second command (the error shows the
+/// line with its password hidden).
+pub fn check_command_line(line: &str) -> Result<(), FtpError> {
+    if line.contains(['\r', '\n']) {
+        let label = mask_password(line);
+        return Err(FtpError::Protocol(format!("{label:?}: a command cannot contain a line break")));
+    }
+    Ok(())
+}
+
 /// The server's refusal (426, 451, 552 ...) explains a failed transfer better than the network error, if it sent one.
-fn better_error(line: &str, reply: Result<Reply, FtpError>, err: FtpError) -> FtpError {
+pub fn better_error(line: &str, reply: Result<Reply, FtpError>, err: FtpError) -> FtpError {
     match reply {
         Ok(reply) if !TRANSFER_DONE.contains(&reply.code) => FtpError::Unexpected { command: line.to_string(), reply },
         _ => err,

@@ -21,7 +21,10 @@ pub use ftp_common::time as timestamp;
 pub mod tls;
 pub mod visible;
 
-pub use client::{parse_quoted_path, passive_data_address, FtpClient, DATA_BUFFER};
+pub use client::{
+    better_error, check_command_line, parse_quoted_path, passive_data_address, FtpClient, DATA_BUFFER,
+    MAX_DELAY_REPLIES, TRANSFER_DONE,
+};
 pub use entry::{parse_mlsd, Entry, EntryKind};
 pub use error::FtpError;
 pub use features::{feature_params, parse_choice_list, parse_feat_lines, parse_hash_reply, to_hex, FileHash};

@@ -454,10 +454,7 @@ impl Session {
         if self.is_busy() || !self.deferred.is_empty() || self.awaits_answer() {
             // Only ABOR, STAT and NOOP are answered while a transfer runs; the rest wait their turn. While the
             // loop works on a request that a reply depends on, everything waits: replies keep the commands' order.
-            // STAT and NOOP behind a waiting command wait too, or their replies would overtake its reply and a
-            // pipelining client would pair them wrongly; ABOR does not wait (it is the client's interrupt).
-            let urgent = !self.awaits_answer() && is_urgent(&line) && (self.deferred.is_empty() || is_abort(&line));
-            if !urgent {
+            if self.awaits_answer() || !overtakes(&line, !self.deferred.is_empty()) {
                 self.deferred.push_back(line);
                 return;
             }
@@ -706,9 +703,9 @@ impl Session {
         // ABOR, STAT and NOOP that came while the storage was answering run as soon as it has, ahead of what
         // waits for the transfer that answer may have started, as they would have had they come a moment later.
         while !self.awaits_answer() && self.is_busy() && self.closing.is_none() {
-            // An ABOR anywhere; a STAT or NOOP only when nothing waits ahead of it.
-            let first = self.deferred.front().filter(|l| is_urgent(l)).map(|_| 0);
-            let Some(i) = self.deferred.iter().position(is_abort).or(first) else { break };
+            // An ABOR anywhere first; else a STAT or NOOP with nothing waiting ahead of it.
+            let first = self.deferred.front().is_some_and(|l| overtakes(l, false)).then_some(0);
+            let Some(i) = self.deferred.iter().position(|l| overtakes(l, true)).or(first) else { break };
             let Some(line) = self.deferred.remove(i) else { break };
             self.run_line(now, line);
         }
@@ -1067,9 +1064,14 @@ fn is_urgent(line: &Line) -> bool {
     }
 }
 
-/// ABOR: answered during a transfer even behind commands that wait.
-fn is_abort(line: &Line) -> bool {
-    matches!(line, Line::Text(t) if matches!(Command::parse(t), Ok(Command::Abor)))
+/// Whether `line` is answered during a transfer rather than queued, `behind` other commands that wait or not.
+/// ABOR always is (it is the client's interrupt); STAT and NOOP only with nothing waiting ahead of them, or their
+/// replies would overtake those commands' replies and a pipelining client would pair them wrongly.
+fn overtakes(line: &Line, behind: bool) -> bool {
+    match line {
+        Line::Text(t) if behind => matches!(Command::parse(t), Ok(Command::Abor)),
+        _ => is_urgent(line),
+    }
 }
 
 /// The metrics' direction of a transfer verb.

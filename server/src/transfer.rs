@@ -530,20 +530,20 @@ impl LazyPipe {
     pub fn get(&mut self, want: usize) -> Option<&SplicePipe> {
         /// Steps without a pipe before a refused one is asked for again.
         const RETRY_AFTER: u32 = 1024;
-        match self {
-            LazyPipe::Refused(n) if *n < RETRY_AFTER => {
+        if let LazyPipe::Refused(n) = self {
+            if *n < RETRY_AFTER {
                 *n += 1;
                 return None;
             }
-            LazyPipe::Made(_) => {}
-            _ => match SplicePipe::new(want) {
-                Ok(pipe) => *self = LazyPipe::Made(pipe),
-                Err(e) => {
+        }
+        if !matches!(self, LazyPipe::Made(_)) {
+            *self = SplicePipe::new(want).map_or_else(
+                |e| {
                     log::warn!("no pipe for spliced uploads ({e}): uploads are read and written");
-                    *self = LazyPipe::Refused(0);
-                    return None;
-                }
-            },
+                    LazyPipe::Refused(0)
+                },
+                LazyPipe::Made,
+            );
         }
         match self {
             LazyPipe::Made(pipe) => Some(pipe),

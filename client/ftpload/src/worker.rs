@@ -196,10 +196,7 @@ impl Worker<'_> {
 
     /// After a data-connection failure: the server's refusal if it sends one (426, 451 ...), else `err`.
     fn failed(&mut self, line: &str, what: &str, err: io::Error) -> FtpError {
-        match self.client.read_reply() {
-            Ok(reply) if !matches!(reply.code, 226 | 250) => FtpError::Unexpected { command: line.to_string(), reply },
-            _ => io_error(format!("{line}: {what}"), err),
-        }
+        ftp_client::better_error(line, self.client.read_reply(), io_error(format!("{line}: {what}"), err))
     }
 
     /// Runs a transfer from the server (RETR, LIST), discarding the data.
@@ -304,7 +301,7 @@ impl Drop for InFlight<'_> {
 }
 
 fn expect_done(line: &str, reply: Reply) -> Result<(), FtpError> {
-    if matches!(reply.code, 226 | 250) {
+    if ftp_client::TRANSFER_DONE.contains(&reply.code) {
         Ok(())
     } else {
         Err(FtpError::Unexpected { command: line.to_string(), reply })

@@ -90,17 +90,20 @@ fn wait_bounded(child: Child, limit: Duration) -> Output {
     }
 }
 
+/// Starts `ftpload ARGS` with its output piped, logging what `log` (a RUST_LOG filter) asks for, or nothing.
+fn spawn_ftpload(args: &[&str], log: Option<&str>) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ftpload"));
+    command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    match log {
+        Some(filter) => command.env("RUST_LOG", filter),
+        None => command.env_remove("RUST_LOG"),
+    };
+    command.spawn().expect("start ftpload")
+}
+
 /// Runs `ftpload ARGS`; returns exit code, stdout and stderr.
 fn ftpload(args: &[&str]) -> (Option<i32>, String, String) {
-    let child = Command::new(env!("CARGO_BIN_EXE_ftpload"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ftpload");
-    let output = wait_bounded(child, PROCESS_LIMIT);
+    let output = wait_bounded(spawn_ftpload(args, None), PROCESS_LIMIT);
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -380,15 +383,9 @@ fn ramp_loops_are_threads_holding_their_share() {
     let server = Server::start();
     let file = ramp_file(&server);
     let port = server.port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ftpload"))
-        .args([&port, "ramp", "--file", file, "--duration", "10", "--threads", "3", "--json"])
-        .args(SMALL_RAMP)
-        .env("RUST_LOG", "ftpload::ramp::event_loop=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ftpload");
+    let mut args = vec![port.as_str(), "ramp", "--file", file, "--duration", "10", "--threads", "3", "--json"];
+    args.extend_from_slice(&SMALL_RAMP);
+    let mut child = spawn_ftpload(&args, Some("ftpload::ramp::event_loop=debug"));
     let thread_names = |pid: u32| -> Vec<String> {
         let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
         let comm = |task: fs::DirEntry| fs::read_to_string(task.path().join("comm")).ok();
@@ -462,15 +459,9 @@ fn ramp_ends_with_session_failed_when_the_server_dies() {
     let server = Server::start();
     let file = ramp_file(&server);
     let port = server.port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ftpload"))
-        .args([&port, "ramp", "--file", file, "--duration", "60", "--json"])
-        .args(["--rate", "256K", "--step-interval", "20", "--window", "300", "--max-sessions", "2000"])
-        .env("RUST_LOG", "ftpload::ramp=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ftpload");
+    let args = [port.as_str(), "ramp", "--file", file, "--duration", "60", "--json", "--rate", "256K"];
+    let throttle = ["--step-interval", "20", "--window", "300", "--max-sessions", "2000"];
+    let mut child = spawn_ftpload(&[&args[..], &throttle].concat(), Some("ftpload::ramp=debug"));
     // The ramp's debug log says how many sessions are held at each step: once some are, the server dies.
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = mpsc::channel();

@@ -183,7 +183,8 @@ impl Shared {
             queue.push(arrival);
             queue.len() == 1
         };
-        // A queue already holding connections has a wake-up on its way (the worker empties it whole).
+        // A queue already holding connections has a wake-up on its way: this one's, or the one the worker sends
+        // itself when a turn leaves some (see `arrivals`).
         if was_empty {
             if let Some(waker) = lane.waker.get() {
                 let _ = waker.wake();

@@ -17,13 +17,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ftp_client::{passive_data_address, FtpError, Reply};
+use ftp_client::{check_command_line, passive_data_address, FtpError, Reply, MAX_DELAY_REPLIES, TRANSFER_DONE};
 use ftp_common::ReplyError;
 
 use crate::control::io_error;
-
-/// Most 120 ("service ready in n minutes") replies accepted before the 220 greeting, as in the library.
-const MAX_DELAY_REPLIES: usize = 8;
 
 /// The command lines every session of a run sends, rendered once.
 #[derive(Debug)]
@@ -40,10 +37,7 @@ impl Script {
         let script =
             Script { user: format!("USER {user}"), pass: format!("PASS {pass}"), retr: format!("RETR {file}") };
         for cmd in [Cmd::User, Cmd::Pass, Cmd::Retr] {
-            if script.line(cmd).contains(['\r', '\n']) {
-                let label = script.label(cmd);
-                return Err(FtpError::Protocol(format!("{label:?}: a command cannot contain a line break")));
-            }
+            check_command_line(script.line(cmd))?;
         }
         Ok(script)
     }
@@ -168,6 +162,11 @@ impl Dialogue {
         matches!(self.phase, Phase::Transfer { data: DataEnd::Open, .. })
     }
 
+    /// True until the control connection is up.
+    pub fn connecting(&self) -> bool {
+        matches!(self.phase, Phase::Connecting)
+    }
+
     /// The control connection is up.
     pub fn connected(&mut self) {
         if matches!(self.phase, Phase::Connecting) {
@@ -217,7 +216,7 @@ impl Dialogue {
                         // After a data failure the final reply is still awaited, for the server's reason.
                         Ok(if matches!(data, DataEnd::Failed(_)) { Step::Wait } else { Step::Started })
                     }
-                    (Confirm::Running, 226 | 250) => match data {
+                    (Confirm::Running, code) if TRANSFER_DONE.contains(&code) => match data {
                         DataEnd::Open => {
                             *confirm = Confirm::Done;
                             Ok(Step::Wait)

@@ -205,6 +205,8 @@ struct Shard<'a> {
     /// The buffer data receives name; with [`discard`] nothing is written to it. One for every session.
     buf: Vec<u8>,
     tally: Tally,
+    /// How much of `tally.bytes` the run's shared counter has been told.
+    published: u64,
     /// Set once a session has failed: the loop ends after the current batch.
     failed: bool,
 }
@@ -231,6 +233,7 @@ impl<'a> Shard<'a> {
             script,
             buf: vec![0; BUFFER],
             tally: Tally::default(),
+            published: 0,
             failed: false,
         }
     }
@@ -245,6 +248,7 @@ impl<'a> Shard<'a> {
             if self.failed {
                 break;
             }
+            self.publish();
             let wake = self.timers.first().map_or(now + IDLE_WAIT, |(at, _)| (*at).min(now + IDLE_WAIT));
             match self.poll.poll(&mut events, Some(wake.saturating_duration_since(Instant::now()))) {
                 Ok(()) => {}
@@ -263,10 +267,22 @@ impl<'a> Shard<'a> {
                 }
             }
         }
+        self.publish();
         if self.failed {
             log::debug!("ramp loop {}: a session failed", self.number);
             // The judging thread keeps its receiver until the ramp is over; after that nobody needs to know.
             let _ = self.failures.send(self.number);
+        }
+    }
+
+    /// Adds the bytes received since the last call to the run's counter (the progress line's), once a turn rather
+    /// than once a read: the counter is shared by every loop, and an atomic add on it from each would bounce its
+    /// cache line between their cores.
+    fn publish(&mut self) {
+        let fresh = self.tally.bytes - self.published;
+        if fresh > 0 {
+            self.run.bytes.fetch_add(fresh, Ordering::Relaxed);
+            self.published = self.tally.bytes;
         }
     }
 
@@ -298,7 +314,6 @@ impl<'a> Shard<'a> {
             local,
             dialogue,
             control,
-            control_up: false,
             replies: ReplyParser::default(),
             out: Vec::new(),
             data: None,
@@ -448,8 +463,6 @@ struct Session {
     local: usize,
     dialogue: Dialogue,
     control: TcpStream,
-    /// Set once the control connection has been opened.
-    control_up: bool,
     replies: ReplyParser,
     /// Command bytes not yet taken by the socket.
     out: Vec<u8>,
@@ -486,10 +499,9 @@ impl Session {
     /// An event on the control connection: it may have finished connecting, taken queued command bytes, or brought
     /// replies.
     fn control_ready(&mut self, cx: &mut Cx) -> Result<(), FtpError> {
-        if !self.control_up {
+        if self.dialogue.connecting() {
             match connect_state(&self.control) {
                 Ok(true) => {
-                    self.control_up = true;
                     self.dialogue.connected();
                     self.progress_at = cx.now;
                 }
@@ -637,9 +649,9 @@ impl Session {
                 cx.run.recorder.record(self.index, Metric::Login, cx.now.saturating_duration_since(self.opened));
                 cx.tally.sessions_established += 1;
                 cx.run.sessions.fetch_add(1, Ordering::Relaxed);
-                // The throttle's clock starts now, with the bucket's first quantum, as a session thread's does.
+                // The throttle's clock starts now, with the bucket's first quantum (untouched until now), as a
+                // session thread's does.
                 self.started = Some(cx.now);
-                self.bucket = TokenBucket::new(cx.run.plan.rate.unwrap_or(1));
                 self.begin_transfer(cmd, cx)
             }
             Step::Finished(cmd) => {
@@ -690,8 +702,8 @@ impl Session {
         self.bytes += n;
         self.transfer_bytes += n;
         self.progress_at = cx.now;
+        // The run-wide counter, shared by every loop, gets this loop's new bytes once a turn (see `publish`).
         cx.tally.bytes += n;
-        cx.run.bytes.fetch_add(n, Ordering::Relaxed);
         // This loop is the slot's only writer, so a store (no read-modify-write) is enough for the judge to sample.
         if let Some(slot) = cx.run.slots.get(self.index) {
             slot.bytes.store(self.bytes, Ordering::Relaxed);
